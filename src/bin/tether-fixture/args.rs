@@ -1,0 +1,176 @@
+//! Command-line flags of `tether-fixture`.
+//!
+//! The public flags choose how the fixture misbehaves; the hidden ones
+//! (`--sleeper`, `--intermediate`, `--notify-fd`, `--tough`) are only used when
+//! the fixture re-executes itself to become one of its own escapee processes.
+
+use clap::{Parser, ValueEnum};
+use std::os::fd::RawFd;
+
+/// A misbehaving stdio MCP server used by tether's integration tests.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tether-fixture", version)]
+pub struct Args {
+    /// Marker passed as `--tag STR` in the argv of every process the fixture spawns.
+    #[arg(long, value_name = "STR")]
+    pub tag: Option<String>,
+
+    /// Keep running forever after stdin reaches EOF.
+    #[arg(long)]
+    pub ignore_eof: bool,
+
+    /// Ignore SIGTERM and SIGHUP in the server process itself.
+    #[arg(long)]
+    pub ignore_sigterm: bool,
+
+    /// Spawn N sleepers that stay in the fixture's own process group.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub children: usize,
+
+    /// Spawn one sleeper that calls setsid() before exec.
+    #[arg(long)]
+    pub setsid_escapee: bool,
+
+    /// Spawn a sleeper grandchild in a new session via an intermediate that exits at once.
+    #[arg(long)]
+    pub double_fork: bool,
+
+    /// Like --double-fork, but the grandchild has a completely empty environment.
+    #[arg(long)]
+    pub env_i_escapee: bool,
+
+    /// Every sleeper ignores SIGTERM, SIGINT and SIGHUP (only SIGKILL ends it).
+    #[arg(long)]
+    pub tough_children: bool,
+
+    /// Shorthand for --children 2 --setsid-escapee --double-fork --env-i-escapee
+    /// --tough-children --ignore-sigterm --ignore-eof.
+    #[arg(long)]
+    pub zoo: bool,
+
+    /// Exit with --exit-code after answering N `tools/call` requests.
+    #[arg(long, value_name = "N")]
+    pub exit_after: Option<u64>,
+
+    /// Exit status used on stdin EOF and after --exit-after.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    pub exit_code: i32,
+
+    /// Write a line of non-JSON garbage to stdout before each response line.
+    #[arg(long)]
+    pub garbage: bool,
+
+    /// Sleep MS milliseconds before each reply.
+    #[arg(long, value_name = "MS")]
+    pub slow: Option<u64>,
+
+    /// Ignore JSON entirely: copy stdin to stdout byte for byte until EOF.
+    #[arg(long)]
+    pub raw_echo: bool,
+
+    /// At start, write N numbered lines to stderr.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub stderr_lines: u64,
+
+    /// Hidden: run as a sleeper of this kind.
+    #[arg(long, hide = true, value_name = "KIND", conflicts_with = "intermediate")]
+    pub sleeper: Option<SleeperKind>,
+
+    /// Hidden: run as the intermediate that spawns a sleeper of this kind, then exits.
+    #[arg(long, hide = true, value_name = "KIND")]
+    pub intermediate: Option<SleeperKind>,
+
+    /// Hidden: the inherited fd on which a sleeper reports `<pid> <kind>\n`.
+    #[arg(long, hide = true, value_name = "FD")]
+    pub notify_fd: Option<RawFd>,
+
+    /// Hidden: the sleeper ignores SIGTERM, SIGINT and SIGHUP.
+    #[arg(long, hide = true)]
+    pub tough: bool,
+}
+
+/// What kind of escapee a sleeper is; also its name in the ready line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum SleeperKind {
+    /// Stays in the fixture's process group.
+    #[value(name = "group")]
+    Group,
+    /// Direct child that called setsid() before exec.
+    #[value(name = "setsid")]
+    Setsid,
+    /// Grandchild in a new session, orphaned by its exited parent.
+    #[value(name = "double-fork")]
+    DoubleFork,
+    /// Like `DoubleFork`, with an empty environment.
+    #[value(name = "env-i")]
+    EnvI,
+}
+
+impl SleeperKind {
+    /// The name used on the command line and in notify/ready lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            SleeperKind::Group => "group",
+            SleeperKind::Setsid => "setsid",
+            SleeperKind::DoubleFork => "double-fork",
+            SleeperKind::EnvI => "env-i",
+        }
+    }
+
+    /// Inverse of [`SleeperKind::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Group, Self::Setsid, Self::DoubleFork, Self::EnvI]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+}
+
+impl Args {
+    /// Expands `--zoo` into the flags it stands for.
+    pub fn expand_zoo(mut self) -> Self {
+        if self.zoo {
+            self.children = self.children.max(2);
+            self.setsid_escapee = true;
+            self.double_fork = true;
+            self.env_i_escapee = true;
+            self.tough_children = true;
+            self.ignore_sigterm = true;
+            self.ignore_eof = true;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoo_expands() {
+        let a = Args::parse_from(["f", "--zoo", "--tag", "T"]).expand_zoo();
+        assert_eq!(a.children, 2);
+        assert!(a.setsid_escapee && a.double_fork && a.env_i_escapee);
+        assert!(a.tough_children && a.ignore_sigterm && a.ignore_eof);
+        assert_eq!(a.tag.as_deref(), Some("T"));
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in [
+            SleeperKind::Group,
+            SleeperKind::Setsid,
+            SleeperKind::DoubleFork,
+            SleeperKind::EnvI,
+        ] {
+            assert_eq!(SleeperKind::from_name(k.name()), Some(k));
+            let v = k.to_possible_value().unwrap();
+            assert_eq!(v.get_name(), k.name());
+        }
+    }
+
+    #[test]
+    fn negative_exit_code_parses() {
+        let a = Args::parse_from(["f", "--exit-code", "-1"]);
+        assert_eq!(a.exit_code, -1);
+    }
+}

@@ -1,0 +1,113 @@
+//! The command line, parsed and validated into configurations before anything runs.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::supervisor::layers::Disabled;
+
+/// Tether: a leak-proof MCP gateway and process supervisor.
+#[derive(Debug, Parser)]
+#[command(name = "tether", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an MCP stdio server under Tether: it and every process it starts end when the
+    /// client goes away (stdin closed, stdout unread, client exited, or a signal).
+    Wrap(WrapArgs),
+    /// Show Tether at work: wrap the bundled fixture server, call its echo tool, end it, and
+    /// prove that no process of it survived.
+    Demo,
+}
+
+/// `tether wrap`.
+#[derive(Debug, clap::Args)]
+#[command(trailing_var_arg = true)]
+pub struct WrapArgs {
+    /// Time the server gets between the polite signal (SIGTERM) and SIGKILL.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Cap on the number of processes in the server's tree (cgroup pids.max).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_procs: Option<u32>,
+
+    /// Switch a containment layer off (repeatable; also TETHER_DISABLE=a,b): group, subreaper,
+    /// cgroup, pidfd, pdeathsig, cookie.
+    #[arg(long = "disable", value_name = "LAYER", value_delimiter = ',')]
+    pub disable: Vec<String>,
+
+    /// End the server when this inherited fd reaches EOF, instead of watching stdin/stdout
+    /// (for a supervising gateway, which holds the write end).
+    #[arg(long, value_name = "FD")]
+    pub lifeline_fd: Option<i32>,
+
+    /// Instance id to use (32 hex digits; random by default).
+    #[arg(long, hide = true)]
+    pub instance_id: Option<String>,
+
+    /// Owner id to use (random by default).
+    #[arg(long, hide = true)]
+    pub owner_id: Option<String>,
+
+    /// The server command and its arguments, after `--`.
+    #[arg(required = true, value_name = "CMD", allow_hyphen_values = true)]
+    pub command: Vec<OsString>,
+}
+
+impl WrapArgs {
+    /// The layers disabled by flags and by `TETHER_DISABLE`.
+    pub fn disabled(&self) -> Result<Disabled, crate::supervisor::layers::UnknownLayer> {
+        let from_env = std::env::var("TETHER_DISABLE").unwrap_or_default();
+        let from_flags = Disabled::parse_list(&self.disable.join(","))?;
+        Ok(from_flags.union(Disabled::parse_list(&from_env)?))
+    }
+}
+
+/// Parses `500ms`, `2s`, `1m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 500ms, 2s or 1m: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn wrap_takes_everything_after_the_separator() {
+        let cli = Cli::try_parse_from(["tether", "wrap", "--grace", "1s", "--", "node", "--grace", "x"]).unwrap();
+        let Command::Wrap(w) = cli.command else {
+            panic!("not wrap")
+        };
+        assert_eq!(w.grace, Duration::from_secs(1));
+        assert_eq!(w.command, vec![OsString::from("node"), "--grace".into(), "x".into()]);
+    }
+
+    #[test]
+    fn wrap_needs_a_command() {
+        assert!(Cli::try_parse_from(["tether", "wrap"]).is_err());
+        assert!(Cli::try_parse_from(["tether", "wrap", "--max-procs", "0", "--", "x"]).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Tether: a leak-proof MCP gateway and process supervisor.
+//!
+//! The library holds everything; `src/main.rs` is a thin command-line edge over it.
+
+#[macro_use]
+pub mod diag;
+pub mod cli;
+pub mod demo;
+pub mod ids;
+pub mod supervisor;
+pub mod wrap;

@@ -1,0 +1,24 @@
+//! The `tether` binary: a thin edge over the library. Parses the command line, runs the
+//! subcommand, prints the whole error chain, and exits with a deliberate status (for `wrap`,
+//! the server's own).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcp_tether::cli::{Cli, Command};
+use mcp_tether::{demo, wrap};
+
+fn main() -> ExitCode {
+    mcp_tether::diag::init_from_env();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Wrap(args) => wrap::main(args),
+        Command::Demo => match demo::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tether: demo failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

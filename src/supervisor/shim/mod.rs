@@ -1,0 +1,304 @@
+//! The shim: one small, single-threaded process per instance that owns the server's whole
+//! process tree and ends it when its owner goes away, however it goes.
+//!
+//! It sets up the containment layers, forks a watchdog (for its own SIGKILL), starts the server
+//! with the client's stdio, and then sleeps in one `poll` over its signalfd, the client's pipe
+//! ends, its parent's pidfd and the lifeline. Any trigger starts the teardown state machine;
+//! the shim exits once nothing of the tree is alive, with the server's exit status. It never
+//! starts an async runtime or a thread: `fork`, `PR_SET_PDEATHSIG` and signal masks all assume
+//! one thread.
+
+mod server;
+mod teardown;
+mod tree;
+mod watch;
+
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use crate::supervisor::cgroup::InstanceCgroup;
+use crate::supervisor::cookie::Cookie;
+use crate::supervisor::layers::{Disabled, Layer};
+use crate::supervisor::pidfd;
+use crate::supervisor::signals::Signals;
+use crate::supervisor::watchdog::{Charge, Watchdog};
+
+pub use server::SpawnError;
+pub use teardown::Trigger;
+pub use tree::ServerExit;
+
+use teardown::{Action, Teardown};
+use tree::Tree;
+use watch::{Event, Watch};
+
+/// How often the tree is re-checked and re-killed after SIGKILL went out.
+const KILLING_TICK: Duration = Duration::from_millis(10);
+/// How long after SIGKILL the shim keeps trying before it reports survivors and gives up
+/// (processes in uninterruptible sleep cannot die until the kernel lets them).
+const KILLING_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Everything a shim needs to run one instance.
+#[derive(Debug, Clone)]
+pub struct ShimConfig {
+    /// The server's program and arguments.
+    pub argv: Vec<OsString>,
+    /// Time between the polite signal and SIGKILL.
+    pub grace: Duration,
+    /// `pids.max` for the instance, if any.
+    pub max_procs: Option<u32>,
+    /// Layers switched off on purpose.
+    pub disabled: Disabled,
+    /// An fd whose EOF means "end it now", replacing the watch on stdin and stdout.
+    pub lifeline: Option<RawFd>,
+    /// The instance's id.
+    pub instance: String,
+    /// The owner's id.
+    pub owner: String,
+}
+
+/// Why a shim could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    /// The server could not be started.
+    #[error("spawn failed: {0}")]
+    Spawn(#[from] SpawnError),
+    /// A system call the shim depends on failed.
+    #[error("{what}: {source}")]
+    Os {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The lifeline fd is not an open fd.
+    #[error("--lifeline-fd {0}: not an open file descriptor")]
+    BadLifeline(RawFd),
+}
+
+impl ShimError {
+    /// The status `tether wrap` exits with for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ShimError::Spawn(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
+}
+
+fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> ShimError {
+    move |source| ShimError::Os { what, source }
+}
+
+/// The layers actually in force for one instance, for logs and (later) the ledger.
+#[derive(Debug, Default)]
+pub struct Layers {
+    /// Which layers are on.
+    pub active: Vec<Layer>,
+    /// Layers that were wanted but are missing here, with the reason.
+    pub missing: Vec<(Layer, String)>,
+}
+
+/// Runs one instance to its end and returns how the server ended.
+pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
+    let mut signals = Signals::block().map_err(|e| ShimError::Os {
+        what: "blocking signals",
+        source: e.into(),
+    })?;
+    if let Some(fd) = cfg.lifeline {
+        set_cloexec(fd).map_err(|_| ShimError::BadLifeline(fd))?;
+    }
+    let allow = |l: Layer| cfg.disabled.allows(l);
+    let mut layers = Layers::default();
+
+    if allow(Layer::Subreaper) {
+        match nix::sys::prctl::set_child_subreaper(true) {
+            Ok(()) => layers.active.push(Layer::Subreaper),
+            Err(e) => layers.missing.push((Layer::Subreaper, format!("prctl: {e}"))),
+        }
+    }
+    let cgroup = if allow(Layer::Cgroup) {
+        match InstanceCgroup::create(&cfg.instance, cfg.max_procs) {
+            Ok((cg, warning)) => {
+                if let Some(w) = warning {
+                    crate::warn!("{w}");
+                }
+                layers.active.push(Layer::Cgroup);
+                Some(cg)
+            }
+            Err(e) => {
+                layers.missing.push((Layer::Cgroup, e.to_string()));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if cgroup.is_none() {
+        if let Some(max) = cfg.max_procs {
+            crate::warn!("--max-procs {max} is not enforced: the cgroup layer is not in force");
+        }
+    }
+    let use_pidfd = allow(Layer::Pidfd) && pidfd::supported();
+    if use_pidfd {
+        layers.active.push(Layer::Pidfd);
+    } else if allow(Layer::Pidfd) {
+        layers
+            .missing
+            .push((Layer::Pidfd, "pidfd_open is not supported by this kernel".into()));
+    }
+    let cookie = allow(Layer::Cookie).then(|| Cookie {
+        instance: cfg.instance.clone(),
+        owner: cfg.owner.clone(),
+    });
+    for l in [Layer::Group, Layer::Pdeathsig, Layer::Cookie] {
+        if allow(l) {
+            layers.active.push(l);
+        }
+    }
+    log_layers(cfg, &layers, cgroup.as_ref());
+
+    let mut cgroup_dirs: Vec<_> = cgroup.iter().map(|c| c.dir().to_path_buf()).collect();
+    cgroup_dirs.extend(cgroup.as_ref().and_then(|c| c.pids_limit()).and_then(v1_pids_dir));
+    let watchdog = Watchdog::start(Charge {
+        cgroups: cgroup_dirs,
+        cookie: cookie.clone(),
+    })
+    .map_err(os("forking the watchdog"))?;
+
+    let spec = server::ServerSpec {
+        argv: &cfg.argv,
+        group: allow(Layer::Group),
+        pdeathsig: allow(Layer::Pdeathsig),
+        join_fds: cgroup.as_ref().map(InstanceCgroup::join_fds).unwrap_or_default(),
+        cookie: cookie.as_ref(),
+    };
+    let leader = match server::spawn(spec) {
+        Ok(pid) => pid,
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                let _ = cg.remove();
+            }
+            watchdog.dismiss();
+            return Err(e.into());
+        }
+    };
+    crate::debug!("instance {}: server pid {leader}", cfg.instance);
+
+    let mut tree = Tree::new(
+        leader,
+        allow(Layer::Group),
+        use_pidfd,
+        cgroup,
+        cookie,
+        Some(watchdog.pid()),
+    );
+    let mut watch = Watch::new(cfg.lifeline, use_pidfd);
+    let mut teardown = Teardown::new(cfg.grace);
+    if watch.parent_already_gone() {
+        teardown.trigger(Trigger::ParentExited, Instant::now());
+    }
+    let mut watchdog = Some(watchdog);
+
+    loop {
+        let now = Instant::now();
+        if let Action::Send(sig) = teardown.poll(now) {
+            crate::debug!("instance {}: sending {sig} to the tree", cfg.instance);
+            tree.signal(sig);
+        }
+        if let Some(dead) = tree.reap() {
+            crate::warn!(
+                "the watchdog (pid {dead}) died; a SIGKILL of this shim would now leave the sweep to clean up"
+            );
+            watchdog = None;
+        }
+        if tree.server_exit().is_some() && !teardown.started() {
+            teardown.trigger(Trigger::ServerExited, now);
+            continue;
+        }
+        if teardown.started() {
+            let remaining = tree.remaining(true);
+            if remaining.is_empty() {
+                break;
+            }
+            if let teardown::Phase::Killing { since, .. } = teardown.phase {
+                if now.duration_since(since) > KILLING_PATIENCE {
+                    crate::error!(
+                        "instance {}: processes {:?} survive SIGKILL after {:?}; leaving them to the watchdog and the sweep",
+                        cfg.instance,
+                        tree.survivors(),
+                        KILLING_PATIENCE
+                    );
+                    if let Some(w) = watchdog.take() {
+                        w.hand_over();
+                    }
+                    let (exit, _cgroup) = tree.finish();
+                    return Ok(exit);
+                }
+            }
+        }
+        let timeout = teardown.next_deadline(Instant::now(), KILLING_TICK);
+        let events = watch.wait(&mut signals, timeout).map_err(os("waiting for events"))?;
+        for event in events {
+            let trigger = match event {
+                Event::Signal(crate::supervisor::signals::Arrived::Child) => continue,
+                Event::Signal(crate::supervisor::signals::Arrived::Stop(s)) => Trigger::Signal(s),
+                Event::StdinClosed => Trigger::StdinClosed,
+                Event::StdoutClosed => Trigger::StdoutClosed,
+                Event::ParentExited => Trigger::ParentExited,
+                Event::LifelineClosed => Trigger::LifelineClosed,
+            };
+            if !teardown.started() {
+                crate::info!("instance {}: {}; ending the tree", cfg.instance, trigger.describe());
+            }
+            teardown.trigger(trigger, Instant::now());
+        }
+    }
+
+    crate::debug!(
+        "instance {}: tree ended ({})",
+        cfg.instance,
+        teardown.cause().map(Trigger::describe).unwrap_or_default()
+    );
+    let (exit, cgroup) = tree.finish();
+    if let Some(cg) = cgroup {
+        let dir = cg.dir().to_path_buf();
+        if let Err(e) = cg.remove() {
+            crate::warn!("removing cgroup {}: {e}", dir.display());
+        }
+    }
+    if let Some(w) = watchdog {
+        w.dismiss();
+    }
+    Ok(exit)
+}
+
+fn v1_pids_dir(limit: &crate::supervisor::cgroup::pids::PidsLimit) -> Option<std::path::PathBuf> {
+    match limit {
+        crate::supervisor::cgroup::pids::PidsLimit::V1 { dir, .. } => Some(dir.clone()),
+        crate::supervisor::cgroup::pids::PidsLimit::V2 { .. } => None,
+    }
+}
+
+fn log_layers(cfg: &ShimConfig, layers: &Layers, cgroup: Option<&InstanceCgroup>) {
+    let active: Vec<&str> = layers.active.iter().map(|l| l.name()).collect();
+    crate::info!(
+        "instance {}: containment {}{}",
+        cfg.instance,
+        active.join(","),
+        cgroup
+            .map(|c| format!(" (cgroup {})", c.dir().display()))
+            .unwrap_or_default()
+    );
+    for (layer, why) in &layers.missing {
+        crate::info!("instance {}: layer {layer} unavailable: {why}", cfg.instance);
+    }
+}
+
+fn set_cloexec(fd: RawFd) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    #[allow(unsafe_code)]
+    // SAFETY: `fd` was handed to us by our parent for our own use; we only change its flags.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let flags = FdFlag::from_bits_truncate(fcntl(borrowed, FcntlArg::F_GETFD)?);
+    fcntl(borrowed, FcntlArg::F_SETFD(flags | FdFlag::FD_CLOEXEC)).map(drop)
+}

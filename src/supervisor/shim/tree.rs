@@ -1,0 +1,209 @@
+//! The process tree of one instance, and how to signal and reap all of it.
+//!
+//! Every way of reaching a member is used at once, because each misses something: the process
+//! group (TERM reaches `sh -c` and `npx`'s children), the cgroup (everything, even `env -i`
+//! double forks), the shim's own children (escapees re-parented to it as subreaper; killing an
+//! unreaped child by pid is safe, its pid cannot be recycled) and the environment cookie (for
+//! hosts with neither). The server itself is never reaped before the end, so its pid, which is
+//! also the group id, stays pinned and `killpg` can never reach a stranger's group.
+
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::supervisor::cgroup::InstanceCgroup;
+use crate::supervisor::cookie::Cookie;
+use crate::supervisor::pidfd::Pidfd;
+use crate::supervisor::procfs;
+
+/// How the server ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerExit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal(Signal),
+}
+
+/// What is left of a tree.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Remaining {
+    /// The server has not exited yet.
+    pub server: bool,
+    /// Live processes in the cgroup.
+    pub cgroup: usize,
+    /// Unreaped children of the shim other than the server and the watchdog.
+    pub children: usize,
+    /// Live processes carrying the cookie, found by the last sweep.
+    pub carriers: usize,
+}
+
+impl Remaining {
+    /// True when nothing of the tree is alive.
+    pub fn is_empty(&self) -> bool {
+        *self == Remaining::default()
+    }
+}
+
+/// One instance's processes.
+pub struct Tree {
+    /// The server's pid; also its process group id when `group` is set.
+    leader: Pid,
+    /// A pidfd on the server, when the pidfd layer is on.
+    leader_fd: Option<Pidfd>,
+    /// The server leads its own process group.
+    group: bool,
+    /// The instance cgroup, when that layer is on.
+    pub cgroup: Option<InstanceCgroup>,
+    /// The environment cookie, when that layer is on.
+    cookie: Option<Cookie>,
+    /// The watchdog's pid: a child of the shim that is not part of the tree.
+    watchdog: Option<i32>,
+    /// How the server ended, once it has (observed without reaping it).
+    exit: Option<ServerExit>,
+    /// Cookie carriers signalled so far, kept open to see them die.
+    carriers: Vec<Pidfd>,
+}
+
+impl Tree {
+    /// A tree whose server was just spawned.
+    pub fn new(
+        leader: i32,
+        group: bool,
+        use_pidfd: bool,
+        cgroup: Option<InstanceCgroup>,
+        cookie: Option<Cookie>,
+        watchdog: Option<i32>,
+    ) -> Tree {
+        let leader_fd = if use_pidfd { Pidfd::open(leader).ok() } else { None };
+        Tree {
+            leader: Pid::from_raw(leader),
+            leader_fd,
+            group,
+            cgroup,
+            cookie,
+            watchdog,
+            exit: None,
+            carriers: Vec::new(),
+        }
+    }
+
+    /// How the server ended, checking without reaping it.
+    pub fn server_exit(&mut self) -> Option<ServerExit> {
+        if self.exit.is_none() {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            self.exit = match waitid(Id::Pid(self.leader), flags) {
+                Ok(WaitStatus::Exited(_, code)) => Some(ServerExit::Code(code)),
+                Ok(WaitStatus::Signaled(_, sig, _)) => Some(ServerExit::Signal(sig)),
+                _ => None,
+            };
+        }
+        self.exit
+    }
+
+    /// Children of the shim that belong to the tree: everything but the server and watchdog.
+    fn adopted(&self) -> Vec<i32> {
+        procfs::own_children()
+            .into_iter()
+            .filter(|&p| p != self.leader.as_raw() && Some(p) != self.watchdog)
+            .collect()
+    }
+
+    /// Reaps every exited child except the server (kept as a zombie until the end) and the
+    /// watchdog. Returns the watchdog's pid if it was found dead (and reaped).
+    pub fn reap(&mut self) -> Option<i32> {
+        for pid in self.adopted() {
+            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+        }
+        let wd = self.watchdog?;
+        match waitpid(Pid::from_raw(wd), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => None,
+            _ => {
+                self.watchdog = None;
+                Some(wd)
+            }
+        }
+    }
+
+    /// Sends `signal` to every member by every means in force.
+    pub fn signal(&mut self, signal: Signal) {
+        if self.server_exit().is_none() {
+            match &self.leader_fd {
+                Some(fd) => drop(fd.signal(signal)),
+                None => drop(nix::sys::signal::kill(self.leader, signal)),
+            }
+        }
+        if self.group {
+            // Pinned: the leader is unreaped, so this group id is still ours.
+            let _ = killpg(self.leader, signal);
+        }
+        if let Some(cg) = &self.cgroup {
+            if signal == Signal::SIGKILL {
+                if let Err(e) = cg.kill() {
+                    crate::warn!("cgroup.kill in {}: {e}", cg.dir().display());
+                }
+            } else {
+                for pid in cg.members() {
+                    // Members are ours by construction; a pidfd makes sure a pid that left and
+                    // was recycled in between is not hit.
+                    if let Ok(fd) = Pidfd::open(pid) {
+                        if cg.members().contains(&pid) {
+                            let _ = fd.signal(signal);
+                        }
+                    }
+                }
+            }
+        }
+        for pid in self.adopted() {
+            // Unreaped children of ours: their pids cannot have been recycled.
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        }
+        if let Some(cookie) = &self.cookie {
+            let exclude: Vec<i32> = self.watchdog.into_iter().collect();
+            let found = cookie.signal_carriers(signal, &exclude);
+            self.carriers.extend(found);
+        }
+    }
+
+    /// What is still alive. The cookie sweep reads every process's environment, so it is only
+    /// run when `sweep` is set and nothing cheaper shows life.
+    pub fn remaining(&mut self, sweep: bool) -> Remaining {
+        let mut r = Remaining {
+            server: self.server_exit().is_none(),
+            cgroup: self.cgroup.as_ref().map_or(0, |c| usize::from(c.populated())),
+            children: self.adopted().len(),
+            carriers: 0,
+        };
+        self.carriers.retain(Pidfd::is_alive);
+        r.carriers = self.carriers.len();
+        if sweep && r.is_empty() {
+            if let Some(cookie) = &self.cookie {
+                let exclude: Vec<i32> = self.watchdog.into_iter().collect();
+                r.carriers = cookie.carriers(&exclude).len();
+            }
+        }
+        r
+    }
+
+    /// Pids still alive, for a report when the tree will not die.
+    pub fn survivors(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self.cgroup.as_ref().map(InstanceCgroup::members).unwrap_or_default();
+        pids.extend(self.adopted());
+        pids.extend(self.carriers.iter().filter(|c| c.is_alive()).map(Pidfd::pid));
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Reaps the server, ending the tree; returns how it ended.
+    pub fn finish(mut self) -> (ServerExit, Option<InstanceCgroup>) {
+        let exit = self.server_exit();
+        let reaped = waitpid(self.leader, None);
+        let exit = exit.or(match reaped {
+            Ok(WaitStatus::Exited(_, code)) => Some(ServerExit::Code(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => Some(ServerExit::Signal(sig)),
+            _ => None,
+        });
+        (exit.unwrap_or(ServerExit::Signal(Signal::SIGKILL)), self.cgroup.take())
+    }
+}

@@ -1,0 +1,59 @@
+//! `tether wrap`: turns the validated command line into a shim configuration and runs it.
+//!
+//! Exit status: the server's own (a death by signal is re-raised), or, when Tether itself
+//! fails, 127 (command not found), 126 (not executable) or 125 (anything else), like `env`.
+
+use std::process::ExitCode;
+
+use crate::cli::WrapArgs;
+use crate::ids;
+use crate::supervisor::exit::exit_like;
+use crate::supervisor::shim::{self, ShimConfig};
+
+/// Status for Tether's own failures (usage, configuration, OS), kept clear of 126/127.
+const TETHER_FAILED: u8 = 125;
+
+/// Runs `tether wrap`; returns only on failure (on success the process exits like the server).
+pub fn main(args: WrapArgs) -> ExitCode {
+    let cfg = match config(args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            crate::error!("{e:#}");
+            return ExitCode::from(TETHER_FAILED);
+        }
+    };
+    match shim::run(&cfg) {
+        Ok(exit) => exit_like(exit),
+        Err(e) => {
+            crate::error!("{e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(TETHER_FAILED))
+        }
+    }
+}
+
+fn config(args: WrapArgs) -> anyhow::Result<ShimConfig> {
+    use anyhow::Context as _;
+    let disabled = args.disabled().context("--disable / TETHER_DISABLE")?;
+    let id_or_random = |given: Option<String>, what: &str| -> anyhow::Result<String> {
+        match given {
+            Some(id) if ids::is_valid_id(&id) => Ok(id),
+            Some(id) => anyhow::bail!("--{what}-id {id:?}: expected 8 to 64 lowercase hex digits"),
+            None => ids::random_id().with_context(|| format!("generating the {what} id")),
+        }
+    };
+    if let Some(fd) = args.lifeline_fd {
+        anyhow::ensure!(
+            fd > 2,
+            "--lifeline-fd {fd}: must be above 2 (0-2 are the server's stdio)"
+        );
+    }
+    Ok(ShimConfig {
+        instance: id_or_random(args.instance_id, "instance")?,
+        owner: id_or_random(args.owner_id, "owner")?,
+        argv: args.command,
+        grace: args.grace,
+        max_procs: args.max_procs,
+        disabled,
+        lifeline: args.lifeline_fd,
+    })
+}

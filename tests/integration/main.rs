@@ -1,0 +1,1 @@
+//! Integration tests: the real `tether` binary against real processes.
