@@ -1,1 +1,9 @@
-//! Integration tests: the real `tether` binary against real processes.
+//! Integration tests: the real `tether` binary against real processes and real MCP servers.
+//! Every test that starts processes proves at its end that none survive.
+
+mod harness;
+mod max_procs;
+mod real_client;
+mod shim_killed;
+mod transparency;
+mod triggers;

@@ -279,15 +279,20 @@ fn v1_pids_dir(limit: &crate::supervisor::cgroup::pids::PidsLimit) -> Option<std
     }
 }
 
+fn describe_cgroup(c: &InstanceCgroup) -> String {
+    match c.pids_limit() {
+        Some(p) => format!(" (cgroup {}, {})", c.dir().display(), p.describe()),
+        None => format!(" (cgroup {})", c.dir().display()),
+    }
+}
+
 fn log_layers(cfg: &ShimConfig, layers: &Layers, cgroup: Option<&InstanceCgroup>) {
     let active: Vec<&str> = layers.active.iter().map(|l| l.name()).collect();
     crate::info!(
         "instance {}: containment {}{}",
         cfg.instance,
         active.join(","),
-        cgroup
-            .map(|c| format!(" (cgroup {})", c.dir().display()))
-            .unwrap_or_default()
+        cgroup.map(describe_cgroup).unwrap_or_default()
     );
     for (layer, why) in &layers.missing {
         crate::info!("instance {}: layer {layer} unavailable: {why}", cfg.instance);

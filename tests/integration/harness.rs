@@ -1,0 +1,361 @@
+//! Test harness: start `tether wrap` in front of the fixture, wait for the fixture's escapee zoo
+//! to exist, and prove afterwards that nothing of it survived.
+//!
+//! Every test gets its own cookie, put both in the environment of the `tether` process
+//! (`TETHER_TEST_COOKIE`, inherited by the whole tree) and in the fixture's `--tag` (passed in
+//! the argv of every process it spawns, so even `env -i` escapees are found). A [`Cookie`]
+//! kills whatever still carries it, by PID, when it is dropped: a failing test never leaks.
+
+#![allow(clippy::disallowed_methods)] // Tests start the processes they observe.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `tether` binary under test.
+pub const TETHER: &str = env!("CARGO_BIN_EXE_tether");
+/// The fixture server.
+pub const FIXTURE: &str = env!("CARGO_BIN_EXE_tether-fixture");
+/// The environment variable that carries a test's cookie.
+pub const COOKIE_VAR: &str = "TETHER_TEST_COOKIE";
+
+/// Polls `cond` until it holds or `within` passes; returns whether it held.
+pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A test's unique marker; kills its carriers on drop.
+pub struct Cookie(pub String);
+
+impl Cookie {
+    /// A fresh cookie.
+    pub fn new() -> Cookie {
+        Cookie(format!("tt{}", mcp_tether::ids::random_id().expect("random id")))
+    }
+
+    /// Live processes (not zombies) whose environment or command line holds the cookie.
+    pub fn carriers(&self) -> Vec<i32> {
+        let me = std::process::id() as i32;
+        let needle = self.0.as_bytes();
+        mcp_tether::supervisor::procfs::all_pids()
+            .into_iter()
+            .filter(|&p| p != me)
+            .filter(|&p| {
+                let has = |file: &str| {
+                    std::fs::read(format!("/proc/{p}/{file}"))
+                        .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                        .unwrap_or(false)
+                };
+                (has("environ") || has("cmdline"))
+                    && mcp_tether::supervisor::procfs::state_of(p).is_some_and(|s| s != 'Z')
+            })
+            .collect()
+    }
+
+    /// Waits up to `within` for every carrier to be gone; on failure kills them and panics
+    /// with what survived.
+    pub fn assert_none_survive(&self, within: Duration) {
+        let mut last = Vec::new();
+        if eventually(within, || {
+            last = self.carriers();
+            last.is_empty()
+        }) {
+            return;
+        }
+        let described: Vec<String> = last.iter().map(|&p| describe(p)).collect();
+        self.kill_all();
+        panic!(
+            "{} processes survived {within:?}:\n  {}",
+            described.len(),
+            described.join("\n  ")
+        );
+    }
+
+    /// SIGKILLs every carrier by PID until none is left.
+    pub fn kill_all(&self) {
+        for _ in 0..50 {
+            let left = self.carriers();
+            if left.is_empty() {
+                return;
+            }
+            for p in left {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Cookie {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// `pid (state) cmdline`, for failure messages.
+pub fn describe(pid: i32) -> String {
+    use mcp_tether::supervisor::procfs;
+    format!(
+        "pid {pid} state {:?} ppid {:?}: {}",
+        procfs::state_of(pid),
+        procfs::parent_of(pid),
+        procfs::cmdline_of(pid).unwrap_or_default()
+    )
+}
+
+/// Whether this host gives Tether a writable cgroup v2 hierarchy, and if not, why.
+pub fn cgroup_v2_available() -> Result<(), String> {
+    let loc = mcp_tether::supervisor::cgroup::mounts::locate_v2()?;
+    if loc.mount.read_only {
+        return Err(format!("{} is read-only", loc.mount.mount_point.display()));
+    }
+    mcp_tether::supervisor::cgroup::mounts::writable(&loc.own_dir)
+}
+
+/// Containment modes the tests run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every layer on; the cgroup must be in force where the host has one.
+    Cgroup,
+    /// The cgroup layer forced off: group + subreaper + pidfd + pdeathsig + cookie.
+    NoCgroup,
+    /// cgroup and subreaper both off: only group, pidfd, pdeathsig and cookie remain.
+    Bare,
+}
+
+impl Mode {
+    fn disable(self) -> Option<&'static str> {
+        match self {
+            Mode::Cgroup => None,
+            Mode::NoCgroup => Some("cgroup"),
+            Mode::Bare => Some("cgroup,subreaper"),
+        }
+    }
+}
+
+/// A running `tether wrap -- tether-fixture …` with its pipes.
+pub struct Wrapped {
+    /// The `tether` process.
+    pub child: Child,
+    /// The server's stdin, as the client holds it.
+    pub stdin: Option<ChildStdin>,
+    /// The server's stdout, as the client holds it.
+    pub stdout: Option<BufReader<ChildStdout>>,
+    /// Every stderr line so far (the fixture's and Tether's).
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// Builder for a wrapped fixture.
+pub struct WrapBuilder<'a> {
+    cookie: &'a Cookie,
+    mode: Mode,
+    grace: Duration,
+    tether_flags: Vec<String>,
+    fixture_flags: Vec<String>,
+    raw_command: Option<Vec<String>>,
+}
+
+impl<'a> WrapBuilder<'a> {
+    /// Starts building.
+    pub fn new(cookie: &'a Cookie, mode: Mode) -> Self {
+        WrapBuilder {
+            cookie,
+            mode,
+            grace: Duration::from_millis(300),
+            tether_flags: Vec::new(),
+            fixture_flags: Vec::new(),
+            raw_command: None,
+        }
+    }
+
+    /// Sets the grace period.
+    pub fn grace(mut self, g: Duration) -> Self {
+        self.grace = g;
+        self
+    }
+
+    /// Adds flags for the fixture.
+    pub fn fixture(mut self, flags: &[&str]) -> Self {
+        self.fixture_flags.extend(flags.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Adds flags for `tether wrap`.
+    pub fn tether(mut self, flags: &[&str]) -> Self {
+        self.tether_flags.extend(flags.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Wraps this command instead of the fixture.
+    pub fn command(mut self, argv: &[&str]) -> Self {
+        self.raw_command = Some(argv.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// The argv of `tether wrap …`.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec![
+            "wrap".to_string(),
+            "--grace".into(),
+            format!("{}ms", self.grace.as_millis()),
+        ];
+        if let Some(d) = self.mode.disable() {
+            argv.extend(["--disable".to_string(), d.to_string()]);
+        }
+        argv.extend(self.tether_flags.iter().cloned());
+        argv.push("--".into());
+        match &self.raw_command {
+            Some(cmd) => argv.extend(cmd.iter().cloned()),
+            None => {
+                argv.extend([FIXTURE.to_string(), "--tag".into(), self.cookie.0.clone()]);
+                argv.extend(self.fixture_flags.iter().cloned());
+            }
+        }
+        argv
+    }
+
+    /// A `Command` for `tether` with the cookie and info-level logs.
+    pub fn command_for_tether(&self) -> Command {
+        let mut cmd = Command::new(TETHER);
+        cmd.args(self.argv())
+            .env(COOKIE_VAR, &self.cookie.0)
+            .env("TETHER_LOG", "info")
+            .env_remove("RUST_BACKTRACE");
+        cmd
+    }
+
+    /// Spawns it with piped stdio.
+    pub fn spawn(self) -> Wrapped {
+        let mut cmd = self.command_for_tether();
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawning tether");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stderr);
+        let pipe = child.stderr.take().expect("stderr pipe");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("stderr lock").push(line);
+            }
+        });
+        Wrapped {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take().map(BufReader::new),
+            child,
+            stderr,
+        }
+    }
+}
+
+/// The fixture's `ready` line, parsed.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// The server's pid.
+    pub pid: i32,
+    /// Sleepers: (pid, kind).
+    pub sleepers: Vec<(i32, String)>,
+}
+
+impl Wrapped {
+    /// Every stderr line so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// Waits for the fixture's ready line (the whole zoo exists then).
+    pub fn wait_ready(&self) -> Ready {
+        let mut ready = None;
+        let found = eventually(Duration::from_secs(20), || {
+            ready = self.stderr_lines().iter().find_map(|l| parse_ready(l));
+            ready.is_some()
+        });
+        assert!(
+            found,
+            "fixture never became ready; stderr:\n{}",
+            self.stderr_lines().join("\n")
+        );
+        ready.expect("ready line")
+    }
+
+    /// The pid of `tether` itself.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for `tether` to exit, with a deadline.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut status = None;
+        let exited = eventually(within, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        assert!(
+            exited,
+            "tether did not exit within {within:?}; stderr:\n{}",
+            self.stderr_lines().join("\n")
+        );
+        status.expect("status")
+    }
+
+    /// Asserts which containment layers the shim reported in force (it logs them at info).
+    pub fn assert_layers(&self, mode: Mode) {
+        let mut line = None;
+        eventually(Duration::from_secs(10), || {
+            line = self.stderr_lines().into_iter().find(|l| l.contains(": containment "));
+            line.is_some()
+        });
+        let line = line.unwrap_or_else(|| panic!("no containment line; stderr:\n{}", self.stderr_lines().join("\n")));
+        let has = |layer: &str| {
+            line.split("containment ")
+                .nth(1)
+                .is_some_and(|rest| rest.split([',', ' ']).any(|l| l == layer))
+        };
+        match mode {
+            Mode::Cgroup => match cgroup_v2_available() {
+                Ok(()) => assert!(has("cgroup"), "cgroup layer not in force on a host that has it: {line}"),
+                Err(why) => {
+                    eprintln!("host lacks a writable cgroup v2 ({why}): exercising the fallback");
+                    assert!(!has("cgroup"), "{line}");
+                }
+            },
+            Mode::NoCgroup => assert!(!has("cgroup") && has("subreaper"), "{line}"),
+            Mode::Bare => assert!(!has("cgroup") && !has("subreaper"), "{line}"),
+        }
+    }
+}
+
+impl Drop for Wrapped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_ready(line: &str) -> Option<Ready> {
+    let rest = line.strip_prefix("tether-fixture: ready ")?;
+    let mut pid = None;
+    let mut sleepers = Vec::new();
+    for field in rest.split_whitespace() {
+        if let Some(p) = field.strip_prefix("pid=") {
+            pid = p.parse().ok();
+        } else if let Some(list) = field.strip_prefix("sleepers=") {
+            for item in list.split(',').filter(|s| !s.is_empty()) {
+                let (p, kind) = item.split_once(':')?;
+                sleepers.push((p.parse().ok()?, kind.to_string()));
+            }
+        }
+    }
+    Some(Ready { pid: pid?, sleepers })
+}

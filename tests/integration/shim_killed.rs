@@ -1,0 +1,90 @@
+//! What happens when the shim itself is SIGKILLed, and where each layer's gap lies.
+//!
+//! With a cgroup, the watchdog (forked by the shim, outside the instance cgroup and the
+//! client's session) sees its guard pipe reach EOF and writes `cgroup.kill`: nothing survives.
+//! Without one, the server dies by its parent-death signal and the watchdog kills every
+//! process carrying the instance cookie; only a process that both scrubbed its environment and
+//! left the process group (the `env -i` double fork) is beyond reach, and is left for the
+//! ledger sweep. Those are exactly the survivors asserted here.
+
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::harness::{cgroup_v2_available, eventually, Cookie, Mode, WrapBuilder};
+
+const SLACK: Duration = Duration::from_secs(1);
+
+#[test]
+fn sigkilled_shim_with_cgroup_leaves_nothing() {
+    let cookie = Cookie::new();
+    let mut w = WrapBuilder::new(&cookie, Mode::Cgroup).fixture(&["--zoo"]).spawn();
+    assert_eq!(w.wait_ready().sleepers.len(), 5);
+    w.assert_layers(Mode::Cgroup);
+    if let Err(why) = cgroup_v2_available() {
+        eprintln!("host lacks a writable cgroup v2 ({why}): the no-cgroup test covers this host");
+        return;
+    }
+    kill(Pid::from_raw(w.pid()), Signal::SIGKILL).expect("kill tether");
+    cookie.assert_none_survive(SLACK);
+    w.wait_exit(SLACK);
+}
+
+/// Waits until the carriers are exactly `expected`, then checks they stay so.
+fn assert_survivors_exactly(cookie: &Cookie, expected: &[i32]) {
+    let mut last = Vec::new();
+    let settled = eventually(Duration::from_secs(3), || {
+        last = cookie.carriers();
+        last.sort_unstable();
+        last == expected
+    });
+    assert!(
+        settled,
+        "expected exactly {expected:?} to survive, found {:?}",
+        last.iter().map(|&p| crate::harness::describe(p)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn sigkilled_shim_without_cgroup_leaves_only_the_env_i_escapee() {
+    let cookie = Cookie::new();
+    let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup).fixture(&["--zoo"]).spawn();
+    let ready = w.wait_ready();
+    w.assert_layers(Mode::NoCgroup);
+    let env_i: Vec<i32> = ready
+        .sleepers
+        .iter()
+        .filter(|(_, k)| k == "env-i")
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(env_i.len(), 1);
+    kill(Pid::from_raw(w.pid()), Signal::SIGKILL).expect("kill tether");
+    w.wait_exit(SLACK);
+    assert_survivors_exactly(&cookie, &env_i);
+    // Cleaned up by PID when the cookie drops; prove it.
+    cookie.kill_all();
+    cookie.assert_none_survive(SLACK);
+}
+
+#[test]
+fn without_cgroup_or_subreaper_the_env_i_escapee_is_the_known_gap() {
+    // The layers that remain (group, pidfd, pdeathsig, cookie) catch everything but a process
+    // that left the group and scrubbed its environment: this is why the subreaper and the
+    // cgroup exist. A failure here means a layer stopped doing its part.
+    let cookie = Cookie::new();
+    let mut w = WrapBuilder::new(&cookie, Mode::Bare).fixture(&["--zoo"]).spawn();
+    let ready = w.wait_ready();
+    w.assert_layers(Mode::Bare);
+    let env_i: Vec<i32> = ready
+        .sleepers
+        .iter()
+        .filter(|(_, k)| k == "env-i")
+        .map(|(p, _)| *p)
+        .collect();
+    w.stdin.take();
+    w.wait_exit(Duration::from_secs(3));
+    assert_survivors_exactly(&cookie, &env_i);
+    cookie.kill_all();
+    cookie.assert_none_survive(SLACK);
+}

@@ -1,0 +1,211 @@
+//! Each teardown trigger against the whole escapee zoo (group children, a setsid child, a
+//! double-forked daemon, an `env -i` double fork, all ignoring SIGTERM, under a server that
+//! ignores EOF and SIGTERM), with the cgroup layer on and forced off: zero survivors within
+//! grace + 1 s of the trigger.
+
+#![allow(clippy::disallowed_methods)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::harness::{Cookie, Mode, WrapBuilder, Wrapped, COOKIE_VAR};
+
+const GRACE: Duration = Duration::from_millis(300);
+const SLACK: Duration = Duration::from_secs(1);
+
+/// Starts the zoo under `tether wrap` and checks it is all there and contained as `mode` says.
+fn zoo(cookie: &Cookie, mode: Mode) -> Wrapped {
+    let w = WrapBuilder::new(cookie, mode).grace(GRACE).fixture(&["--zoo"]).spawn();
+    let ready = w.wait_ready();
+    assert_eq!(ready.sleepers.len(), 5, "zoo incomplete: {ready:?}");
+    w.assert_layers(mode);
+    // The zoo is alive: the check at the end is not vacuous.
+    assert!(
+        cookie.carriers().len() >= 7,
+        "expected tether, server and 5 sleepers: {:?}",
+        cookie.carriers()
+    );
+    w
+}
+
+macro_rules! in_every_mode {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn with_cgroup() {
+                $body(Mode::Cgroup)
+            }
+            #[test]
+            fn without_cgroup() {
+                $body(Mode::NoCgroup)
+            }
+        }
+    };
+}
+
+in_every_mode!(client_closes_stdin, |mode| {
+    let cookie = Cookie::new();
+    let mut w = zoo(&cookie, mode);
+    let t0 = Instant::now();
+    w.stdin.take();
+    cookie.assert_none_survive(GRACE + SLACK);
+    let status = w.wait_exit(SLACK);
+    // The server ignored EOF and SIGTERM, so SIGKILL ended it, and the shim says so.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    assert!(t0.elapsed() >= GRACE, "killed before the grace period ran out");
+});
+
+in_every_mode!(client_stops_reading_stdout, |mode| {
+    let cookie = Cookie::new();
+    let mut w = zoo(&cookie, mode);
+    w.stdout.take();
+    cookie.assert_none_survive(GRACE + SLACK);
+    w.wait_exit(SLACK);
+    assert!(
+        w.stderr_lines()
+            .iter()
+            .any(|l| l.contains("client stopped reading stdout")),
+        "{:?}",
+        w.stderr_lines()
+    );
+});
+
+fn signalled(mode: Mode, signal: Signal) {
+    let cookie = Cookie::new();
+    let mut w = zoo(&cookie, mode);
+    kill(Pid::from_raw(w.pid()), signal).expect("signal tether");
+    cookie.assert_none_survive(GRACE + SLACK);
+    w.wait_exit(SLACK);
+}
+
+in_every_mode!(sigterm_to_tether, |mode| signalled(mode, Signal::SIGTERM));
+in_every_mode!(sigint_to_tether, |mode| signalled(mode, Signal::SIGINT));
+in_every_mode!(sighup_to_tether, |mode| signalled(mode, Signal::SIGHUP));
+
+in_every_mode!(client_process_exits, |mode| {
+    // The client is a shell that starts tether in the background (stdin passed explicitly: an
+    // async list would get /dev/null) and exits on SIGUSR1, while the test keeps both pipes
+    // open, so the only trigger is the parent's exit.
+    let cookie = Cookie::new();
+    let builder = WrapBuilder::new(&cookie, mode).grace(GRACE).fixture(&["--zoo"]);
+    let mut client = Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap 'exit 0' USR1; "$@" <&0 & wait"#)
+        .arg("sh")
+        .arg(crate::harness::TETHER)
+        .args(builder.argv())
+        .env(COOKIE_VAR, &cookie.0)
+        .env("TETHER_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client shell");
+    let stderr = client.stderr.take().expect("stderr");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().expect("lock").push(l);
+        }
+    });
+    let ready = crate::harness::eventually(Duration::from_secs(20), || {
+        lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|l| l.starts_with("tether-fixture: ready"))
+    });
+    assert!(ready, "zoo never ready: {:?}", lines.lock().expect("lock"));
+    kill(Pid::from_raw(client.id() as i32), Signal::SIGUSR1).expect("signal client");
+    assert!(client.wait().expect("client wait").success());
+    cookie.assert_none_survive(GRACE + SLACK);
+    assert!(
+        lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|l| l.contains("client process exited")),
+        "{:?}",
+        lines.lock()
+    );
+    // Keep the pipes open until here.
+    drop(client.stdin.take());
+});
+
+in_every_mode!(server_exits_and_its_leftovers_die_at_once, |mode| {
+    let cookie = Cookie::new();
+    let mut w = WrapBuilder::new(&cookie, mode)
+        .grace(Duration::from_secs(30))
+        .fixture(&[
+            "--children",
+            "2",
+            "--setsid-escapee",
+            "--double-fork",
+            "--env-i-escapee",
+            "--tough-children",
+        ])
+        .fixture(&["--exit-after", "1", "--exit-code", "7"])
+        .spawn();
+    assert_eq!(w.wait_ready().sleepers.len(), 5);
+    let request =
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"bye"}}}"#;
+    use std::io::{BufRead, Write};
+    writeln!(w.stdin.as_mut().expect("stdin"), "{request}").expect("write");
+    let mut reply = String::new();
+    w.stdout.as_mut().expect("stdout").read_line(&mut reply).expect("read");
+    assert!(reply.contains("bye"), "{reply}");
+    // A 30 s grace does not apply: the server is gone, its leftovers are killed at once.
+    cookie.assert_none_survive(SLACK);
+    assert_eq!(w.wait_exit(SLACK).code(), Some(7));
+});
+
+#[test]
+fn lifeline_cut_ends_the_tree() {
+    for mode in [Mode::Cgroup, Mode::NoCgroup] {
+        let cookie = Cookie::new();
+        let mut flags = vec!["--disable".into(), "pdeathsig".into()];
+        if mode == Mode::NoCgroup {
+            flags.extend(["--disable".into(), "cgroup".into()]);
+        }
+        let launch = mcp_tether::supervisor::launch::Launch {
+            tether: crate::harness::TETHER.into(),
+            argv: vec![
+                crate::harness::FIXTURE.into(),
+                "--tag".into(),
+                cookie.0.clone().into(),
+                "--zoo".into(),
+            ],
+            grace: GRACE,
+            instance: mcp_tether::ids::random_id().expect("id"),
+            owner: mcp_tether::ids::random_id().expect("id"),
+            extra_flags: flags,
+        };
+        let mut shim = launch.spawn().expect("launch");
+        // The client keeps the server's stdin open: only the lifeline can trigger.
+        let _stdin = shim.stdin.take();
+        // tether and its watchdog (the tag is in their argv), the server and its 5 sleepers.
+        let all_there = crate::harness::eventually(Duration::from_secs(20), || cookie.carriers().len() >= 8);
+        assert!(all_there, "zoo incomplete: {:?}", cookie.carriers());
+        shim.cut_lifeline();
+        cookie.assert_none_survive(GRACE + SLACK);
+        let status = shim.child.wait().expect("wait shim");
+        assert!(status.code().is_some() || status.signal_is_kill(), "{status:?}");
+    }
+}
+
+trait SignalIsKill {
+    fn signal_is_kill(&self) -> bool;
+}
+impl SignalIsKill for std::process::ExitStatus {
+    fn signal_is_kill(&self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        self.signal() == Some(9)
+    }
+}
