@@ -51,7 +51,10 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
             Level::Info => "info",
             Level::Debug => "debug",
         };
-        eprintln!("tether[{}]: {tag}: {args}", std::process::id());
+        // Never eprintln!: it panics when stderr's reader is gone, and a shim must keep going
+        // (and end its tree) whatever happened to the client's stderr.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "tether[{}]: {tag}: {args}", std::process::id());
     }
 }
 

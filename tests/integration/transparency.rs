@@ -161,3 +161,29 @@ fn bad_arguments_are_named() {
     assert!(stderr.contains("unknown containment layer \"cgroups\""), "{stderr}");
     cookie.assert_none_survive(SLACK);
 }
+
+#[test]
+fn a_closed_stderr_does_not_stop_tether_from_ending_the_tree() {
+    // The client may close the stderr pipe; Tether's own log lines must then be dropped, not
+    // abort the shim (a panicking eprintln! once did, with panic=abort).
+    use std::process::Stdio;
+    let cookie = Cookie::new();
+    // A server that never writes to stderr (the fixture would die of the closed pipe itself).
+    let builder = WrapBuilder::new(&cookie, Mode::NoCgroup).command(&["sh", "-c", "sleep 1000 & exec sleep 1001"]);
+    let mut cmd = builder.command_for_tether();
+    cmd.env("TETHER_LOG", "debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn tether");
+    drop(child.stderr.take());
+    // tether, its watchdog and the two sleeps carry the cookie.
+    assert!(crate::harness::eventually(Duration::from_secs(20), || cookie
+        .carriers()
+        .len()
+        >= 4));
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait");
+    assert_ne!(status.signal(), Some(libc::SIGABRT), "tether aborted: {status:?}");
+    cookie.assert_none_survive(SLACK);
+}
