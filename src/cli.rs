@@ -71,15 +71,25 @@ impl WrapArgs {
     }
 }
 
-/// Parses `500ms`, `2s`, `1m`, or a bare number of seconds.
+/// The longest duration accepted on the command line.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses `500ms`, `2s`, `1m`, or a bare number of seconds, up to a day.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
+        if secs.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(&secs) {
             return Ok(Duration::from_secs_f64(secs));
         }
+        if secs > MAX_DURATION.as_secs_f64() {
+            return Err(format!("{s:?} is longer than a day"));
+        }
     }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 500ms, 2s or 1m: {e}"))
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 500ms, 2s or 1m: {e}"))?;
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is longer than a day"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -93,6 +103,8 @@ mod tests {
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("1e20").is_err());
+        assert!(parse_duration("3days").is_err());
     }
 
     #[test]

@@ -9,8 +9,40 @@ use std::os::fd::{AsFd, BorrowedFd};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-/// Signals that end the instance when the shim receives them.
-pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+/// Signals that end the instance when the shim receives them: every signal whose default
+/// action would kill the shim without a teardown, except SIGKILL (which nothing can catch: the
+/// watchdog covers it) and the synchronous faults (SEGV, BUS, ILL, FPE, TRAP, SYS), which mean a
+/// bug of the shim's own.
+pub const STOP_SIGNALS: [Signal; 13] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGPWR,
+    Signal::SIGSTKFLT,
+];
+
+/// Signals forwarded to the server as they are; any other stop signal is sent on as SIGTERM
+/// (forwarding SIGUSR1 would, for one, open Node's debugger).
+pub const FORWARDED_AS_IS: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
+
+/// Makes SIGCHLD's disposition the default again. A parent that ignored SIGCHLD (or set
+/// SA_NOCLDWAIT) passes that on through exec, and then the kernel reaps our children by itself:
+/// the server's pid would no longer be pinned, and its exit status would be lost.
+#[allow(unsafe_code)]
+pub fn reset_sigchld() -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installs the default disposition; no handler code of ours runs.
+    unsafe { sigaction(Signal::SIGCHLD, &default) }.map(drop)
+}
 
 /// The blocked signals and the fd they arrive on.
 pub struct Signals {

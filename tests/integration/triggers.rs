@@ -209,3 +209,50 @@ impl SignalIsKill for std::process::ExitStatus {
         self.signal() == Some(9)
     }
 }
+
+// Any catchable fatal signal ends the instance properly; only SIGKILL skips the shim's own
+// teardown (and the watchdog covers that).
+in_every_mode!(sigquit_to_tether, |mode| signalled(mode, Signal::SIGQUIT));
+in_every_mode!(sigusr1_to_tether, |mode| signalled(mode, Signal::SIGUSR1));
+
+#[test]
+fn a_server_that_exits_on_eof_has_its_leftovers_killed_at_once() {
+    // The MCP spec's shutdown: the client closes stdin and the server exits. Whatever the server
+    // left behind dies then, not at the end of a (here 30 s) grace period.
+    let cookie = Cookie::new();
+    let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup)
+        .grace(Duration::from_secs(30))
+        .fixture(&["--children", "2", "--setsid-escapee", "--tough-children"])
+        .spawn();
+    assert_eq!(w.wait_ready().sleepers.len(), 3);
+    w.stdin.take();
+    cookie.assert_none_survive(SLACK);
+    assert_eq!(w.wait_exit(SLACK).code(), Some(0));
+}
+
+#[test]
+fn a_client_that_ignores_sigchld_still_gets_the_servers_status() {
+    // SIG_IGN for SIGCHLD survives exec and makes the kernel reap children by itself; the shim
+    // resets it, or it would lose the server's status and its pinned process group.
+    let cookie = Cookie::new();
+    let builder = WrapBuilder::new(&cookie, Mode::Cgroup).fixture(&["--exit-code", "3", "--children", "1"]);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"trap '' CHLD; exec "$@""#)
+        .arg("sh")
+        .arg(crate::harness::TETHER)
+        .args(builder.argv())
+        .env(COOKIE_VAR, &cookie.0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    assert!(crate::harness::eventually(Duration::from_secs(20), || cookie
+        .carriers()
+        .len()
+        >= 4));
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(3), "{status:?}");
+    cookie.assert_none_survive(SLACK);
+}

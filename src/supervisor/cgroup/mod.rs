@@ -142,11 +142,9 @@ impl InstanceCgroup {
     /// Removes the cgroup (and the pids one) once it is empty, retrying briefly while the
     /// kernel still releases the last members. Leaves nothing behind on success.
     pub fn remove(self) -> io::Result<()> {
-        remove_dir_when_empty(&self.dir, Duration::from_secs(2))?;
-        if let Some(p) = self.pids {
-            p.remove()?;
-        }
-        Ok(())
+        let v2 = remove_dir_when_empty(&self.dir, Duration::from_secs(2));
+        let v1 = self.pids.map_or(Ok(()), PidsLimit::remove);
+        v2.and(v1)
     }
 }
 
@@ -175,13 +173,19 @@ pub fn kill_dir(dir: &Path) -> io::Result<()> {
         let mut f = OpenOptions::new().write(true).open(&kill_file)?;
         return f.write_all(b"1");
     }
+    // Kernels before 5.14: SIGKILL each member through a pidfd, re-checking membership after
+    // opening it, so a member that left and whose pid was recycled is never hit.
     for _ in 0..100 {
         let members = members_of(dir);
         if members.is_empty() {
             return Ok(());
         }
         for pid in members {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            if let Ok(fd) = crate::supervisor::pidfd::Pidfd::open(pid) {
+                if members_of(dir).contains(&pid) {
+                    let _ = fd.signal(nix::sys::signal::Signal::SIGKILL);
+                }
+            }
         }
     }
     Ok(())

@@ -100,6 +100,13 @@ pub struct Layers {
 
 /// Runs one instance to its end and returns how the server ended.
 pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
+    // First, before anything can take time: who the client is, so that its death during set-up
+    // is still seen; and SIGCHLD back to default, so our children are ours to reap.
+    let parent = watch::watch_parent(cfg.disabled.allows(Layer::Pidfd));
+    crate::supervisor::signals::reset_sigchld().map_err(|e| ShimError::Os {
+        what: "resetting SIGCHLD",
+        source: e.into(),
+    })?;
     let mut signals = Signals::block().map_err(|e| ShimError::Os {
         what: "blocking signals",
         source: e.into(),
@@ -159,11 +166,18 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
 
     let mut cgroup_dirs: Vec<_> = cgroup.iter().map(|c| c.dir().to_path_buf()).collect();
     cgroup_dirs.extend(cgroup.as_ref().and_then(|c| c.pids_limit()).and_then(v1_pids_dir));
-    let watchdog = Watchdog::start(Charge {
+    let watchdog = match Watchdog::start(Charge {
         cgroups: cgroup_dirs,
         cookie: cookie.clone(),
-    })
-    .map_err(os("forking the watchdog"))?;
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                let _ = cg.remove();
+            }
+            return Err(os("forking the watchdog")(e));
+        }
+    };
 
     let spec = server::ServerSpec {
         argv: &cfg.argv,
@@ -192,12 +206,13 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
         cookie,
         Some(watchdog.pid()),
     );
-    let mut watch = Watch::new(cfg.lifeline, use_pidfd);
+    let mut watch = Watch::new(cfg.lifeline, parent);
     let mut teardown = Teardown::new(cfg.grace);
     if watch.parent_already_gone() {
         teardown.trigger(Trigger::ParentExited, Instant::now());
     }
     let mut watchdog = Some(watchdog);
+    let mut server_exit_seen = false;
 
     loop {
         let now = Instant::now();
@@ -211,7 +226,10 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
             );
             watchdog = None;
         }
-        if tree.server_exit().is_some() && !teardown.started() {
+        if tree.server_exit().is_some() && !server_exit_seen {
+            // Also during a teardown started otherwise (stdin closed, then the server exited as
+            // asked): whatever it left behind dies now, not at the end of the grace.
+            server_exit_seen = true;
             teardown.trigger(Trigger::ServerExited, now);
             continue;
         }
@@ -231,13 +249,22 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
                     if let Some(w) = watchdog.take() {
                         w.hand_over();
                     }
-                    let (exit, _cgroup) = tree.finish();
+                    let (exit, _cgroup) = tree.finish(false);
                     return Ok(exit);
                 }
             }
         }
         let timeout = teardown.next_deadline(Instant::now(), KILLING_TICK);
-        let events = watch.wait(&mut signals, timeout).map_err(os("waiting for events"))?;
+        let events = match watch.wait(&mut signals, timeout) {
+            Ok(events) => events,
+            Err(e) => {
+                // Never return with the tree unwatched: end it now.
+                crate::error!("instance {}: {e}; killing the tree", cfg.instance);
+                teardown.trigger(Trigger::Failure, Instant::now());
+                std::thread::sleep(KILLING_TICK);
+                Vec::new()
+            }
+        };
         for event in events {
             let trigger = match event {
                 Event::Signal(crate::supervisor::signals::Arrived::Child) => continue,
@@ -259,7 +286,7 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
         cfg.instance,
         teardown.cause().map(Trigger::describe).unwrap_or_default()
     );
-    let (exit, cgroup) = tree.finish();
+    let (exit, cgroup) = tree.finish(true);
     if let Some(cg) = cgroup {
         let dir = cg.dir().to_path_buf();
         if let Err(e) = cg.remove() {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::supervisor::signals::FORWARDED_AS_IS;
+
 /// Why the instance is ending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -25,6 +27,9 @@ pub enum Trigger {
     Signal(Signal),
     /// The server exited; whatever it left behind is killed at once.
     ServerExited,
+    /// The shim cannot watch any more (a failing `poll`): kill everything now rather than
+    /// leave the tree unwatched.
+    Failure,
 }
 
 impl Trigger {
@@ -37,6 +42,7 @@ impl Trigger {
             Trigger::LifelineClosed => "lifeline closed".into(),
             Trigger::Signal(s) => format!("received {s}"),
             Trigger::ServerExited => "server exited".into(),
+            Trigger::Failure => "the shim can no longer watch its triggers".into(),
         }
     }
 }
@@ -77,6 +83,9 @@ pub enum Action {
     Send(Signal),
 }
 
+/// The longest grace period honoured; longer ones are cut to this.
+pub const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
+
 /// The state machine.
 #[derive(Debug)]
 pub struct Teardown {
@@ -84,14 +93,17 @@ pub struct Teardown {
     grace: Duration,
     /// The current phase.
     pub phase: Phase,
+    /// Stop signals received so far: the second one kills at once, whatever started the end.
+    signals: u32,
 }
 
 impl Teardown {
     /// Not started yet.
     pub fn new(grace: Duration) -> Teardown {
         Teardown {
-            grace,
+            grace: grace.min(MAX_GRACE),
             phase: Phase::Running,
+            signals: 0,
         }
     }
 
@@ -111,18 +123,17 @@ impl Teardown {
     /// Records a trigger at `now`.
     pub fn trigger(&mut self, t: Trigger, now: Instant) {
         let (polite, term_at, kill_at) = match t {
-            Trigger::ServerExited => (Signal::SIGKILL, now, now),
+            Trigger::ServerExited | Trigger::Failure => (Signal::SIGKILL, now, now),
             Trigger::StdinClosed => (Signal::SIGTERM, now + self.grace / 2, now + self.grace),
             Trigger::Signal(s) => {
-                let repeated = matches!(
-                    self.phase,
-                    Phase::Stopping {
-                        cause: Trigger::Signal(_),
-                        ..
-                    }
-                );
-                let kill_at = if repeated { now } else { now + self.grace };
-                (s, now, kill_at)
+                self.signals += 1;
+                let kill_at = if self.signals >= 2 { now } else { now + self.grace };
+                let polite = if FORWARDED_AS_IS.contains(&s) {
+                    s
+                } else {
+                    Signal::SIGTERM
+                };
+                (polite, now, kill_at)
             }
             Trigger::StdoutClosed | Trigger::ParentExited | Trigger::LifelineClosed => {
                 (Signal::SIGTERM, now, now + self.grace)
@@ -138,17 +149,21 @@ impl Teardown {
             },
             Phase::Stopping {
                 cause,
-                polite: p,
+                polite: old_polite,
                 term_at: old_term,
                 termed,
                 kill_at: old_kill,
-            } => Phase::Stopping {
-                cause,
-                polite: if termed { p } else { polite },
-                term_at: old_term.min(term_at),
-                termed,
-                kill_at: old_kill.min(kill_at),
-            },
+            } => {
+                // A signal that arrives after the polite one went out is still forwarded.
+                let resend = termed && matches!(t, Trigger::Signal(_));
+                Phase::Stopping {
+                    cause,
+                    polite: if termed && !resend { old_polite } else { polite },
+                    term_at: if resend { term_at } else { old_term.min(term_at) },
+                    termed: termed && !resend,
+                    kill_at: old_kill.min(kill_at),
+                }
+            }
             killing @ Phase::Killing { .. } => killing,
         };
     }
@@ -248,6 +263,36 @@ mod tests {
         assert_eq!(t.cause(), Some(Trigger::StdinClosed));
         // The kill deadline stays the earlier one.
         assert_eq!(t.poll(t0 + GRACE), Action::Send(Signal::SIGKILL));
+    }
+
+    #[test]
+    fn a_second_signal_kills_at_once_whatever_started_the_end() {
+        let t0 = Instant::now();
+        let mut t = Teardown::new(GRACE);
+        t.trigger(Trigger::StdinClosed, t0);
+        t.trigger(Trigger::Signal(Signal::SIGTERM), t0);
+        assert_eq!(t.poll(t0), Action::Send(Signal::SIGTERM));
+        t.trigger(Trigger::Signal(Signal::SIGTERM), t0);
+        assert_eq!(t.poll(t0), Action::Send(Signal::SIGKILL));
+    }
+
+    #[test]
+    fn a_signal_after_the_polite_one_is_forwarded_too() {
+        let t0 = Instant::now();
+        let mut t = Teardown::new(GRACE);
+        t.trigger(Trigger::StdoutClosed, t0);
+        assert_eq!(t.poll(t0), Action::Send(Signal::SIGTERM));
+        t.trigger(Trigger::Signal(Signal::SIGINT), t0);
+        assert_eq!(t.poll(t0), Action::Send(Signal::SIGINT));
+    }
+
+    #[test]
+    fn other_fatal_signals_become_sigterm_and_huge_graces_are_capped() {
+        let t0 = Instant::now();
+        let mut t = Teardown::new(Duration::MAX);
+        t.trigger(Trigger::Signal(Signal::SIGUSR1), t0);
+        assert_eq!(t.poll(t0), Action::Send(Signal::SIGTERM));
+        assert_eq!(t.poll(t0 + MAX_GRACE), Action::Send(Signal::SIGKILL));
     }
 
     #[test]

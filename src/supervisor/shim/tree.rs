@@ -10,6 +10,7 @@
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use std::time::{Duration, Instant};
 
 use crate::supervisor::cgroup::InstanceCgroup;
 use crate::supervisor::cookie::Cookie;
@@ -61,9 +62,15 @@ pub struct Tree {
     watchdog: Option<i32>,
     /// How the server ended, once it has (observed without reaping it).
     exit: Option<ServerExit>,
-    /// Cookie carriers signalled so far, kept open to see them die.
+    /// Cookie carriers signalled so far (one pidfd each), kept open to see them die.
     carriers: Vec<Pidfd>,
+    /// When `/proc` was last swept for the cookie: a sweep reads every process's environment,
+    /// so while SIGKILL is re-sent every tick it runs at most every [`SWEEP_INTERVAL`].
+    last_sweep: Option<Instant>,
 }
+
+/// Minimum time between two cookie sweeps while signalling.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Tree {
     /// A tree whose server was just spawned.
@@ -85,6 +92,7 @@ impl Tree {
             watchdog,
             exit: None,
             carriers: Vec::new(),
+            last_sweep: None,
         }
     }
 
@@ -158,10 +166,15 @@ impl Tree {
             // Unreaped children of ours: their pids cannot have been recycled.
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
         }
-        if let Some(cookie) = &self.cookie {
+        let due = self.last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_INTERVAL);
+        if let (Some(cookie), true) = (&self.cookie, due) {
+            self.last_sweep = Some(Instant::now());
             let exclude: Vec<i32> = self.watchdog.into_iter().collect();
-            let found = cookie.signal_carriers(signal, &exclude);
-            self.carriers.extend(found);
+            for found in cookie.signal_carriers(signal, &exclude) {
+                if !self.carriers.iter().any(|c| c.pid() == found.pid()) {
+                    self.carriers.push(found);
+                }
+            }
         }
     }
 
@@ -195,15 +208,18 @@ impl Tree {
         pids
     }
 
-    /// Reaps the server, ending the tree; returns how it ended.
-    pub fn finish(mut self) -> (ServerExit, Option<InstanceCgroup>) {
+    /// Reaps the server, ending the tree; returns how it ended. With `block` unset (giving
+    /// up on a tree that will not die) the server is only reaped if it already exited.
+    pub fn finish(mut self, block: bool) -> (ServerExit, Option<InstanceCgroup>) {
         let exit = self.server_exit();
-        let reaped = waitpid(self.leader, None);
+        let flags = if block { None } else { Some(WaitPidFlag::WNOHANG) };
+        let reaped = waitpid(self.leader, flags);
         let exit = exit.or(match reaped {
             Ok(WaitStatus::Exited(_, code)) => Some(ServerExit::Code(code)),
             Ok(WaitStatus::Signaled(_, sig, _)) => Some(ServerExit::Signal(sig)),
             _ => None,
         });
+        // A server that never exited (stuck past SIGKILL) is reported as killed.
         (exit.unwrap_or(ServerExit::Signal(Signal::SIGKILL)), self.cgroup.take())
     }
 }

@@ -70,7 +70,7 @@ fn hangup_events(fd: BorrowedFd<'_>, is_input: bool) -> Option<PollFlags> {
 impl Watch {
     /// Sets up the watches. With a lifeline, stdin and stdout are left to the gateway that owns
     /// them; without one, they are the client's and are watched.
-    pub fn new(lifeline: Option<RawFd>, use_pidfd: bool) -> Watch {
+    pub fn new(lifeline: Option<RawFd>, parent: Option<(i32, Option<Pidfd>)>) -> Watch {
         let (stdin, stdout) = if lifeline.is_some() {
             (None, false)
         } else {
@@ -82,7 +82,7 @@ impl Watch {
             stdin,
             stdout,
             lifeline,
-            parent: watch_parent(use_pidfd),
+            parent,
         }
     }
 
@@ -126,7 +126,10 @@ impl Watch {
 
         let poll_timeout = match timeout {
             None => PollTimeout::NONE,
-            Some(t) => PollTimeout::try_from(t.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX),
+            // Rounded up: rounding down would wake up early and spin until the deadline.
+            Some(t) => {
+                PollTimeout::try_from(t.as_micros().div_ceil(1000).min(60_000) as i32).unwrap_or(PollTimeout::MAX)
+            }
         };
         match nix::poll::poll(&mut fds, poll_timeout) {
             Ok(_) => {}
@@ -164,9 +167,11 @@ impl Watch {
     }
 }
 
-/// Watches the parent: a pidfd opened *before* re-checking `getppid`, so that a parent that died
-/// (and whose pid was recycled) in between is noticed rather than confused with a stranger.
-fn watch_parent(use_pidfd: bool) -> Option<(i32, Option<Pidfd>)> {
+/// Captures the parent, as the very first thing the shim does (a client that dies while the shim
+/// sets up must still be noticed): a pidfd opened *before* re-checking `getppid` (see
+/// [`Watch::parent_already_gone`]), so that a parent that died, and whose pid was recycled, in
+/// between is noticed rather than confused with a stranger.
+pub fn watch_parent(use_pidfd: bool) -> Option<(i32, Option<Pidfd>)> {
     let ppid = nix::unistd::getppid().as_raw();
     if ppid <= 1 {
         // Started by init or across a pid namespace: no parent to outlive.
