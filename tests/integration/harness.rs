@@ -266,6 +266,17 @@ pub struct Ready {
     pub sleepers: Vec<(i32, String)>,
 }
 
+impl Ready {
+    /// Pids of the sleepers of one kind (`group`, `setsid`, `double-fork`, `env-i`).
+    pub fn sleepers_of(&self, kind: &str) -> Vec<i32> {
+        self.sleepers
+            .iter()
+            .filter(|(_, k)| k == kind)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+}
+
 impl Wrapped {
     /// Every stderr line so far.
     pub fn stderr_lines(&self) -> Vec<String> {

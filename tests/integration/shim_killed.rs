@@ -31,8 +31,8 @@ fn sigkilled_shim_with_cgroup_leaves_nothing() {
     w.wait_exit(SLACK);
 }
 
-/// Waits until the carriers are exactly `expected`, then checks they stay so.
-fn assert_survivors_exactly(cookie: &Cookie, expected: &[i32]) {
+/// Waits until the carriers are exactly `expected`, then kills them by PID and proves it.
+fn assert_only_these_survive_then_clean_up(cookie: &Cookie, expected: &[i32]) {
     let mut last = Vec::new();
     let settled = eventually(Duration::from_secs(3), || {
         last = cookie.carriers();
@@ -44,6 +44,8 @@ fn assert_survivors_exactly(cookie: &Cookie, expected: &[i32]) {
         "expected exactly {expected:?} to survive, found {:?}",
         last.iter().map(|&p| crate::harness::describe(p)).collect::<Vec<_>>()
     );
+    cookie.kill_all();
+    cookie.assert_none_survive(SLACK);
 }
 
 #[test]
@@ -52,19 +54,11 @@ fn sigkilled_shim_without_cgroup_leaves_only_the_env_i_escapee() {
     let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup).fixture(&["--zoo"]).spawn();
     let ready = w.wait_ready();
     w.assert_layers(Mode::NoCgroup);
-    let env_i: Vec<i32> = ready
-        .sleepers
-        .iter()
-        .filter(|(_, k)| k == "env-i")
-        .map(|(p, _)| *p)
-        .collect();
+    let env_i = ready.sleepers_of("env-i");
     assert_eq!(env_i.len(), 1);
     kill(Pid::from_raw(w.pid()), Signal::SIGKILL).expect("kill tether");
     w.wait_exit(SLACK);
-    assert_survivors_exactly(&cookie, &env_i);
-    // Cleaned up by PID when the cookie drops; prove it.
-    cookie.kill_all();
-    cookie.assert_none_survive(SLACK);
+    assert_only_these_survive_then_clean_up(&cookie, &env_i);
 }
 
 #[test]
@@ -76,15 +70,8 @@ fn without_cgroup_or_subreaper_the_env_i_escapee_is_the_known_gap() {
     let mut w = WrapBuilder::new(&cookie, Mode::Bare).fixture(&["--zoo"]).spawn();
     let ready = w.wait_ready();
     w.assert_layers(Mode::Bare);
-    let env_i: Vec<i32> = ready
-        .sleepers
-        .iter()
-        .filter(|(_, k)| k == "env-i")
-        .map(|(p, _)| *p)
-        .collect();
+    let env_i = ready.sleepers_of("env-i");
     w.stdin.take();
     w.wait_exit(Duration::from_secs(3));
-    assert_survivors_exactly(&cookie, &env_i);
-    cookie.kill_all();
-    cookie.assert_none_survive(SLACK);
+    assert_only_these_survive_then_clean_up(&cookie, &env_i);
 }
