@@ -83,16 +83,28 @@ impl Cookie {
 
     /// SIGKILLs every carrier by PID until none is left.
     pub fn kill_all(&self) {
-        for _ in 0..50 {
+        eventually(Duration::from_secs(1), || {
             let left = self.carriers();
-            if left.is_empty() {
-                return;
-            }
-            for p in left {
+            for &p in &left {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            left.is_empty()
+        });
+    }
+
+    /// Waits until at least `n` live processes carry the cookie (the tree under test exists),
+    /// failing with what was found.
+    pub fn wait_for_carriers(&self, n: usize) {
+        let mut last = Vec::new();
+        let found = eventually(Duration::from_secs(20), || {
+            last = self.carriers();
+            last.len() >= n
+        });
+        assert!(
+            found,
+            "expected {n} processes carrying the cookie, found {}: {last:?}",
+            last.len()
+        );
     }
 }
 

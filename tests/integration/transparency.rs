@@ -178,10 +178,7 @@ fn a_closed_stderr_does_not_stop_tether_from_ending_the_tree() {
     let mut child = cmd.spawn().expect("spawn tether");
     drop(child.stderr.take());
     // tether, its watchdog and the two sleeps carry the cookie.
-    assert!(crate::harness::eventually(Duration::from_secs(20), || cookie
-        .carriers()
-        .len()
-        >= 4));
+    cookie.wait_for_carriers(4);
     drop(child.stdin.take());
     let status = child.wait().expect("wait");
     assert_ne!(status.signal(), Some(libc::SIGABRT), "tether aborted: {status:?}");

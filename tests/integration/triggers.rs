@@ -191,8 +191,7 @@ fn lifeline_cut_ends_the_tree() {
         // The client keeps the server's stdin open: only the lifeline can trigger.
         let _stdin = shim.stdin.take();
         // tether and its watchdog (the tag is in their argv), the server and its 5 sleepers.
-        let all_there = crate::harness::eventually(Duration::from_secs(20), || cookie.carriers().len() >= 8);
-        assert!(all_there, "zoo incomplete: {:?}", cookie.carriers());
+        cookie.wait_for_carriers(8);
         shim.cut_lifeline();
         cookie.assert_none_survive(GRACE + SLACK);
         let status = shim.child.wait().expect("wait shim");
@@ -247,10 +246,7 @@ fn a_client_that_ignores_sigchld_still_gets_the_servers_status() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn");
-    assert!(crate::harness::eventually(Duration::from_secs(20), || cookie
-        .carriers()
-        .len()
-        >= 4));
+    cookie.wait_for_carriers(4);
     drop(child.stdin.take());
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(3), "{status:?}");
