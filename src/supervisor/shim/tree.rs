@@ -67,6 +67,10 @@ pub struct Tree {
     /// When `/proc` was last swept for the cookie: a sweep reads every process's environment,
     /// so while SIGKILL is re-sent every tick it runs at most every [`SWEEP_INTERVAL`].
     last_sweep: Option<Instant>,
+    /// The sweep of the latest [`Tree::signal`] found no carrier. Consumed by the next
+    /// [`Tree::remaining`], which then need not read every process's environment again (it
+    /// would be the second full `/proc` scan of the same loop iteration).
+    clean_sweep_pending: bool,
 }
 
 /// Minimum time between two cookie sweeps while signalling.
@@ -93,6 +97,7 @@ impl Tree {
             exit: None,
             carriers: Vec::new(),
             last_sweep: None,
+            clean_sweep_pending: false,
         }
     }
 
@@ -170,7 +175,9 @@ impl Tree {
         if let (Some(cookie), true) = (&self.cookie, due) {
             self.last_sweep = Some(Instant::now());
             let exclude: Vec<i32> = self.watchdog.into_iter().collect();
-            for found in cookie.signal_carriers(signal, &exclude) {
+            let found_now = cookie.signal_carriers(signal, &exclude);
+            self.clean_sweep_pending = found_now.is_empty();
+            for found in found_now {
                 if !self.carriers.iter().any(|c| c.pid() == found.pid()) {
                     self.carriers.push(found);
                 }
@@ -189,7 +196,8 @@ impl Tree {
         };
         self.carriers.retain(Pidfd::is_alive);
         r.carriers = self.carriers.len();
-        if sweep && r.is_empty() {
+        let just_swept_clean = std::mem::take(&mut self.clean_sweep_pending);
+        if sweep && r.is_empty() && !just_swept_clean {
             if let Some(cookie) = &self.cookie {
                 let exclude: Vec<i32> = self.watchdog.into_iter().collect();
                 r.carriers = cookie.carriers(&exclude).len();
