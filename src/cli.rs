@@ -11,6 +11,11 @@ use crate::supervisor::layers::Disabled;
 #[derive(Debug, Parser)]
 #[command(name = "tether", version, about, long_about = None)]
 pub struct Cli {
+    /// The state directory holding the ledger (default: $TETHER_STATE_DIR, else
+    /// $XDG_STATE_HOME/tether, else ~/.local/state/tether).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -25,6 +30,43 @@ pub enum Command {
     /// Show Tether at work: wrap the bundled fixture server, call its echo tool, end it, and
     /// prove that no process of it survived.
     Demo,
+    /// List live owners, their instances and process trees, from the ledger joined with /proc.
+    Ps(PsArgs),
+    /// End what dead Tether processes left behind: re-check each recorded identity, kill
+    /// through pidfds, remove stale cgroups, sweep cookies; report every kill and every skip.
+    Reap(ReapArgs),
+    /// Say what this host supports, which guarantees hold here, and which orphans exist.
+    Doctor(DoctorArgs),
+}
+
+/// `tether ps`.
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also list instances that have ended.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `tether reap`.
+#[derive(Debug, clap::Args)]
+pub struct ReapArgs {
+    /// Say what would be killed, kill nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tether doctor`.
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tether wrap`.
@@ -48,6 +90,15 @@ pub struct WrapArgs {
     /// (for a supervising gateway, which holds the write end).
     #[arg(long, value_name = "FD")]
     pub lifeline_fd: Option<i32>,
+
+    /// The server's name in the ledger and `tether ps` (default: the command's file name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Do not record this instance in the ledger (then `tether reap` cannot find what a
+    /// SIGKILL of this shim leaves on a host without cgroups).
+    #[arg(long)]
+    pub no_ledger: bool,
 
     /// Instance id to use (32 hex digits; random by default).
     #[arg(long, hide = true)]

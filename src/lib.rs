@@ -7,5 +7,7 @@ pub mod diag;
 pub mod cli;
 pub mod demo;
 pub mod ids;
+pub mod ps;
+pub mod reap;
 pub mod supervisor;
 pub mod wrap;

@@ -6,13 +6,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mcp_tether::cli::{Cli, Command};
-use mcp_tether::{demo, wrap};
+use mcp_tether::{demo, ps, reap, wrap};
 
 fn main() -> ExitCode {
     mcp_tether::diag::init_from_env();
     let cli = Cli::parse();
+    let state_dir = cli.state_dir.as_deref();
     match cli.command {
-        Command::Wrap(args) => wrap::main(args),
+        Command::Wrap(args) => wrap::main(args, state_dir),
+        Command::Ps(args) => ps::main(&args, state_dir),
+        Command::Reap(args) => reap::main(&args, state_dir),
+        Command::Doctor(_) => todo_doctor(),
         Command::Demo => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -21,4 +25,9 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn todo_doctor() -> ExitCode {
+    eprintln!("tether: doctor is not built yet");
+    ExitCode::FAILURE
 }

@@ -8,14 +8,15 @@ use std::process::ExitCode;
 use crate::cli::WrapArgs;
 use crate::ids;
 use crate::supervisor::exit::exit_like;
+use crate::supervisor::ledger::location;
 use crate::supervisor::shim::{self, ShimConfig};
 
 /// Status for Tether's own failures (usage, configuration, OS), kept clear of 126/127.
 const TETHER_FAILED: u8 = 125;
 
 /// Runs `tether wrap`; returns only on failure (on success the process exits like the server).
-pub fn main(args: WrapArgs) -> ExitCode {
-    let cfg = match config(args) {
+pub fn main(args: WrapArgs, state_dir: Option<&std::path::Path>) -> ExitCode {
+    let cfg = match config(args, state_dir) {
         Ok(cfg) => cfg,
         Err(e) => {
             crate::error!("{e:#}");
@@ -31,7 +32,7 @@ pub fn main(args: WrapArgs) -> ExitCode {
     }
 }
 
-fn config(args: WrapArgs) -> anyhow::Result<ShimConfig> {
+fn config(args: WrapArgs, state_dir: Option<&std::path::Path>) -> anyhow::Result<ShimConfig> {
     use anyhow::Context as _;
     let disabled = args.disabled().context("--disable / TETHER_DISABLE")?;
     let id_or_random = |given: Option<String>, what: &str| -> anyhow::Result<String> {
@@ -47,7 +48,23 @@ fn config(args: WrapArgs) -> anyhow::Result<ShimConfig> {
             "--lifeline-fd {fd}: must be above 2 (0-2 are the server's stdio)"
         );
     }
+    let state_dir = if args.no_ledger {
+        None
+    } else {
+        match location::state_dir(state_dir) {
+            Ok(dir) => Some(dir),
+            Err(why) => {
+                crate::warn!("{why}; running unrecorded");
+                None
+            }
+        }
+    };
+    let server = args.name.clone().unwrap_or_else(|| default_name(&args.command));
     Ok(ShimConfig {
+        standalone: args.owner_id.is_none(),
+        scope: "wrap".into(),
+        server,
+        state_dir,
         instance: id_or_random(args.instance_id, "instance")?,
         owner: id_or_random(args.owner_id, "owner")?,
         argv: args.command,
@@ -56,4 +73,13 @@ fn config(args: WrapArgs) -> anyhow::Result<ShimConfig> {
         disabled,
         lifeline: args.lifeline_fd,
     })
+}
+
+/// The command's file name: `npx` for `/usr/bin/npx -y pkg`.
+fn default_name(command: &[std::ffi::OsString]) -> String {
+    command
+        .first()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name)
+        .map_or_else(|| "server".into(), |n| n.to_string_lossy().into_owned())
 }

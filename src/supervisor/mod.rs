@@ -9,10 +9,14 @@
 pub mod cgroup;
 pub mod cookie;
 pub mod exit;
+pub mod failpoint;
+pub mod identity;
 pub mod launch;
 pub mod layers;
+pub mod ledger;
 pub mod pidfd;
 pub mod procfs;
 pub mod shim;
 pub mod signals;
+pub mod sweep;
 pub mod watchdog;

@@ -27,6 +27,20 @@ pub fn own_children() -> Vec<i32> {
     kids
 }
 
+/// The direct children of `pid` (all its threads'), empty when the kernel lacks the
+/// `children` file or the process is gone.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut kids = Vec::new();
+    if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(text) = fs::read_to_string(task.path().join("children")) {
+                kids.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            }
+        }
+    }
+    kids
+}
+
 /// Every pid currently in `/proc`.
 pub fn all_pids() -> Vec<i32> {
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -76,6 +90,14 @@ pub fn environ_has(pid: i32, needle: &[u8]) -> bool {
     }
 }
 
+/// The value of the environment entry of `pid` starting with `prefix` (`NAME=`), if any.
+pub fn environ_value(pid: i32, prefix: &[u8]) -> Option<String> {
+    let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0)
+        .find_map(|entry| entry.strip_prefix(prefix))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
 /// The command line of `pid`, arguments joined by spaces, for reports.
 pub fn cmdline_of(pid: i32) -> Option<String> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -85,6 +107,27 @@ pub fn cmdline_of(pid: i32) -> Option<String> {
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .collect();
     Some(parts.join(" "))
+}
+
+/// The resident set size of `pid` in KiB.
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    Some(pages * u64::try_from(page).ok()? / 1024)
+}
+
+/// Seconds since `pid` started, from its start time and the system's uptime.
+pub fn age_secs(pid: i32) -> Option<f64> {
+    let start = start_time_of(pid)?;
+    let uptime: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some((uptime - start as f64 / hz as f64).max(0.0))
 }
 
 /// The id of the current boot: pids and start times mean nothing across boots.

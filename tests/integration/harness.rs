@@ -44,6 +44,11 @@ impl Cookie {
         Cookie(format!("tt{}", mcp_tether::ids::random_id().expect("random id")))
     }
 
+    /// The test's own state directory (its ledger), under Cargo's scratch directory.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state-{}", self.0))
+    }
+
     /// Live processes (not zombies) whose environment or command line holds the cookie.
     pub fn carriers(&self) -> Vec<i32> {
         let me = std::process::id() as i32;
@@ -112,6 +117,7 @@ impl Cookie {
 impl Drop for Cookie {
     fn drop(&mut self) {
         self.kill_all();
+        let _ = std::fs::remove_dir_all(self.state_dir());
     }
 }
 
@@ -244,6 +250,7 @@ impl<'a> WrapBuilder<'a> {
         let mut cmd = Command::new(TETHER);
         cmd.args(self.argv())
             .env(COOKIE_VAR, &self.cookie.0)
+            .env("TETHER_STATE_DIR", self.cookie.state_dir())
             .env("TETHER_LOG", "info")
             .env_remove("RUST_BACKTRACE");
         cmd

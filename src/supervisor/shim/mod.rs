@@ -8,6 +8,7 @@
 //! starts an async runtime or a thread: `fork`, `PR_SET_PDEATHSIG` and signal masks all assume
 //! one thread.
 
+mod record;
 mod server;
 mod teardown;
 mod tree;
@@ -15,19 +16,24 @@ mod watch;
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::supervisor::cgroup::InstanceCgroup;
 use crate::supervisor::cookie::Cookie;
+use crate::supervisor::failpoint;
+use crate::supervisor::identity::ProcessIdentity;
 use crate::supervisor::layers::{Disabled, Layer};
-use crate::supervisor::pidfd;
+use crate::supervisor::ledger::Intent;
 use crate::supervisor::signals::Signals;
 use crate::supervisor::watchdog::{Charge, Watchdog};
+use crate::supervisor::{pidfd, procfs};
 
 pub use server::SpawnError;
 pub use teardown::Trigger;
 pub use tree::ServerExit;
 
+use record::Record;
 use teardown::{Action, Teardown};
 use tree::Tree;
 use watch::{Event, Watch};
@@ -55,6 +61,14 @@ pub struct ShimConfig {
     pub instance: String,
     /// The owner's id.
     pub owner: String,
+    /// The shim is its own owner (a `tether wrap` started by a client, not by a gateway).
+    pub standalone: bool,
+    /// The scope the instance lives in, for the ledger.
+    pub scope: String,
+    /// The server's name, for the ledger and `tether ps`.
+    pub server: String,
+    /// The state directory holding the ledger; `None` runs unrecorded.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Why a shim could not do its job.
@@ -166,6 +180,8 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
 
     let mut cgroup_dirs: Vec<_> = cgroup.iter().map(|c| c.dir().to_path_buf()).collect();
     cgroup_dirs.extend(cgroup.as_ref().and_then(|c| c.pids_limit()).and_then(v1_pids_dir));
+    let mut record = begin_record(cfg, &layers, cgroup.as_ref());
+    failpoint::hit("after-intent");
     let watchdog = match Watchdog::start(Charge {
         cgroups: cgroup_dirs,
         cookie: cookie.clone(),
@@ -186,9 +202,16 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
         join_fds: cgroup.as_ref().map(InstanceCgroup::join_fds).unwrap_or_default(),
         cookie: cookie.as_ref(),
     };
-    let leader = match server::spawn(spec) {
+    let spawned = server::spawn(spec).and_then(|gate| {
+        failpoint::hit("before-identity");
+        let pgid = allow(Layer::Group).then_some(gate.pid());
+        record.spawned(gate.pid(), pgid, cookie.is_some());
+        gate.open()
+    });
+    let leader = match spawned {
         Ok(pid) => pid,
         Err(e) => {
+            record.ended(&format!("spawn failed: {e}"));
             if let Some(cg) = cgroup {
                 let _ = cg.remove();
             }
@@ -254,7 +277,18 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
                 }
             }
         }
-        let timeout = teardown.next_deadline(Instant::now(), KILLING_TICK);
+        if !teardown.started() {
+            record.scan(leader, &watchdog.iter().map(Watchdog::pid).collect::<Vec<_>>(), now);
+        }
+        let now = Instant::now();
+        let scan_in = record
+            .due()
+            .filter(|_| !teardown.started())
+            .map(|d| d.saturating_duration_since(now));
+        let timeout = match (teardown.next_deadline(now, KILLING_TICK), scan_in) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let events = match watch.wait(&mut signals, timeout) {
             Ok(events) => events,
             Err(e) => {
@@ -287,6 +321,8 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
         teardown.cause().map(Trigger::describe).unwrap_or_default()
     );
     let (exit, cgroup) = tree.finish(true);
+    let cause = teardown.cause().map(Trigger::describe).unwrap_or_default();
+    record.ended(&format!("{cause}; server {}", exit.describe()));
     if let Some(cg) = cgroup {
         let dir = cg.dir().to_path_buf();
         if let Err(e) = cg.remove() {
@@ -297,6 +333,30 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
         w.dismiss();
     }
     Ok(exit)
+}
+
+/// Opens the ledger and writes the intent; an instance that cannot be recorded runs anyway.
+fn begin_record(cfg: &ShimConfig, layers: &Layers, cgroup: Option<&InstanceCgroup>) -> Record {
+    let (holder, boot_id) = match (ProcessIdentity::of_self(), procfs::boot_id()) {
+        (Some(h), Ok(b)) => (h, b),
+        _ => {
+            crate::warn!("cannot read this process's identity or the boot id; running unrecorded");
+            return Record::unrecorded(&cfg.instance);
+        }
+    };
+    let intent = Intent {
+        id: cfg.instance.clone(),
+        owner_id: cfg.owner.clone(),
+        scope: cfg.scope.clone(),
+        server: cfg.server.clone(),
+        command: cfg.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        boot_id,
+        holder,
+        cgroup: cgroup.map(|c| c.dir().to_path_buf()),
+        cgroup_v1: cgroup.and_then(|c| c.pids_limit()).and_then(v1_pids_dir),
+        layers: layers.active.iter().map(|l| l.name().to_string()).collect(),
+    };
+    Record::begin(cfg.state_dir.as_deref(), &intent, cfg.standalone, cgroup.is_none())
 }
 
 fn v1_pids_dir(limit: &crate::supervisor::cgroup::pids::PidsLimit) -> Option<std::path::PathBuf> {

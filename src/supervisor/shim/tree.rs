@@ -26,6 +26,16 @@ pub enum ServerExit {
     Signal(Signal),
 }
 
+impl ServerExit {
+    /// "exited with 3", "killed by SIGTERM".
+    pub fn describe(self) -> String {
+        match self {
+            ServerExit::Code(c) => format!("exited with {c}"),
+            ServerExit::Signal(s) => format!("killed by {s}"),
+        }
+    }
+}
+
 /// What is left of a tree.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Remaining {

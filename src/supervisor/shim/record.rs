@@ -1,0 +1,178 @@
+//! The shim's side of the ledger: what it writes, when, and what it does when it cannot.
+//!
+//! Before the fork: the owner (a standalone `tether wrap` owns its instance) and the intent.
+//! Between fork and exec (the child waits at the gate): the server's identity. While the server
+//! runs without a cgroup: every descendant that scrubbed the cookie from its environment, found
+//! by walking the tree from the server and the shim's own (adopted) children, since after a
+//! SIGKILL of the shim only its recorded identity can find such a process. At the end: how it
+//! ended.
+//!
+//! The ledger serves the sweep; containment does not depend on it. So a ledger that cannot be
+//! opened or written is reported once on stderr and the instance runs on without it.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::supervisor::identity::ProcessIdentity;
+use crate::supervisor::ledger::{now_ms, Intent, Ledger, LedgerError, OwnerRow};
+use crate::supervisor::procfs;
+
+/// First interval between two walks of the tree; doubled after each walk that finds nothing
+/// new, reset when one does (servers build their trees at start-up and then mostly keep them).
+const FIRST_SCAN: Duration = Duration::from_millis(5);
+/// Longest interval between two walks.
+const LAST_SCAN: Duration = Duration::from_secs(1);
+
+/// One instance's ledger entries.
+pub struct Record {
+    /// The open ledger; `None` when there is none or it failed.
+    ledger: Option<Ledger>,
+    /// The instance id.
+    instance: String,
+    /// The owner id this shim registered, when it stands alone.
+    owner: Option<String>,
+    /// `TETHER_INSTANCE=<id>`: processes carrying it are found by the cookie sweep.
+    needle: Vec<u8>,
+    /// Walking the tree for scrubbed descendants, when no cgroup holds them.
+    scan: Option<Scan>,
+}
+
+struct Scan {
+    /// Processes (pid, start ticks) seen on the last walk, so each is looked at once.
+    known: HashSet<(i32, u64)>,
+    /// Current interval between walks.
+    interval: Duration,
+    /// When the next walk is due.
+    due: Instant,
+}
+
+impl Record {
+    /// A record that writes nothing.
+    pub fn unrecorded(instance: &str) -> Record {
+        Record {
+            ledger: None,
+            instance: instance.to_string(),
+            owner: None,
+            needle: Vec::new(),
+            scan: None,
+        }
+    }
+
+    /// Opens the ledger in `state_dir` and writes the owner (if `standalone`) and the intent.
+    /// `scan` asks for the tree walks (no cgroup in force).
+    pub fn begin(state_dir: Option<&Path>, intent: &Intent, standalone: bool, scan: bool) -> Record {
+        let mut rec = Record {
+            ledger: None,
+            instance: intent.id.clone(),
+            owner: standalone.then(|| intent.owner_id.clone()),
+            needle: format!("{}={}", crate::supervisor::cookie::INSTANCE_VAR, intent.id).into_bytes(),
+            scan: scan.then(|| Scan {
+                known: HashSet::new(),
+                interval: FIRST_SCAN,
+                due: Instant::now(),
+            }),
+        };
+        let Some(dir) = state_dir else { return rec };
+        let opened = Ledger::open(dir).and_then(|mut l| {
+            if standalone {
+                l.register_owner(&OwnerRow {
+                    id: intent.owner_id.clone(),
+                    kind: "wrap".into(),
+                    boot_id: intent.boot_id.clone(),
+                    identity: intent.holder,
+                    started_ms: now_ms(),
+                    ended_ms: None,
+                })?;
+            }
+            l.record_intent(intent)?;
+            Ok(l)
+        });
+        match opened {
+            Ok(l) => rec.ledger = Some(l),
+            Err(e) => warn_unrecorded(&e),
+        }
+        rec
+    }
+
+    /// Records the server's identity, while it waits at the gate.
+    pub fn spawned(&mut self, pid: i32, pgid: Option<i32>, has_cookie: bool) {
+        let Some(identity) = ProcessIdentity::of(pid) else {
+            return; // It already died: nothing to find later.
+        };
+        self.with(|l, inst| l.record_spawned(inst, &identity, pgid, has_cookie));
+    }
+
+    /// When the next tree walk is due, if any.
+    pub fn due(&self) -> Option<Instant> {
+        self.ledger.as_ref()?;
+        self.scan.as_ref().map(|s| s.due)
+    }
+
+    /// Walks the tree if a walk is due, recording descendants without the cookie.
+    pub fn scan(&mut self, leader: i32, not_ours: &[i32], now: Instant) {
+        let needle = self.needle.clone();
+        let Some(scan) = self.scan.as_mut().filter(|s| now >= s.due) else {
+            return;
+        };
+        let mut seen = HashSet::new();
+        let mut fresh = Vec::new();
+        let mut queue: Vec<i32> = procfs::children_of(leader);
+        queue.extend(
+            procfs::own_children()
+                .into_iter()
+                .filter(|p| *p != leader && !not_ours.contains(p)),
+        );
+        while let Some(pid) = queue.pop() {
+            let Some(start) = procfs::start_time_of(pid) else {
+                continue;
+            };
+            if !seen.insert((pid, start)) {
+                continue;
+            }
+            queue.extend(procfs::children_of(pid));
+            if scan.known.contains(&(pid, start)) || procfs::environ_has(pid, &needle) {
+                continue;
+            }
+            if let Some(id) = ProcessIdentity::of(pid).filter(|id| id.start_ticks == start) {
+                fresh.push((id, procfs::pgid_of(pid)));
+            }
+        }
+        scan.known = seen;
+        scan.interval = if fresh.is_empty() {
+            (scan.interval * 2).min(LAST_SCAN)
+        } else {
+            FIRST_SCAN
+        };
+        scan.due = now + scan.interval;
+        if !fresh.is_empty() {
+            crate::debug!(
+                "instance {}: recording {} scrubbed descendant(s)",
+                self.instance,
+                fresh.len()
+            );
+            self.with(|l, inst| l.record_adopted(inst, &fresh));
+        }
+    }
+
+    /// Records how the instance ended, and the owner's end when it stood alone.
+    pub fn ended(&mut self, reason: &str) {
+        self.with(|l, inst| l.record_ended(inst, reason));
+        if let Some(owner) = self.owner.clone() {
+            self.with(|l, _| l.end_owner(&owner));
+        }
+    }
+
+    fn with(&mut self, f: impl FnOnce(&mut Ledger, &str) -> Result<(), LedgerError>) {
+        if let Some(l) = self.ledger.as_mut() {
+            if let Err(e) = f(l, &self.instance) {
+                warn_unrecorded(&e);
+                self.ledger = None;
+            }
+        }
+    }
+}
+
+fn warn_unrecorded(e: &LedgerError) {
+    crate::warn!("{e}; this instance is not recorded, so `tether reap` cannot find what a crash leaves");
+}

@@ -1,0 +1,119 @@
+//! What a sweep did, and why, for `tether reap` and for the logs of a starting gateway.
+
+use std::fmt;
+
+/// One thing a sweep did or would do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Action {
+    /// The instance concerned (empty for cgroups and cookies no ledger row explains).
+    pub instance: String,
+    /// Its server's name, when known.
+    pub server: String,
+    /// What was done.
+    pub kind: ActionKind,
+    /// The process concerned, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// The cgroup concerned, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Why, in one sentence.
+    pub reason: String,
+}
+
+/// The kinds of [`Action`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    /// A process was SIGKILLed through a pidfd.
+    Killed,
+    /// Dry run: this process would have been killed.
+    WouldKill,
+    /// A recorded pid now belongs to another process; it was left alone.
+    SkippedStranger,
+    /// A process carries a cookie this ledger does not know; it was left alone.
+    SkippedUnknown,
+    /// A cgroup's members were killed with `cgroup.kill`.
+    CgroupKilled,
+    /// Dry run: this cgroup would have been killed.
+    WouldKillCgroup,
+    /// A stale cgroup directory was removed.
+    CgroupRemoved,
+    /// An orphaned instance was closed in the ledger.
+    Reaped,
+    /// An instance of an earlier boot was closed (its local processes died with that boot).
+    Lost,
+}
+
+/// Everything one sweep did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    /// The boot the sweep ran in.
+    pub boot_id: String,
+    /// Whether it only looked.
+    pub dry_run: bool,
+    /// Open instances whose holder is alive (left alone).
+    pub live_instances: usize,
+    /// Instances whose holder was dead.
+    pub orphaned_instances: usize,
+    /// Processes killed (or, dry run, to kill).
+    pub killed: usize,
+    /// Every action, in order.
+    pub actions: Vec<Action>,
+}
+
+impl Report {
+    /// Adds an action.
+    pub fn push(&mut self, action: Action) {
+        if matches!(action.kind, ActionKind::Killed | ActionKind::WouldKill) {
+            self.killed += 1;
+        }
+        self.actions.push(action);
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActionKind::Killed => "killed",
+            ActionKind::WouldKill => "would kill",
+            ActionKind::SkippedStranger => "skipped (stranger)",
+            ActionKind::SkippedUnknown => "skipped (unknown cookie)",
+            ActionKind::CgroupKilled => "killed cgroup",
+            ActionKind::WouldKillCgroup => "would kill cgroup",
+            ActionKind::CgroupRemoved => "removed cgroup",
+            ActionKind::Reaped => "reaped",
+            ActionKind::Lost => "lost (earlier boot)",
+        })
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.dry_run { "would kill" } else { "killed" };
+        writeln!(
+            f,
+            "{} live instance(s) left alone, {} orphaned; {verb} {} process(es)",
+            self.live_instances, self.orphaned_instances, self.killed
+        )?;
+        for a in &self.actions {
+            let target = match (a.pid, &a.cgroup) {
+                (Some(pid), _) => format!("pid {pid}"),
+                (None, Some(dir)) => dir.clone(),
+                (None, None) => String::new(),
+            };
+            let inst = if a.instance.is_empty() {
+                String::new()
+            } else {
+                format!(" [{} {}]", a.server, short(&a.instance))
+            };
+            writeln!(f, "  {:<24} {target}{inst}: {}", a.kind.to_string(), a.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// The first 8 digits of an id, enough for people.
+pub fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
