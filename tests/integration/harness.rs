@@ -400,3 +400,45 @@ fn parse_ready(line: &str) -> Option<Ready> {
     }
     Some(Ready { pid: pid?, sleepers })
 }
+
+/// Runs `tether ARGS…` to completion against the test's own ledger.
+pub fn tether_run(cookie: &Cookie, args: &[&str]) -> std::process::Output {
+    Command::new(TETHER)
+        .args(args)
+        .env("TETHER_STATE_DIR", cookie.state_dir())
+        .env(COOKIE_VAR, &cookie.0)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running tether")
+}
+
+/// `tether reap --json`, parsed; panics with stderr when it fails.
+pub fn reap(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["reap", "--json"];
+    args.extend(extra);
+    let out = tether_run(cookie, &args);
+    assert!(
+        out.status.success(),
+        "tether reap failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("reap --json prints JSON")
+}
+
+/// Pids of the report's actions of `kind` (`killed`, `skipped-stranger`, …).
+pub fn report_pids(report: &serde_json::Value, kind: &str) -> Vec<i32> {
+    report["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["kind"] == kind)
+        .filter_map(|a| a["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
+        .collect()
+}
+
+/// A uniformly random number below `n`.
+pub fn random_below(n: u64) -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("getrandom");
+    u64::from_ne_bytes(b) % n.max(1)
+}

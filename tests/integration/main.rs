@@ -8,6 +8,7 @@
 mod harness;
 mod max_procs;
 mod real_client;
+mod reap;
 mod shim_killed;
 mod transparency;
 mod triggers;

@@ -18,9 +18,13 @@ use crate::supervisor::identity::ProcessIdentity;
 use crate::supervisor::ledger::{now_ms, Intent, Ledger, LedgerError, OwnerRow};
 use crate::supervisor::procfs;
 
-/// First interval between two walks of the tree; doubled after each walk that finds nothing
-/// new, reset when one does (servers build their trees at start-up and then mostly keep them).
-const FIRST_SCAN: Duration = Duration::from_millis(5);
+/// First interval between two walks of the tree; doubled after each walk that finds the tree
+/// unchanged, reset when it changed (servers build their trees at start-up, then mostly keep
+/// them). A scrubbed process created and orphaned within one interval before the shim is
+/// SIGKILLed is the window this leaves on hosts without cgroups.
+const FIRST_SCAN: Duration = Duration::from_millis(2);
+/// Walks at [`FIRST_SCAN`] after the tree last changed, before the interval starts doubling.
+const QUICK_SCANS: u32 = 10;
 /// Longest interval between two walks.
 const LAST_SCAN: Duration = Duration::from_secs(1);
 
@@ -39,8 +43,12 @@ pub struct Record {
 }
 
 struct Scan {
-    /// Processes (pid, start ticks) seen on the last walk, so each is looked at once.
-    known: HashSet<(i32, u64)>,
+    /// Processes (pid, start ticks) in the tree on the last walk, to see it change.
+    tree: HashSet<(i32, u64)>,
+    /// Scrubbed processes already recorded.
+    recorded: HashSet<(i32, u64)>,
+    /// Walks in a row that found the tree unchanged.
+    calm: u32,
     /// Current interval between walks.
     interval: Duration,
     /// When the next walk is due.
@@ -68,7 +76,9 @@ impl Record {
             owner: standalone.then(|| intent.owner_id.clone()),
             needle: format!("{}={}", crate::supervisor::cookie::INSTANCE_VAR, intent.id).into_bytes(),
             scan: scan.then(|| Scan {
-                known: HashSet::new(),
+                tree: HashSet::new(),
+                recorded: HashSet::new(),
+                calm: 0,
                 interval: FIRST_SCAN,
                 due: Instant::now(),
             }),
@@ -131,18 +141,28 @@ impl Record {
                 continue;
             }
             queue.extend(procfs::children_of(pid));
-            if scan.known.contains(&(pid, start)) || procfs::environ_has(pid, &needle) {
+            // Carriers are looked at again on every walk: a child forked by a carrier holds the
+            // cookie until its exec replaces the environment.
+            if scan.recorded.contains(&(pid, start)) || procfs::environ_has(pid, &needle) {
                 continue;
             }
             if let Some(id) = ProcessIdentity::of(pid).filter(|id| id.start_ticks == start) {
                 fresh.push((id, procfs::pgid_of(pid)));
             }
         }
-        scan.known = seen;
-        scan.interval = if fresh.is_empty() {
-            (scan.interval * 2).min(LAST_SCAN)
-        } else {
+        // A tree that changed (a process came or went) is being built: look again soon.
+        let changed = seen != scan.tree;
+        scan.recorded.retain(|p| seen.contains(p));
+        scan.recorded
+            .extend(fresh.iter().map(|(id, _)| (id.pid, id.start_ticks)));
+        scan.tree = seen;
+        // Stay quick for a while after a change: a new process's exec (which may scrub its
+        // environment) follows its fork by a few milliseconds, and is no change of the tree.
+        scan.calm = if changed { 0 } else { scan.calm.saturating_add(1) };
+        scan.interval = if scan.calm < QUICK_SCANS {
             FIRST_SCAN
+        } else {
+            (scan.interval * 2).min(LAST_SCAN)
         };
         scan.due = now + scan.interval;
         if !fresh.is_empty() {
