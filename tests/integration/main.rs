@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod harness;
+mod ledger;
 mod max_procs;
 mod real_client;
 mod reap;

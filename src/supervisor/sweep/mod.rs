@@ -33,6 +33,8 @@ pub use report::{short, Action, ActionKind, Report};
 const KEEP_CLOSED: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long killed processes get to disappear before the sweep reports them anyway.
 const DEATH_PATIENCE: Duration = Duration::from_secs(5);
+/// How long an unexplained, empty instance cgroup must have existed to be removed.
+const STALE_CGROUP_AGE: Duration = Duration::from_secs(60);
 /// Cookie passes: a carrier may fork while an earlier pass runs.
 const COOKIE_PASSES: usize = 3;
 
@@ -161,7 +163,16 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
         if live.contains(&id) || orphan_ids.contains_key(id.as_str()) {
             continue;
         }
-        if crate::supervisor::cgroup::members_of(&dir).is_empty() && !dry_run && std::fs::remove_dir(&dir).is_ok() {
+        // A shim creates its cgroup empty and moves the server in a moment later: only one
+        // that stayed empty for a while is stale.
+        let old = std::fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_CGROUP_AGE));
+        if old
+            && crate::supervisor::cgroup::members_of(&dir).is_empty()
+            && !dry_run
+            && std::fs::remove_dir(&dir).is_ok()
+        {
             report.push(Action {
                 instance: id,
                 server: String::new(),

@@ -1,0 +1,250 @@
+//! The ledger under abuse: a recorded pid taken over by a stranger, writers SIGKILLed in the
+//! middle of their transactions, and a hundred shims writing at once.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mcp_tether::supervisor::identity::ProcessIdentity;
+use mcp_tether::supervisor::ledger::{Intent, Ledger, ProcessRole};
+use mcp_tether::supervisor::procfs;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::harness::{random_below, reap, report_pids, Cookie, COOKIE_VAR, FIXTURE, TETHER};
+
+/// A fixture that just waits on its stdin (kept open by the returned `Child`).
+fn bystander(cookie: &Cookie) -> Child {
+    Command::new(FIXTURE)
+        .args(["--tag", &cookie.0])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning a bystander")
+}
+
+/// Starts and ends a process; returns the identity it had.
+fn dead_identity(cookie: &Cookie) -> ProcessIdentity {
+    let mut child = bystander(cookie);
+    let id = ProcessIdentity::of(child.id() as i32).expect("identity");
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    id
+}
+
+/// Makes the next fork of this host get `pid`, through `ns_last_pid` (root only). Returns a
+/// bystander holding that pid, or `None` when the host does not allow it.
+fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Option<Child> {
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+        let child = bystander(cookie);
+        if child.id() as i32 == pid {
+            return Some(child);
+        }
+        // Another fork of this busy host won the race: try again.
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
+fn orphan_intent(cookie: &Cookie, holder: ProcessIdentity) -> Intent {
+    Intent {
+        id: mcp_tether::ids::random_id().expect("id"),
+        owner_id: mcp_tether::ids::random_id().expect("id"),
+        scope: "wrap".into(),
+        server: format!("stranger-test-{}", cookie.0),
+        command: vec!["test".into()],
+        boot_id: procfs::boot_id().expect("boot id"),
+        holder,
+        cgroup: None,
+        cgroup_v1: None,
+        layers: vec![],
+    }
+}
+
+#[test]
+fn a_stranger_holding_a_recorded_pid_is_never_signalled() {
+    let cookie = Cookie::new();
+    let holder = dead_identity(&cookie);
+    let server = dead_identity(&cookie);
+    // The pid of the dead, recorded server goes to a process Tether never started.
+    let (mut stranger, how) = match bystander_with_pid(&cookie, server.pid) {
+        Some(child) => (child, "real pid reuse through ns_last_pid"),
+        None => {
+            eprintln!("cannot write ns_last_pid here (not root?): simulating reuse with a live process");
+            (bystander(&cookie), "a live process recorded with another start time")
+        }
+    };
+    let recorded = ProcessIdentity {
+        pid: stranger.id() as i32,
+        ..server
+    };
+    let mut ledger = Ledger::open(&cookie.state_dir()).expect("ledger");
+    let intent = orphan_intent(&cookie, holder);
+    ledger.record_intent(&intent).expect("intent");
+    ledger
+        .record_spawned(&intent.id, &recorded, None, true)
+        .expect("identity");
+    drop(ledger);
+
+    let report = reap(&cookie, &[]);
+    assert_eq!(
+        report_pids(&report, "skipped-stranger"),
+        vec![recorded.pid],
+        "{how}: {report:#}"
+    );
+    assert!(report_pids(&report, "killed").is_empty(), "{report:#}");
+    assert!(
+        matches!(stranger.try_wait(), Ok(None)),
+        "{how}: the stranger was signalled"
+    );
+    let ledger = Ledger::open(&cookie.state_dir()).expect("ledger");
+    let row = ledger.instance(&intent.id).expect("read").expect("row");
+    assert_eq!(row.state.as_str(), "reaped");
+    stranger.kill().expect("kill the stranger");
+    stranger.wait().expect("reap it");
+    cookie.assert_none_survive(Duration::from_secs(1));
+}
+
+/// `sh` that appends its pid to `pidfile`, then execs the fixture (same pid): a line in the
+/// file proves that process ran, so its identity must be in the ledger.
+fn recorded_writer(cookie: &Cookie, pidfile: &std::path::Path) -> Child {
+    Command::new(TETHER)
+        .args([
+            "wrap",
+            "--disable",
+            "cgroup",
+            "--",
+            "sh",
+            "-c",
+            "echo $$ >> \"$0\"; exec \"$1\" --tag \"$2\"",
+        ])
+        .arg(pidfile)
+        .args([FIXTURE, &cookie.0])
+        .env(COOKIE_VAR, &cookie.0)
+        .env("TETHER_STATE_DIR", cookie.state_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning tether")
+}
+
+#[test]
+fn sigkilled_writers_leave_a_ledger_that_opens_and_has_every_spawned_process() {
+    let cookie = Cookie::new();
+    let pidfile = cookie.state_dir().with_extension("pids");
+    std::fs::create_dir_all(cookie.state_dir()).expect("state dir");
+    let mut shims = 0;
+    for _ in 0..200 {
+        let mut writers: Vec<Child> = (0..3).map(|_| recorded_writer(&cookie, &pidfile)).collect();
+        shims += writers.len();
+        // A random moment inside their start-up, where the ledger writes are.
+        std::thread::sleep(Duration::from_micros(random_below(12_000)));
+        for w in &mut writers {
+            let _ = w.kill();
+        }
+        for w in &mut writers {
+            let _ = w.wait();
+        }
+    }
+    let ledger = Ledger::open(&cookie.state_dir()).expect("the ledger opens after 600 SIGKILLed writers");
+    ledger.quick_check().expect("and is sound");
+    let spawned: HashSet<i32> = std::fs::read_to_string(&pidfile)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let mut recorded = HashSet::new();
+    for inst in ledger.all_instances().expect("instances") {
+        for p in ledger.processes_of(&inst.id).expect("processes") {
+            if p.role == ProcessRole::Leader {
+                recorded.insert(p.identity.pid);
+            }
+        }
+    }
+    let lost: Vec<_> = spawned.difference(&recorded).collect();
+    assert!(lost.is_empty(), "spawned but not in the ledger: {lost:?}");
+    eprintln!(
+        "{shims} shims SIGKILLed; {} servers ran, all recorded; {} instances in the ledger",
+        spawned.len(),
+        ledger.all_instances().expect("instances").len()
+    );
+    assert!(
+        !spawned.is_empty(),
+        "no kill came late enough for a server to run: the test proved nothing"
+    );
+    drop(ledger);
+    reap(&cookie, &[]);
+    let _ = std::fs::remove_file(&pidfile);
+    cookie.assert_none_survive(Duration::from_secs(2));
+}
+
+#[test]
+fn a_hundred_concurrent_shims_share_the_ledger() {
+    let cookie = Cookie::new();
+    let mut shims: Vec<Child> = (0..100)
+        .map(|_| {
+            Command::new(TETHER)
+                .args(["wrap", "--", FIXTURE, "--tag", &cookie.0])
+                .env(COOKIE_VAR, &cookie.0)
+                .env("TETHER_STATE_DIR", cookie.state_dir())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawning tether")
+        })
+        .collect();
+    // Each client keeps reading until the shim exits: a closed stdout is a teardown trigger.
+    let mut readers = Vec::new();
+    for (i, shim) in shims.iter_mut().enumerate() {
+        let mut stdin = shim.stdin.take().expect("stdin");
+        writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"n{i}"}}}}}}"#
+        )
+        .expect("request");
+        let mut line = String::new();
+        let mut reader = BufReader::new(shim.stdout.take().expect("stdout"));
+        reader.read_line(&mut line).expect("response");
+        assert!(line.contains(&format!("n{i}")), "shim {i} answered {line:?}");
+        readers.push(reader);
+        drop(stdin);
+    }
+    for (i, shim) in shims.into_iter().enumerate() {
+        let out = shim.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "shim {i}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("ledger"), "shim {i} had ledger trouble: {stderr}");
+    }
+    drop(readers);
+    let ledger = Ledger::open(&cookie.state_dir()).expect("ledger");
+    let all = ledger.all_instances().expect("instances");
+    assert_eq!(all.len(), 100);
+    assert!(all.iter().all(|i| i.state.as_str() == "ended"), "{all:#?}");
+    cookie.assert_none_survive(Duration::from_secs(2));
+}
+
+#[test]
+fn dry_run_kills_nothing_and_says_what_it_would() {
+    let cookie = Cookie::new();
+    let mut victim = bystander(&cookie);
+    let mut ledger = Ledger::open(&cookie.state_dir()).expect("ledger");
+    let intent = orphan_intent(&cookie, dead_identity(&cookie));
+    ledger.record_intent(&intent).expect("intent");
+    let id = ProcessIdentity::of(victim.id() as i32).expect("identity");
+    ledger.record_spawned(&intent.id, &id, None, false).expect("identity");
+    drop(ledger);
+    let dry = reap(&cookie, &["--dry-run"]);
+    assert_eq!(report_pids(&dry, "would-kill"), vec![id.pid], "{dry:#}");
+    assert!(matches!(victim.try_wait(), Ok(None)), "dry run killed");
+    let real = reap(&cookie, &[]);
+    assert_eq!(report_pids(&real, "killed"), vec![id.pid], "{real:#}");
+    assert!(victim.wait().is_ok());
+    let _ = kill(Pid::from_raw(id.pid), Signal::SIGKILL);
+    cookie.assert_none_survive(Duration::from_secs(1));
+}
