@@ -166,6 +166,16 @@ fn instance_view(inst: &InstanceRow, recorded: &[ProcessRow], cookie_pids: &[i32
             ProcessRole::Adopted => add(p.identity.pid, "adopted", &mut found),
         }
     }
+    // The shim's own children other than Tether processes (its watchdog): escapees it
+    // adopted as subreaper, recorded or not yet.
+    if inst.holder.is_alive() {
+        let tether_exe = std::fs::read_link(format!("/proc/{}/exe", inst.holder.pid)).ok();
+        for pid in procfs::children_of(inst.holder.pid) {
+            if std::fs::read_link(format!("/proc/{pid}/exe")).ok() != tether_exe {
+                add(pid, "adopted", &mut found);
+            }
+        }
+    }
     for dir in inst.cgroup.iter().chain(inst.cgroup_v1.iter()) {
         for pid in cgroup::members_of(dir) {
             add(pid, "cgroup", &mut found);

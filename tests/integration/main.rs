@@ -8,6 +8,7 @@
 mod harness;
 mod ledger;
 mod max_procs;
+mod ps;
 mod real_client;
 mod reap;
 mod shim_killed;

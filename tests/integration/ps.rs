@@ -1,0 +1,65 @@
+//! `tether ps` against a live zoo: the owner, the instance and every process of its tree, with
+//! the cgroup layer and without, then the instance gone from the live list once it ended.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::harness::{tether_run, Cookie, Mode, WrapBuilder};
+
+fn ps_json(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["ps", "--json"];
+    args.extend(extra);
+    let out = tether_run(cookie, &args);
+    assert!(out.status.success(), "ps failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ps --json prints JSON")
+}
+
+fn lists_the_whole_tree(mode: Mode) {
+    let cookie = Cookie::new();
+    let mut w = WrapBuilder::new(&cookie, mode).fixture(&["--zoo"]).spawn();
+    let ready = w.wait_ready();
+    let mut expected: BTreeSet<i32> = ready.sleepers.iter().map(|(p, _)| *p).collect();
+    expected.insert(ready.pid);
+
+    let listing = ps_json(&cookie, &[]);
+    let owners = listing["owners"].as_array().expect("owners");
+    assert_eq!(owners.len(), 1, "{listing:#}");
+    let owner = &owners[0];
+    assert_eq!(owner["kind"], "wrap");
+    assert_eq!(owner["pid"], w.pid());
+    assert_eq!(owner["alive"], true);
+    let inst = &owner["instances"][0];
+    assert_eq!(inst["server"], "tether-fixture");
+    assert_eq!(inst["state"], "running");
+    assert_eq!(inst["holder_alive"], true);
+    let listed: BTreeSet<i32> = inst["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter_map(|p| p["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
+        .collect();
+    assert_eq!(listed, expected, "{mode:?}: {inst:#}");
+    assert!(inst["processes"].as_array().into_iter().flatten().all(|p| p["rss_kib"].as_u64() > Some(0)));
+
+    let text = tether_run(&cookie, &["ps"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("tether-fixture") && text.contains(&ready.pid.to_string()), "{text}");
+
+    w.stdin.take();
+    w.wait_exit(Duration::from_secs(5));
+    let after = ps_json(&cookie, &[]);
+    assert!(after["owners"].as_array().is_some_and(Vec::is_empty), "{after:#}");
+    let all = ps_json(&cookie, &["--all"]);
+    assert_eq!(all["owners"][0]["instances"][0]["state"], "ended", "{all:#}");
+    cookie.assert_none_survive(Duration::from_secs(1));
+}
+
+#[test]
+fn ps_lists_the_tree_with_cgroup() {
+    lists_the_whole_tree(Mode::Cgroup);
+}
+
+#[test]
+fn ps_lists_the_tree_without_cgroup() {
+    lists_the_whole_tree(Mode::NoCgroup);
+}
