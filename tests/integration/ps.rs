@@ -10,7 +10,11 @@ fn ps_json(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["ps", "--json"];
     args.extend(extra);
     let out = tether_run(cookie, &args);
-    assert!(out.status.success(), "ps failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ps failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("ps --json prints JSON")
 }
 
@@ -39,11 +43,18 @@ fn lists_the_whole_tree(mode: Mode) {
         .filter_map(|p| p["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
         .collect();
     assert_eq!(listed, expected, "{mode:?}: {inst:#}");
-    assert!(inst["processes"].as_array().into_iter().flatten().all(|p| p["rss_kib"].as_u64() > Some(0)));
+    assert!(inst["processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|p| p["rss_kib"].as_u64() > Some(0)));
 
     let text = tether_run(&cookie, &["ps"]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("tether-fixture") && text.contains(&ready.pid.to_string()), "{text}");
+    assert!(
+        text.contains("tether-fixture") && text.contains(&ready.pid.to_string()),
+        "{text}"
+    );
 
     w.stdin.take();
     w.wait_exit(Duration::from_secs(5));

@@ -21,23 +21,7 @@ fn path_text(p: &Option<std::path::PathBuf>) -> Option<String> {
 impl Ledger {
     /// Records (or refreshes) an owner.
     pub fn register_owner(&mut self, owner: &OwnerRow) -> Result<(), LedgerError> {
-        self.write("registering the owner", |tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO owners (id, kind, boot_id, pid, start_ticks, pidfs_inode, started_ms, ended_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    owner.id,
-                    owner.kind,
-                    owner.boot_id,
-                    owner.identity.pid,
-                    ticks(&owner.identity),
-                    inode(&owner.identity),
-                    owner.started_ms,
-                    owner.ended_ms
-                ],
-            )
-            .map(drop)
-        })
+        self.write("registering the owner", |tx| insert_owner(tx, owner))
     }
 
     /// Marks an owner as ended cleanly.
@@ -53,9 +37,18 @@ impl Ledger {
 
     /// Writes an instance's intent, before its server is forked.
     pub fn record_intent(&mut self, i: &Intent) -> Result<(), LedgerError> {
+        self.record_owner_and_intent(None, i)
+    }
+
+    /// Writes an instance's intent and, for a shim that owns itself, its owner row, in one
+    /// transaction, before the server is forked.
+    pub fn record_owner_and_intent(&mut self, owner: Option<&OwnerRow>, i: &Intent) -> Result<(), LedgerError> {
         let command = serde_json::to_string(&i.command).unwrap_or_else(|_| "[]".into());
         let layers = i.layers.join(",");
         self.write("recording the intent", |tx| {
+            if let Some(o) = owner {
+                insert_owner(tx, o)?;
+            }
             tx.execute(
                 "INSERT INTO instances (id, owner_id, scope, server, command, boot_id, holder_pid, holder_start,
                      holder_inode, cgroup, cgroup_v1, layers, state, intent_ms)
@@ -78,6 +71,22 @@ impl Ledger {
                 ],
             )
             .map(drop)
+        })
+    }
+
+    /// Marks an instance ended by its holder and, for a shim that owned itself, the owner too,
+    /// in one transaction.
+    pub fn record_ended(&mut self, instance: &str, reason: &str, owner: Option<&str>) -> Result<(), LedgerError> {
+        let now = now_ms();
+        self.write("recording the end", |tx| {
+            tx.execute(
+                "UPDATE instances SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1",
+                params![instance, InstanceState::Ended.as_str(), now, reason],
+            )?;
+            if let Some(o) = owner {
+                tx.execute("UPDATE owners SET ended_ms = ?2 WHERE id = ?1", params![o, now])?;
+            }
+            Ok(())
         })
     }
 
@@ -118,11 +127,6 @@ impl Ledger {
             }
             Ok(())
         })
-    }
-
-    /// Marks an instance as ended by its holder.
-    pub fn record_ended(&mut self, instance: &str, reason: &str) -> Result<(), LedgerError> {
-        self.finish(&[instance.to_string()], InstanceState::Ended, reason)
     }
 
     /// Moves instances to a final state with a reason.
@@ -167,6 +171,24 @@ impl Ledger {
             Ok(gone)
         })
     }
+}
+
+fn insert_owner(tx: &rusqlite::Transaction<'_>, owner: &OwnerRow) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO owners (id, kind, boot_id, pid, start_ticks, pidfs_inode, started_ms, ended_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            owner.id,
+            owner.kind,
+            owner.boot_id,
+            owner.identity.pid,
+            ticks(&owner.identity),
+            inode(&owner.identity),
+            owner.started_ms,
+            owner.ended_ms
+        ],
+    )
+    .map(drop)
 }
 
 fn insert_process(

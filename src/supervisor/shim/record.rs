@@ -84,18 +84,16 @@ impl Record {
             }),
         };
         let Some(dir) = state_dir else { return rec };
+        let owner = standalone.then(|| OwnerRow {
+            id: intent.owner_id.clone(),
+            kind: "wrap".into(),
+            boot_id: intent.boot_id.clone(),
+            identity: intent.holder,
+            started_ms: now_ms(),
+            ended_ms: None,
+        });
         let opened = Ledger::open(dir).and_then(|mut l| {
-            if standalone {
-                l.register_owner(&OwnerRow {
-                    id: intent.owner_id.clone(),
-                    kind: "wrap".into(),
-                    boot_id: intent.boot_id.clone(),
-                    identity: intent.holder,
-                    started_ms: now_ms(),
-                    ended_ms: None,
-                })?;
-            }
-            l.record_intent(intent)?;
+            l.record_owner_and_intent(owner.as_ref(), intent)?;
             Ok(l)
         });
         match opened {
@@ -177,10 +175,8 @@ impl Record {
 
     /// Records how the instance ended, and the owner's end when it stood alone.
     pub fn ended(&mut self, reason: &str) {
-        self.with(|l, inst| l.record_ended(inst, reason));
-        if let Some(owner) = self.owner.clone() {
-            self.with(|l, _| l.end_owner(&owner));
-        }
+        let owner = self.owner.clone();
+        self.with(|l, inst| l.record_ended(inst, reason, owner.as_deref()));
     }
 
     fn with(&mut self, f: impl FnOnce(&mut Ledger, &str) -> Result<(), LedgerError>) {
