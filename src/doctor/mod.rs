@@ -1,0 +1,14 @@
+//! `tether doctor`: tells the truth about what this host lets Tether guarantee.
+//!
+//! Every containment layer degrades on its own when the host lacks it (see
+//! [`crate::supervisor::layers`]), which keeps servers running but can quietly weaken a
+//! guarantee. The doctor makes that visible before it matters: each capability is proven by a
+//! read or a system call, reported as ok, degraded or missing with what was seen and how to fix
+//! it, and turned into a verdict per guarantee. This module is the host half; checks of a
+//! configuration belong beside it.
+
+pub mod check;
+pub mod kernel;
+pub mod layout;
+
+pub use check::{Check, CheckId, Status};
