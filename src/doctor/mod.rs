@@ -7,8 +7,11 @@
 //! it, and turned into a verdict per guarantee. This module is the host half; checks of a
 //! configuration belong beside it.
 
+pub mod cgroup;
 pub mod check;
 pub mod kernel;
 pub mod layout;
+pub mod pids;
+pub mod probe_dir;
 
 pub use check::{Check, CheckId, Status};
