@@ -11,7 +11,15 @@ pub mod cgroup;
 pub mod check;
 pub mod kernel;
 pub mod layout;
+pub mod pidfd;
 pub mod pids;
+pub mod prctl;
 pub mod probe_dir;
+pub mod proc;
 
 pub use check::{Check, CheckId, Status};
+
+/// Serializes unit tests that flip process-wide attributes (subreaper, parent-death signal)
+/// and read them back.
+#[cfg(test)]
+pub(crate) static PROCESS_STATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
