@@ -9,6 +9,8 @@
 
 pub mod cgroup;
 pub mod check;
+pub mod guarantees;
+pub mod host;
 pub mod kernel;
 pub mod layout;
 pub mod pidfd;
@@ -16,8 +18,12 @@ pub mod pids;
 pub mod prctl;
 pub mod probe_dir;
 pub mod proc;
+pub mod render;
 
 pub use check::{Check, CheckId, Status};
+pub use guarantees::{Guarantee, GuaranteeId, Verdict};
+pub use host::{probe_host, CgroupFacts, HostReport};
+pub use render::render_text;
 
 /// Serializes unit tests that flip process-wide attributes (subreaper, parent-death signal)
 /// and read them back.
