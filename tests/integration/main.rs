@@ -5,6 +5,7 @@
 // for the library.
 #![allow(clippy::disallowed_methods)]
 
+mod doctor_host;
 mod harness;
 mod max_procs;
 mod real_client;
