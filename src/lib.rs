@@ -6,6 +6,7 @@
 pub mod diag;
 pub mod cli;
 pub mod demo;
+pub mod doctor;
 pub mod ids;
 pub mod ps;
 pub mod reap;
