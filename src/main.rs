@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Command::Wrap(args) => wrap::main(args, state_dir),
         Command::Ps(args) => ps::main(&args, state_dir),
         Command::Reap(args) => reap::main(&args, state_dir),
-        Command::Doctor(_) => todo_doctor(),
+        Command::Doctor(args) => mcp_tether::doctor::command::main(&args, state_dir),
         Command::Demo => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -25,9 +25,4 @@ fn main() -> ExitCode {
             }
         },
     }
-}
-
-fn todo_doctor() -> ExitCode {
-    eprintln!("tether: doctor is not built yet");
-    ExitCode::FAILURE
 }

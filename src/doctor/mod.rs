@@ -9,6 +9,7 @@
 
 pub mod cgroup;
 pub mod check;
+pub mod command;
 pub mod guarantees;
 pub mod host;
 pub mod kernel;

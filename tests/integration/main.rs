@@ -5,6 +5,7 @@
 // for the library.
 #![allow(clippy::disallowed_methods)]
 
+mod doctor_advice;
 mod doctor_host;
 mod harness;
 mod ledger;
