@@ -20,6 +20,9 @@ pub struct Diagnosis {
     pub ledger: LedgerHealth,
     /// Processes left by dead Tether processes, and cgroups of dead shims.
     pub orphans: Vec<Orphan>,
+    /// Processes carrying a cookie this ledger has no record of: another state directory's
+    /// (or another user's) Tether may own them, alive or not. Listed, not counted as orphans.
+    pub unknown_cookies: Vec<Orphan>,
 }
 
 /// Whether the ledger can be used.
@@ -75,21 +78,26 @@ pub fn main(args: &DoctorArgs, state_dir: Option<&Path>) -> ExitCode {
 pub fn diagnose(state_dir: Option<&Path>) -> Diagnosis {
     let host = probe_host();
     let dir = location::state_dir(state_dir);
-    let (ledger, orphans) = match dir {
+    let (ledger, (orphans, unknown_cookies)) = match dir {
         Err(why) => (
             LedgerHealth {
                 path: String::new(),
                 ok: false,
                 detail: why,
             },
-            Vec::new(),
+            (Vec::new(), Vec::new()),
         ),
         Ok(dir) => ledger_and_orphans(&dir),
     };
-    Diagnosis { host, ledger, orphans }
+    Diagnosis {
+        host,
+        ledger,
+        orphans,
+        unknown_cookies,
+    }
 }
 
-fn ledger_and_orphans(dir: &Path) -> (LedgerHealth, Vec<Orphan>) {
+fn ledger_and_orphans(dir: &Path) -> (LedgerHealth, (Vec<Orphan>, Vec<Orphan>)) {
     let path = dir.join(crate::supervisor::ledger::FILE_NAME);
     let fail = |detail: String| LedgerHealth {
         path: path.display().to_string(),
@@ -98,14 +106,14 @@ fn ledger_and_orphans(dir: &Path) -> (LedgerHealth, Vec<Orphan>) {
     };
     let mut ledger = match Ledger::open(dir) {
         Ok(l) => l,
-        Err(e) => return (fail(format!("{e}")), Vec::new()),
+        Err(e) => return (fail(format!("{e}")), (Vec::new(), Vec::new())),
     };
     if let Err(e) = ledger.quick_check() {
-        return (fail(format!("{e}")), Vec::new());
+        return (fail(format!("{e}")), (Vec::new(), Vec::new()));
     }
     let report = match sweep::sweep(&mut ledger, true) {
         Ok(r) => r,
-        Err(e) => return (fail(format!("dry-run sweep failed: {e}")), Vec::new()),
+        Err(e) => return (fail(format!("dry-run sweep failed: {e}")), (Vec::new(), Vec::new())),
     };
     let health = LedgerHealth {
         path: path.display().to_string(),
@@ -116,29 +124,29 @@ fn ledger_and_orphans(dir: &Path) -> (LedgerHealth, Vec<Orphan>) {
         ),
     };
     let reap = reap_command(dir);
-    let orphans = report
-        .actions
-        .into_iter()
-        .filter_map(|a| {
-            let fix = match a.kind {
-                ActionKind::WouldKill | ActionKind::WouldKillCgroup => reap.clone(),
-                ActionKind::SkippedUnknown => format!(
-                    "kill -s KILL {} (after checking it is not another Tether's: its cookie is not in this ledger)",
+    let (mut orphans, mut unknown) = (Vec::new(), Vec::new());
+    for a in report.actions {
+        let (list, fix) = match a.kind {
+            ActionKind::WouldKill | ActionKind::WouldKillCgroup => (&mut orphans, reap.clone()),
+            ActionKind::SkippedUnknown => (
+                &mut unknown,
+                format!(
+                    "none needed if another Tether owns it (`tether --state-dir <its dir> ps`); else kill -s KILL {}",
                     a.pid.unwrap_or_default()
                 ),
-                _ => return None,
-            };
-            Some(Orphan {
-                pid: a.pid,
-                cgroup: a.cgroup,
-                instance: a.instance,
-                server: a.server,
-                reason: a.reason,
-                fix,
-            })
-        })
-        .collect();
-    (health, orphans)
+            ),
+            _ => continue,
+        };
+        list.push(Orphan {
+            pid: a.pid,
+            cgroup: a.cgroup,
+            instance: a.instance,
+            server: a.server,
+            reason: a.reason,
+            fix,
+        });
+    }
+    (health, (orphans, unknown))
 }
 
 /// `tether --state-dir DIR reap`, naming this very binary and ledger, so it works as printed.
@@ -179,6 +187,20 @@ fn render(d: &Diagnosis) -> String {
             );
             let _ = writeln!(out, "    fix: {}", o.fix);
         }
+    }
+    if !d.unknown_cookies.is_empty() {
+        let pids: Vec<String> = d
+            .unknown_cookies
+            .iter()
+            .filter_map(|o| o.pid)
+            .map(|p| p.to_string())
+            .collect();
+        let _ = writeln!(
+            out,
+            "not in this ledger: {} process(es) carry a Tether cookie it has no record of (pids {}); another state directory's Tether may own them",
+            pids.len(),
+            pids.join(" ")
+        );
     }
     out
 }
