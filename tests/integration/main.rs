@@ -9,5 +9,6 @@ mod harness;
 mod max_procs;
 mod real_client;
 mod shim_killed;
+mod sshd;
 mod transparency;
 mod triggers;
