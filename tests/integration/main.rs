@@ -9,6 +9,8 @@ mod harness;
 mod max_procs;
 mod real_client;
 mod shim_killed;
+mod ssh_remote;
+mod ssh_wrapper;
 mod sshd;
 mod transparency;
 mod triggers;
