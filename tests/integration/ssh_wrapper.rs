@@ -42,6 +42,7 @@ with_both_shells!(
     identity_first_then_json_rpc,
     client_sigkill_leaves_no_survivor,
     server_exit_status_passes_through,
+    a_missing_command_exits_127,
     cookie_sweep_takes_an_escapee_without_stdio,
     remote_kill_refuses_strangers_then_kills,
     remote_kill_lets_a_polite_server_go_on_sigterm,
@@ -127,6 +128,18 @@ fn server_exit_status_passes_through(shell: &Shell) {
     // until the wrapper kills them.
     let status = r.wait_exit(PATIENCE);
     assert_eq!(status.code(), Some(7), "stderr:\n{}", r.stderr_lines().join("\n"));
+    case.assert_clean(CLEANUP);
+}
+
+fn a_missing_command_exits_127(shell: &Shell) {
+    let case = Case::new();
+    let missing = format!("/nonexistent/{}", case.tag.0);
+    let mut r = case.start_server(shell, &[missing.clone().into()]);
+    r.identity();
+    let status = r.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(127), "stderr:\n{}", r.stderr_lines().join("\n"));
+    let lines = r.stderr_lines();
+    assert!(lines.iter().skip(1).any(|l| l.contains(&missing)), "{lines:?}");
     case.assert_clean(CLEANUP);
 }
 

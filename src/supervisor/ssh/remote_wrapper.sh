@@ -22,7 +22,7 @@
 #   connection dropped) it SIGTERMs the server's group, waits up to GRACE_MS for the server to
 #   exit, SIGKILLs the group. When the server exits by itself, whatever it left is SIGKILLed at
 #   once. Either way it then sweeps: every process carrying the cookie, and every process
-#   started after the server that still holds this channel's stdio (an `env -i` escapee that
+#   started after the wrapper that still holds this channel's stdio (an `env -i` escapee that
 #   scrubbed the cookie but kept the pipes), is SIGKILLed.
 # - exits with the server's status (128+N when a signal N ended it); 125 when it failed itself.
 #
@@ -35,7 +35,7 @@ shift 2
 is_cookie || die "bad cookie: $cookie"
 is_number "$grace_ms" || die "bad grace (milliseconds): $grace_ms"
 proc_stat $$ || die "/proc is not mounted: cannot watch processes"
-ppid0=$st_ppid
+ppid0=$st_ppid self_start=$st_start
 
 # Runs as the server's pid, in its new session, before exec'ing CMD: so the identity line is
 # written before the server can write anything, and describes the server's own process.
@@ -72,8 +72,11 @@ else
 	pid=$!
 	target=$pid
 fi
-proc_stat "$pid" || die "the server's process vanished before it could be watched"
-start=$st_start
+# The server's start time tells it from a later process that reuses its pid. (A server that
+# failed to exec may already be reaped by bash's SIGCHLD handler: then nothing is alive to
+# watch, and `wait` below still returns its status.)
+start=
+proc_stat "$pid" && start=$st_start
 
 # From here on this shell never touches the channel. Its copies move to fds 4-6, kept only to
 # recognise the pipes in sweep_stdio, and its stdio becomes /dev/null: dash and bash report a
@@ -85,24 +88,25 @@ pick_step
 poll=0.2
 [ "$step" = 1 ] && poll=1
 
-# sweep_stdio: SIGKILLs every process started since the server that holds one of this
+# sweep_stdio: SIGKILLs every process started since this shell that holds one of this
 # channel's stdio pipes on its fd 0-2. sshd makes those pipes for this channel alone, so only
-# it and this session can hold them; sshd (holding the other ends: a pipe has one inode) and
-# this shell started before the server.
+# sshd (holding the other ends: a pipe has one inode; it started earlier and is skipped anyway)
+# and this session can hold them. This shell's own helpers (watcher, sleep, grep) have
+# /dev/null as stdio and the pipes on fds 4-6 only.
 sweep_stdio() {
 	pass=0
 	while [ "$pass" -lt 5 ]; do
 		pass=$((pass + 1)) found=
 		for d in /proc/[0-9]*; do
 			p=${d#/proc/}
-			[ "$p" = "$$" ] && continue
+			[ "$p" = "$$" ] || [ "$p" = "$ppid0" ] && continue
 			held=
 			for n in 0 1 2; do
 				for r in 4 5 6; do
 					[ "$d/fd/$n" -ef "/proc/$$/fd/$r" ] && held=1
 				done
 			done
-			[ -n "$held" ] && proc_stat "$p" && [ "$st_start" -ge "$start" ] &&
+			[ -n "$held" ] && proc_stat "$p" && [ "$st_start" -ge "$self_start" ] &&
 				kill -s KILL "$p" 2>/dev/null && found=1
 		done
 		[ -n "$found" ] || break
