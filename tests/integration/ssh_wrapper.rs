@@ -16,7 +16,7 @@ use mcp_tether::supervisor::ssh::report::{KillReport, Leader, Preflight, Refusal
 use mcp_tether::supervisor::ssh::RemoteIdentity;
 use serde_json::Value;
 
-use crate::harness::eventually;
+use crate::harness::{eventually, FIXTURE};
 use crate::ssh_remote::{bash, dash, Case, Remote, GRACE, PATIENCE};
 
 /// How long survivors of a teardown may take to be gone.
@@ -55,16 +55,18 @@ fn identity_first_then_json_rpc(shell: &Shell) {
     // The server writes to stderr as soon as it runs: the identity must still come first.
     let mut r = case.start(shell, &["--stderr-lines", "20"]);
     let id = r.identity();
-    let cmdline = procfs::cmdline_of(id.pid).unwrap_or_default();
-    assert!(
-        cmdline.contains(&case.tag.0),
-        "pid {} is not the server: {cmdline}",
-        id.pid
-    );
+    // The line is written just before the exec into the server: /proc may show the trampoline,
+    // or nothing while the exec runs, for a moment.
     let entry = format!("TETHER_REMOTE_COOKIE={}", case.cookie.0);
+    let is_server = || {
+        procfs::cmdline_of(id.pid).is_some_and(|c| c.starts_with(FIXTURE) && c.contains(&case.tag.0))
+            && procfs::environ_has(id.pid, entry.as_bytes())
+    };
     assert!(
-        procfs::environ_has(id.pid, entry.as_bytes()),
-        "the server lacks the cookie"
+        eventually(PATIENCE, is_server),
+        "pid {} did not become the server with the cookie: {:?}",
+        id.pid,
+        procfs::cmdline_of(id.pid)
     );
     assert_eq!(id.pgid, id.pid, "the server leads its own group");
     assert_eq!(session_of(id.pid), Some(id.pid), "the server leads its own session");
