@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use mcp_tether::supervisor::ssh::remote::{self, Shell};
 use mcp_tether::supervisor::ssh::report::KillReport;
-use mcp_tether::supervisor::ssh::RemoteIdentity;
+use mcp_tether::supervisor::ssh::{identity, RemoteIdentity};
 
 use crate::harness::{eventually, Cookie, FIXTURE};
 use crate::sshd::Sshd;
@@ -160,15 +160,38 @@ impl Remote {
         self.stderr.lock().expect("stderr lock").clone()
     }
 
-    /// Waits for the first stderr line, which must be the wrapper's identity line, and parses it.
+    /// Waits for the wrapper's identity line and parses it. Only the remote login's own noise
+    /// may come before it: nothing from the server, nothing from the wrapper.
     pub fn identity(&self) -> RemoteIdentity {
-        let mut first = None;
+        let mut lines = Vec::new();
+        let mut at = None;
         eventually(PATIENCE, || {
-            first = self.stderr_lines().into_iter().next();
-            first.is_some()
+            lines = self.stderr_lines();
+            at = lines.iter().position(|l| identity::is_identity_line(l));
+            at.is_some()
         });
-        let first = first.unwrap_or_else(|| panic!("no stderr line within {PATIENCE:?}"));
-        RemoteIdentity::parse(&first).unwrap_or_else(|e| panic!("first stderr line: {e}"))
+        let at = at.unwrap_or_else(|| panic!("no identity line within {PATIENCE:?}; stderr: {lines:#?}"));
+        let before = &lines[..at];
+        assert!(
+            !before
+                .iter()
+                .any(|l| l.starts_with("tether-fixture:") || l.starts_with("tether-remote:")),
+            "the server or the wrapper wrote before the identity line: {before:#?}"
+        );
+        if !before.is_empty() {
+            eprintln!("remote login noise before the identity line: {before:?}");
+        }
+        RemoteIdentity::parse(&lines[at]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The stderr lines after the identity line.
+    pub fn stderr_after_identity(&self) -> Vec<String> {
+        let lines = self.stderr_lines();
+        let at = lines
+            .iter()
+            .position(|l| identity::is_identity_line(l))
+            .expect("an identity line");
+        lines[at + 1..].to_vec()
     }
 
     /// Waits for the fixture's `ready` line (its whole zoo exists then).

@@ -5,6 +5,11 @@
 //! is what a remote kill re-checks before it signals anything (boot id, then pid and start time,
 //! then the cookie in the environment), and what the ledger records to replay kills after a
 //! crash.
+//!
+//! The line comes before anything the server writes, but not necessarily first on the channel's
+//! stderr: the remote login shell runs first, and its rc files may print there (seen here: a
+//! `pyenv init` in root's `.bashrc` racing another login). Readers skip lines until
+//! [`is_identity_line`] holds; those lines are the login's, or the wrapper's own complaint.
 
 use std::fmt;
 
@@ -64,6 +69,11 @@ pub enum IdentityError {
 }
 
 const FIELDS: [&str; 4] = ["pid", "pgid", "start", "boot"];
+
+/// Whether `line` claims to be an identity line, of any version (it may still fail to parse).
+pub fn is_identity_line(line: &str) -> bool {
+    line.strip_prefix(TAG).is_some_and(|rest| rest.starts_with(' '))
+}
 
 impl RemoteIdentity {
     /// Parses one line (a trailing newline or carriage return is ignored).
@@ -200,6 +210,15 @@ mod tests {
                 "{l}"
             );
         }
+    }
+
+    #[test]
+    fn identity_lines_are_told_from_noise() {
+        assert!(is_identity_line("TETHER-REMOTE-ID v1 pid=1"));
+        assert!(is_identity_line("TETHER-REMOTE-ID v9"));
+        assert!(!is_identity_line("TETHER-REMOTE-IDv1 pid=1"));
+        assert!(!is_identity_line("rm: cannot remove '/root/.pyenv/shims/tmp.x'"));
+        assert!(!is_identity_line(" TETHER-REMOTE-ID v1"));
     }
 
     #[test]

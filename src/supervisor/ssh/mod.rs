@@ -3,7 +3,8 @@
 //!
 //! Nothing is installed on the remote host. A server runs under [`remote::wrapper_command`]
 //! (`remote_wrapper.sh`), which ties its life to the ssh connection and announces an identity
-//! line first on stderr ([`identity::RemoteIdentity`]); an explicit kill goes over a second
+//! line on stderr before the server writes anything ([`identity::RemoteIdentity`]; only the
+//! remote login's own noise may precede it); an explicit kill goes over a second
 //! connection ([`remote::kill_command`], read back with [`report::KillReport`]) and is refused
 //! when that identity no longer matches; [`remote::preflight_command`] tells a POSIX login shell
 //! from one that would mangle the quoting ([`report::Preflight`]). Spawning ssh itself is not

@@ -13,7 +13,8 @@
 # - starts CMD in a session (and process group) of its own, with TETHER_REMOTE_COOKIE=COOKIE in
 #   its environment and the channel's stdin, stdout and stderr as its own. The wrapper never
 #   reads or writes the server's data.
-# - before CMD runs, one line goes to stderr, the first the channel carries:
+# - before CMD runs, one line goes to stderr (the first, unless the login shell's rc files
+#   printed something before this script even started):
 #     TETHER-REMOTE-ID v1 pid=PID pgid=PGID start=TICKS boot=BOOT_ID
 #   PID is the server's, PGID its process group, TICKS its start time (field 22 of
 #   /proc/PID/stat), BOOT_ID /proc/sys/kernel/random/boot_id: with the cookie, what a later
