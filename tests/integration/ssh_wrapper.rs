@@ -305,8 +305,9 @@ fn every_byte_and_a_megabyte_line_round_trip(shell: &Shell) {
 /// directly (no ssh) with a PATH that lacks setsid, in a group of its own as under sshd.
 fn without_setsid_the_sweeps_still_clean_up(shell: &Shell) {
     let case = Case::new();
-    let bin = std::env::temp_dir().join(format!("tether-nosetsid-{}", case.cookie.0));
-    std::fs::create_dir_all(&bin).expect("creating the PATH dir");
+    let bin = RemovedOnDrop(std::env::temp_dir().join(format!("tether-nosetsid-{}", case.cookie.0)));
+    let bin = &bin.0;
+    std::fs::create_dir_all(bin).expect("creating the PATH dir");
     for tool in [shell.program.as_str(), "grep", "sleep"] {
         let real = which(tool);
         std::os::unix::fs::symlink(&real, bin.join(tool)).expect("symlinking a tool");
@@ -330,7 +331,7 @@ fn without_setsid_the_sweeps_still_clean_up(shell: &Shell) {
         .arg(remote::WRAPPER_SCRIPT)
         .arg(&shell.program)
         .args(argv)
-        .env("PATH", &bin)
+        .env("PATH", bin)
         .process_group(0);
     let mut r = Remote::spawn(cmd);
     let wrapper = r.child.id() as i32;
@@ -347,7 +348,15 @@ fn without_setsid_the_sweeps_still_clean_up(shell: &Shell) {
     let status = r.wait_exit(PATIENCE);
     assert_eq!(status.code(), Some(5), "stderr:\n{}", r.stderr_lines().join("\n"));
     case.assert_clean(CLEANUP);
-    let _ = std::fs::remove_dir_all(&bin);
+}
+
+/// A directory removed when the test ends, passing or not.
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
