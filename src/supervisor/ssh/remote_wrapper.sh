@@ -3,11 +3,11 @@
 #
 #   exec SH -c '<script>' SH COOKIE GRACE_MS CMD [ARG...]
 #
-# SH is the POSIX shell running this script (also used for the trampoline below); COOKIE is 32
-# hex digits; GRACE_MS the milliseconds between SIGTERM and SIGKILL. Arguments arrive as
-# positional parameters and are only ever expanded as "$@": never re-parsed by a shell. The
-# `exec` makes this shell the direct child of sshd, so that sshd going away shows as a new
-# parent.
+# SH is the POSIX shell running this script (also used for the trampoline below); COOKIE a
+# Tether id (lowercase hex); GRACE_MS the milliseconds between SIGTERM and SIGKILL. Arguments
+# arrive as positional parameters and are only ever expanded as "$@": never re-parsed by a
+# shell. The `exec` makes this shell the direct child of sshd, so that sshd going away shows as
+# a new parent.
 #
 # What it does:
 # - starts CMD in a session (and process group) of its own, with TETHER_REMOTE_COOKIE=COOKIE in
