@@ -14,5 +14,8 @@ mod ps;
 mod real_client;
 mod reap;
 mod shim_killed;
+mod ssh_remote;
+mod ssh_wrapper;
+mod sshd;
 mod transparency;
 mod triggers;
