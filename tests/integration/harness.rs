@@ -170,10 +170,59 @@ pub struct Wrapped {
     pub stdin: Option<ChildStdin>,
     /// The server's stdout, as the client holds it.
     pub stdout: Option<BufReader<ChildStdout>>,
-    /// Every stderr line so far (the fixture's and Tether's).
-    pub stderr: Arc<Mutex<Vec<String>>>,
-    /// Set by the reader thread once stderr reached EOF (every holder closed it).
-    stderr_done: Arc<AtomicBool>,
+    /// Every stderr line (the fixture's and Tether's).
+    stderr: StderrLog,
+}
+
+/// A child's stderr, collected line by line by a reader thread.
+pub struct StderrLog {
+    /// Every line so far.
+    lines: Arc<Mutex<Vec<String>>>,
+    /// Set once stderr reached EOF (every holder closed it).
+    done: Arc<AtomicBool>,
+}
+
+impl StderrLog {
+    /// Starts collecting `child`'s piped stderr.
+    pub fn collect(child: &mut Child) -> StderrLog {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let done = Arc::new(AtomicBool::new(false));
+        let (sink, eof) = (Arc::clone(&lines), Arc::clone(&done));
+        let pipe = child.stderr.take().expect("stderr pipe");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("stderr lock").push(line);
+            }
+            eof.store(true, Ordering::SeqCst);
+        });
+        StderrLog { lines, done }
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("stderr lock").clone()
+    }
+
+    /// Waits for `child` to exit, with a deadline; then, so that [`StderrLog::lines`] is
+    /// complete, for stderr to reach EOF (the reader thread may lag behind on a loaded
+    /// machine). A tree that still holds stderr open is the survivor checks' business, so that
+    /// second wait is bounded and not asserted.
+    pub fn wait_exit(&self, child: &mut Child, within: Duration) -> std::process::ExitStatus {
+        let mut status = None;
+        let exited = eventually(within, || {
+            status = child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        assert!(
+            exited,
+            "pid {} did not exit within {within:?}; stderr:\n{}",
+            child.id(),
+            self.lines().join("\n")
+        );
+        eventually(Duration::from_secs(2), || self.done.load(Ordering::SeqCst));
+        status.expect("status")
+    }
 }
 
 /// Builder for a wrapped fixture.
@@ -261,24 +310,12 @@ impl<'a> WrapBuilder<'a> {
         let mut cmd = self.command_for_tether();
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawning tether");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&stderr);
-        let stderr_done = Arc::new(AtomicBool::new(false));
-        let done = Arc::clone(&stderr_done);
-        let pipe = child.stderr.take().expect("stderr pipe");
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("stderr lock").push(line);
-            }
-            done.store(true, Ordering::SeqCst);
-        });
+        let stderr = StderrLog::collect(&mut child);
         Wrapped {
             stdin: child.stdin.take(),
             stdout: child.stdout.take().map(BufReader::new),
             child,
             stderr,
-            stderr_done,
         }
     }
 }
@@ -306,7 +343,7 @@ impl Ready {
 impl Wrapped {
     /// Every stderr line so far.
     pub fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.lock().expect("stderr lock").clone()
+        self.stderr.lines()
     }
 
     /// Waits for the fixture's ready line (the whole zoo exists then).
@@ -329,23 +366,9 @@ impl Wrapped {
         self.child.id() as i32
     }
 
-    /// Waits for `tether` to exit, with a deadline; then, so that [`Wrapped::stderr_lines`] is
-    /// complete, for its stderr to reach EOF (a reader thread collects it and may lag behind on
-    /// a loaded machine). A tree that still holds stderr open is the survivor checks' business,
-    /// so that second wait is bounded and not asserted.
+    /// Waits for `tether` to exit, then (bounded) for its stderr to reach EOF.
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let mut status = None;
-        let exited = eventually(within, || {
-            status = self.child.try_wait().expect("try_wait");
-            status.is_some()
-        });
-        assert!(
-            exited,
-            "tether did not exit within {within:?}; stderr:\n{}",
-            self.stderr_lines().join("\n")
-        );
-        eventually(Duration::from_secs(2), || self.stderr_done.load(Ordering::SeqCst));
-        status.expect("status")
+        self.stderr.wait_exit(&mut self.child, within)
     }
 
     /// Asserts which containment layers the shim reported in force (it logs them at info).

@@ -8,18 +8,16 @@
 //! deadline.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mcp_tether::supervisor::ssh::remote::{self, Shell};
 use mcp_tether::supervisor::ssh::report::KillReport;
 use mcp_tether::supervisor::ssh::{identity, RemoteIdentity};
 
-use crate::harness::{eventually, Cookie, FIXTURE};
+use crate::harness::{eventually, Cookie, StderrLog, FIXTURE};
 use crate::sshd::Sshd;
 
 /// Grace between SIGTERM and SIGKILL in these tests.
@@ -109,10 +107,8 @@ pub struct Remote {
     stdout: Receiver<Vec<u8>>,
     /// Read from `stdout` but not consumed yet.
     pending: Vec<u8>,
-    /// Every stderr line so far.
-    stderr: Arc<Mutex<Vec<String>>>,
-    /// Set once stderr reached EOF.
-    stderr_done: Arc<AtomicBool>,
+    /// Every stderr line.
+    stderr: StderrLog,
 }
 
 impl Remote {
@@ -134,30 +130,19 @@ impl Remote {
                 }
             }
         });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let stderr_done = Arc::new(AtomicBool::new(false));
-        let (sink, done) = (Arc::clone(&stderr), Arc::clone(&stderr_done));
-        let err = child.stderr.take().expect("stderr pipe");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("stderr lock").push(line);
-            }
-            done.store(true, Ordering::SeqCst);
-        });
+        let stderr = StderrLog::collect(&mut child);
         Remote {
             stdin: child.stdin.take(),
             child,
             stdout,
             pending: Vec::new(),
             stderr,
-            stderr_done,
         }
     }
 
     /// Every stderr line so far.
     pub fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.lock().expect("stderr lock").clone()
+        self.stderr.lines()
     }
 
     /// Waits for the wrapper's identity line and parses it. Only the remote login's own noise
@@ -256,18 +241,7 @@ impl Remote {
 
     /// Waits for the local process to exit, then (bounded) for stderr to reach EOF.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let mut status = None;
-        let exited = eventually(within, || {
-            status = self.child.try_wait().expect("try_wait");
-            status.is_some()
-        });
-        assert!(
-            exited,
-            "did not exit within {within:?}; stderr:\n{}",
-            self.stderr_lines().join("\n")
-        );
-        eventually(Duration::from_secs(2), || self.stderr_done.load(Ordering::SeqCst));
-        status.expect("status")
+        self.stderr.wait_exit(&mut self.child, within)
     }
 }
 
