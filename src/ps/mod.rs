@@ -157,10 +157,8 @@ fn instance_view(inst: &InstanceRow, recorded: &[ProcessRow], cookie_pids: &[i32
         match p.role {
             ProcessRole::Leader => {
                 add(p.identity.pid, "server", &mut found);
-                let mut queue = procfs::children_of(p.identity.pid);
-                while let Some(pid) = queue.pop() {
+                for pid in procfs::descendants_of(p.identity.pid) {
                     add(pid, "descendant", &mut found);
-                    queue.extend(procfs::children_of(pid));
                 }
             }
             ProcessRole::Adopted => add(p.identity.pid, "adopted", &mut found),

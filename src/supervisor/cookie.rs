@@ -32,7 +32,7 @@ impl Cookie {
 
     /// The exact `TETHER_INSTANCE=…` entry searched for in `/proc/*/environ`.
     pub fn needle(&self) -> Vec<u8> {
-        format!("{INSTANCE_VAR}={}", self.instance).into_bytes()
+        instance_needle(&self.instance)
     }
 
     /// Opens a pidfd on every live process that carries this cookie, except `exclude`. Each is
@@ -64,8 +64,13 @@ impl Cookie {
     }
 }
 
+/// The environment entry `TETHER_INSTANCE=<instance>` that marks the instance's processes.
+pub fn instance_needle(instance: &str) -> Vec<u8> {
+    format!("{INSTANCE_VAR}={instance}").into_bytes()
+}
+
 /// Opens `pid` and keeps it if it carries `needle`, proving the read matched the pidfd's process.
-fn verified_carrier(pid: i32, needle: &[u8]) -> Option<Pidfd> {
+pub fn verified_carrier(pid: i32, needle: &[u8]) -> Option<Pidfd> {
     // Cheap pre-check first: most processes are strangers.
     if !procfs::environ_has(pid, needle) {
         return None;

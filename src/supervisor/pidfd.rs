@@ -92,6 +92,30 @@ impl AsFd for Pidfd {
     }
 }
 
+/// Waits until every process in `fds` has exited, or `patience` runs out; true when all did.
+/// Sleeps in `poll` on the pidfds themselves (readable at exit), so it wakes at each death.
+pub fn wait_all_exited(fds: &[Pidfd], patience: std::time::Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let mut alive: Vec<PollFd<'_>> = fds
+            .iter()
+            .filter(|f| f.is_alive())
+            .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if alive.is_empty() {
+            return true;
+        }
+        if left.is_zero() {
+            return false;
+        }
+        let ms = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
+        // An error (EINTR) just goes round again; the deadline bounds the loop.
+        let _ = nix::poll::poll(&mut alive, ms);
+    }
+}
+
 /// True when this kernel has pidfds at all.
 pub fn supported() -> bool {
     Pidfd::open(std::process::id() as i32).is_ok()

@@ -41,6 +41,21 @@ pub fn children_of(pid: i32) -> Vec<i32> {
     kids
 }
 
+/// Every descendant of `pid` (not `pid` itself), walking the `children` files; a process that
+/// appears twice while the tree changes under the walk is listed once.
+pub fn descendants_of(pid: i32) -> Vec<i32> {
+    let mut seen = std::collections::HashSet::new();
+    let mut queue = children_of(pid);
+    let mut out = Vec::new();
+    while let Some(p) = queue.pop() {
+        if seen.insert(p) {
+            out.push(p);
+            queue.extend(children_of(p));
+        }
+    }
+    out
+}
+
 /// Every pid currently in `/proc`.
 pub fn all_pids() -> Vec<i32> {
     let Ok(entries) = fs::read_dir("/proc") else {

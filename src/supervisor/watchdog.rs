@@ -11,7 +11,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::{fork, ForkResult};
@@ -138,9 +138,8 @@ fn clean_up(charge: &Charge) {
     for dir in &charge.cgroups {
         let _ = cgroup::kill_dir(dir);
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while charge.cgroups.iter().any(|d| cgroup::populated(d)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
+    for dir in &charge.cgroups {
+        cgroup::wait_empty(dir, Duration::from_secs(5));
     }
     if let Some(cookie) = &charge.cookie {
         // Several passes: a carrier may fork while the first pass runs.

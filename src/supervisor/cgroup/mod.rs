@@ -191,6 +191,19 @@ pub fn kill_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Waits until no process is left in the cgroup at `dir`, or `patience` runs out; true when
+/// it emptied.
+pub fn wait_empty(dir: &Path, patience: Duration) -> bool {
+    let deadline = Instant::now() + patience;
+    while populated(dir) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
 /// Removes an empty cgroup directory, retrying on EBUSY until `patience` runs out. A directory
 /// that is already gone is fine.
 pub fn remove_dir_when_empty(dir: &Path, patience: Duration) -> io::Result<()> {

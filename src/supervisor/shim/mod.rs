@@ -188,6 +188,7 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
     }) {
         Ok(w) => w,
         Err(e) => {
+            record.ended(&format!("forking the watchdog failed: {e}"));
             if let Some(cg) = cgroup {
                 let _ = cg.remove();
             }
@@ -278,7 +279,7 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
             }
         }
         if !teardown.started() {
-            record.scan(leader, &watchdog.iter().map(Watchdog::pid).collect::<Vec<_>>(), now);
+            record.scan(leader, watchdog.as_ref().map(Watchdog::pid), now);
         }
         let now = Instant::now();
         let scan_in = record

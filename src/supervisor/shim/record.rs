@@ -74,7 +74,7 @@ impl Record {
             ledger: None,
             instance: intent.id.clone(),
             owner: standalone.then(|| intent.owner_id.clone()),
-            needle: format!("{}={}", crate::supervisor::cookie::INSTANCE_VAR, intent.id).into_bytes(),
+            needle: crate::supervisor::cookie::instance_needle(&intent.id),
             scan: scan.then(|| Scan {
                 tree: HashSet::new(),
                 recorded: HashSet::new(),
@@ -118,27 +118,23 @@ impl Record {
     }
 
     /// Walks the tree if a walk is due, recording descendants without the cookie.
-    pub fn scan(&mut self, leader: i32, not_ours: &[i32], now: Instant) {
+    pub fn scan(&mut self, leader: i32, not_ours: Option<i32>, now: Instant) {
         let needle = self.needle.clone();
         let Some(scan) = self.scan.as_mut().filter(|s| now >= s.due) else {
             return;
         };
         let mut seen = HashSet::new();
         let mut fresh = Vec::new();
-        let mut queue: Vec<i32> = procfs::children_of(leader);
-        queue.extend(
-            procfs::own_children()
-                .into_iter()
-                .filter(|p| *p != leader && !not_ours.contains(p)),
-        );
-        while let Some(pid) = queue.pop() {
+        // The shim's whole subtree: the server's descendants and the orphans it adopted.
+        let me = std::process::id() as i32;
+        for pid in procfs::descendants_of(me) {
+            if pid == leader || Some(pid) == not_ours {
+                continue;
+            }
             let Some(start) = procfs::start_time_of(pid) else {
                 continue;
             };
-            if !seen.insert((pid, start)) {
-                continue;
-            }
-            queue.extend(procfs::children_of(pid));
+            seen.insert((pid, start));
             // Carriers are looked at again on every walk: a child forked by a carrier holds the
             // cookie until its exec replaces the environment.
             if scan.recorded.contains(&(pid, start)) || procfs::environ_has(pid, &needle) {

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::supervisor::cgroup::{self, mounts, NAME_PREFIX};
 
@@ -26,10 +26,7 @@ pub fn kill_and_remove(dir: &Path) -> Option<Result<usize, String>> {
         if let Err(e) = cgroup::kill_dir(dir) {
             return Some(Err(format!("cgroup.kill: {e}")));
         }
-        let deadline = Instant::now() + EMPTY_PATIENCE;
-        while cgroup::populated(dir) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        cgroup::wait_empty(dir, EMPTY_PATIENCE);
     }
     Some(
         cgroup::remove_dir_when_empty(dir, Duration::from_secs(2))

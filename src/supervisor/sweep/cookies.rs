@@ -3,12 +3,12 @@
 //! Reading a process's environment is the expensive part of a sweep, so it is done once for
 //! all instances, not once per instance: the result maps instance ids to the pids that carried
 //! them at the time of the read. Callers must re-verify through a pidfd before signalling
-//! ([`verified`]), since any of these pids may have been recycled since.
+//! ([`crate::supervisor::cookie::verified_carrier`]), since any of these pids may have been
+//! recycled since.
 
 use std::collections::HashMap;
 
 use crate::supervisor::cookie::INSTANCE_VAR;
-use crate::supervisor::pidfd::Pidfd;
 use crate::supervisor::procfs;
 
 /// Instance id → pids that carried its cookie.
@@ -22,12 +22,4 @@ pub fn carriers_by_instance() -> HashMap<String, Vec<i32>> {
         }
     }
     found
-}
-
-/// Opens `pid` and keeps it only if, after the open, it still carries `instance`'s cookie
-/// and is alive: then the pidfd is the carrier itself, not a process that took its pid.
-pub fn verified(pid: i32, instance: &str) -> Option<Pidfd> {
-    let needle = format!("{INSTANCE_VAR}={instance}").into_bytes();
-    let fd = Pidfd::open(pid).ok()?;
-    (procfs::environ_has(pid, &needle) && fd.is_alive()).then_some(fd)
 }

@@ -16,10 +16,11 @@ mod report;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::supervisor::cookie;
 use crate::supervisor::identity::{Check, ProcessIdentity};
 use crate::supervisor::ledger::{now_ms, InstanceRow, InstanceState, Ledger, LedgerError, ProcessRole};
 use crate::supervisor::pidfd::Pidfd;
@@ -141,7 +142,7 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
                 if killer.victims.iter().any(|v| v.pid() == pid) {
                     continue;
                 }
-                if let Some(fd) = cookies::verified(pid, &id) {
+                if let Some(fd) = cookie::verified_carrier(pid, &cookie::instance_needle(&id)) {
                     found_any = true;
                     let reason = "carries the cookie of an instance whose shim died".to_string();
                     killer.kill(fd, action(&inst, verb, Some(pid), reason), &mut report);
@@ -326,10 +327,7 @@ impl Killer {
 
 /// Waits (bounded) until every killed process has exited.
 fn wait_dead(victims: &[Pidfd]) {
-    let deadline = Instant::now() + DEATH_PATIENCE;
-    while victims.iter().any(Pidfd::is_alive) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    crate::supervisor::pidfd::wait_all_exited(victims, DEATH_PATIENCE);
 }
 
 /// Liveness of holders, checked once each: many instances share one holder (a gateway).
