@@ -119,9 +119,13 @@ pub fn list(ledger: &Ledger, all: bool) -> anyhow::Result<Listing> {
     let carriers = sweep::carriers_by_instance();
     let mut by_owner: BTreeMap<String, Vec<InstanceView>> = BTreeMap::new();
     for inst in instances {
-        let recorded = ledger.processes_of(&inst.id)?;
-        let view = instance_view(&inst, &recorded, carriers.get(&inst.id).map_or(&[][..], Vec::as_slice));
-        by_owner.entry(inst.owner_id.clone()).or_default().push(view);
+        let recorded = ledger.processes_of(&inst.intent.id)?;
+        let view = instance_view(
+            &inst,
+            &recorded,
+            carriers.get(&inst.intent.id).map_or(&[][..], Vec::as_slice),
+        );
+        by_owner.entry(inst.intent.owner_id.clone()).or_default().push(view);
     }
     let owners = by_owner
         .into_iter()
@@ -166,15 +170,15 @@ fn instance_view(inst: &InstanceRow, recorded: &[ProcessRow], cookie_pids: &[i32
     }
     // The shim's own children other than Tether processes (its watchdog): escapees it
     // adopted as subreaper, recorded or not yet.
-    if inst.holder.is_alive() {
-        let tether_exe = std::fs::read_link(format!("/proc/{}/exe", inst.holder.pid)).ok();
-        for pid in procfs::children_of(inst.holder.pid) {
+    if inst.intent.holder.is_alive() {
+        let tether_exe = std::fs::read_link(format!("/proc/{}/exe", inst.intent.holder.pid)).ok();
+        for pid in procfs::children_of(inst.intent.holder.pid) {
             if std::fs::read_link(format!("/proc/{pid}/exe")).ok() != tether_exe {
                 add(pid, "adopted", &mut found);
             }
         }
     }
-    for dir in inst.cgroup.iter().chain(inst.cgroup_v1.iter()) {
+    for dir in inst.intent.cgroup.iter().chain(inst.intent.cgroup_v1.iter()) {
         for pid in cgroup::members_of(dir) {
             add(pid, "cgroup", &mut found);
         }
@@ -196,15 +200,15 @@ fn instance_view(inst: &InstanceRow, recorded: &[ProcessRow], cookie_pids: &[i32
         })
         .collect();
     InstanceView {
-        id: inst.id.clone(),
-        server: inst.server.clone(),
-        scope: inst.scope.clone(),
+        id: inst.intent.id.clone(),
+        server: inst.intent.server.clone(),
+        scope: inst.intent.scope.clone(),
         state: inst.state.as_str().to_string(),
-        holder_pid: inst.holder.pid,
-        holder_alive: ProcessIdentity::is_alive(&inst.holder),
-        layers: inst.layers.clone(),
-        cgroup: inst.cgroup.as_ref().map(|d| d.display().to_string()),
-        command: inst.command.clone(),
+        holder_pid: inst.intent.holder.pid,
+        holder_alive: ProcessIdentity::is_alive(&inst.intent.holder),
+        layers: inst.intent.layers.clone(),
+        cgroup: inst.intent.cgroup.as_ref().map(|d| d.display().to_string()),
+        command: inst.intent.command.clone(),
         processes,
     }
 }

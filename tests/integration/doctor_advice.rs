@@ -29,7 +29,7 @@ fn doctor_names_each_orphan_and_its_fix_works() {
         };
         let all = l.all_instances().unwrap_or_default();
         all.iter().any(|i| {
-            l.processes_of(&i.id)
+            l.processes_of(&i.intent.id)
                 .unwrap_or_default()
                 .iter()
                 .any(|p| p.role == ProcessRole::Adopted && env_i.contains(&p.identity.pid))

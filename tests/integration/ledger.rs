@@ -160,7 +160,7 @@ fn sigkilled_writers_leave_a_ledger_that_opens_and_has_every_spawned_process() {
         .collect();
     let mut recorded = HashSet::new();
     for inst in ledger.all_instances().expect("instances") {
-        for p in ledger.processes_of(&inst.id).expect("processes") {
+        for p in ledger.processes_of(&inst.intent.id).expect("processes") {
             if p.role == ProcessRole::Leader {
                 recorded.insert(p.identity.pid);
             }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Row};
 
-use super::records::{InstanceRow, InstanceState, OwnerRow, ProcessRole, ProcessRow};
+use super::records::{InstanceRow, InstanceState, Intent, OwnerRow, ProcessRole, ProcessRow};
 use super::{sql, Ledger, LedgerError};
 use crate::supervisor::identity::ProcessIdentity;
 
@@ -25,20 +25,22 @@ fn instance_from(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
     let state: String = r.get(12)?;
     let remote: Option<String> = r.get(17)?;
     Ok(InstanceRow {
-        id: r.get(0)?,
-        owner_id: r.get(1)?,
-        scope: r.get(2)?,
-        server: r.get(3)?,
-        command: serde_json::from_str(&command).unwrap_or_default(),
-        boot_id: r.get(5)?,
-        holder: identity(r.get(6)?, r.get(7)?, r.get(8)?),
-        cgroup: r.get::<_, Option<String>>(9)?.map(Into::into),
-        cgroup_v1: r.get::<_, Option<String>>(10)?.map(Into::into),
-        layers: layers
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        intent: Intent {
+            id: r.get(0)?,
+            owner_id: r.get(1)?,
+            scope: r.get(2)?,
+            server: r.get(3)?,
+            command: serde_json::from_str(&command).unwrap_or_default(),
+            boot_id: r.get(5)?,
+            holder: identity(r.get(6)?, r.get(7)?, r.get(8)?),
+            cgroup: r.get::<_, Option<String>>(9)?.map(Into::into),
+            cgroup_v1: r.get::<_, Option<String>>(10)?.map(Into::into),
+            layers: layers
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        },
         // An unknown state (a newer writer) is treated as still open: the safe side for a sweep
         // is to look, and it re-checks every identity anyway.
         state: InstanceState::parse(&state).unwrap_or(InstanceState::Running),

@@ -22,7 +22,7 @@ pub struct OwnerRow {
 }
 
 /// What is written before an instance's server is forked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Intent {
     /// The instance id (the `TETHER_INSTANCE` cookie).
     pub id: String,
@@ -93,29 +93,12 @@ impl InstanceState {
     }
 }
 
-/// One instance, as read back.
+/// One instance, as read back: its intent and how far its life went.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct InstanceRow {
-    /// The instance id.
-    pub id: String,
-    /// The owner id.
-    pub owner_id: String,
-    /// Its scope.
-    pub scope: String,
-    /// The server's name.
-    pub server: String,
-    /// Program and arguments.
-    pub command: Vec<String>,
-    /// The boot it ran in.
-    pub boot_id: String,
-    /// The shim responsible for it.
-    pub holder: ProcessIdentity,
-    /// Its v2 cgroup.
-    pub cgroup: Option<PathBuf>,
-    /// Its v1 pids cgroup.
-    pub cgroup_v1: Option<PathBuf>,
-    /// Layers in force.
-    pub layers: Vec<String>,
+    /// What was written before the fork.
+    #[serde(flatten)]
+    pub intent: Intent,
     /// Where it is in its life.
     pub state: InstanceState,
     /// When the intent was written.

@@ -65,12 +65,12 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
     let mut lost = Vec::new();
     let mut live: HashSet<String> = HashSet::new();
     for inst in instances {
-        if inst.boot_id != boot {
+        if inst.intent.boot_id != boot {
             if inst.state.is_open() {
                 lost.push(inst);
             }
-        } else if holders.alive(&inst.holder) {
-            live.insert(inst.id.clone());
+        } else if holders.alive(&inst.intent.holder) {
+            live.insert(inst.intent.id.clone());
         } else {
             orphans.push(inst);
         }
@@ -89,7 +89,7 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
     };
 
     for inst in &orphans {
-        for p in processes.get(&inst.id).into_iter().flatten() {
+        for p in processes.get(&inst.intent.id).into_iter().flatten() {
             let what = match p.role {
                 ProcessRole::Leader => "the server",
                 ProcessRole::Adopted => "a descendant that scrubbed its environment",
@@ -111,14 +111,14 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
                 Check::Gone => {}
             }
         }
-        for dir in inst.cgroup.iter().chain(inst.cgroup_v1.iter()) {
+        for dir in inst.intent.cgroup.iter().chain(inst.intent.cgroup_v1.iter()) {
             kill_cgroup(inst, dir, dry_run, &mut report);
         }
     }
 
     // Cookies: carriers of orphaned instances die; carriers of instances this ledger does not
     // know are reported and left (another state directory's Tether may own them).
-    let orphan_ids: HashMap<&str, &InstanceRow> = orphans.iter().map(|i| (i.id.as_str(), i)).collect();
+    let orphan_ids: HashMap<&str, &InstanceRow> = orphans.iter().map(|i| (i.intent.id.as_str(), i)).collect();
     let mut reported_unknown = HashSet::new();
     for pass in 0..COOKIE_PASSES {
         let mut found_any = false;
@@ -158,7 +158,7 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
     // Stale cgroups no ledger row explains: remove the empty ones.
     let parents = orphans
         .iter()
-        .flat_map(|i| i.cgroup.iter())
+        .flat_map(|i| i.intent.cgroup.iter())
         .filter_map(|d| d.parent().map(Path::to_path_buf));
     for (id, dir) in cgroups::instance_dirs(parents.collect::<Vec<_>>()) {
         if live.contains(&id) || orphan_ids.contains_key(id.as_str()) {
@@ -200,7 +200,7 @@ fn close(
     lost: &[InstanceRow],
     report: &mut Report,
 ) -> Result<(), SweepError> {
-    let ids: Vec<String> = orphans.iter().map(|i| i.id.clone()).collect();
+    let ids: Vec<String> = orphans.iter().map(|i| i.intent.id.clone()).collect();
     ledger.finish(
         &ids,
         InstanceState::Reaped,
@@ -214,7 +214,7 @@ fn close(
             "shim dead; instance closed".into(),
         ));
     }
-    let ids: Vec<String> = lost.iter().map(|i| i.id.clone()).collect();
+    let ids: Vec<String> = lost.iter().map(|i| i.intent.id.clone()).collect();
     ledger.finish(&ids, InstanceState::Lost, "from an earlier boot")?;
     for inst in lost {
         report.push(action(
@@ -276,7 +276,7 @@ fn closed_with_dead_holder(
     id: &str,
     holders: &mut HolderCache,
 ) -> Result<Option<InstanceRow>, SweepError> {
-    Ok(ledger.instance(id)?.filter(|inst| !holders.alive(&inst.holder)))
+    Ok(ledger.instance(id)?.filter(|inst| !holders.alive(&inst.intent.holder)))
 }
 
 fn unknown_carrier(id: &str, pid: i32) -> Action {
@@ -292,8 +292,8 @@ fn unknown_carrier(id: &str, pid: i32) -> Action {
 
 fn action(inst: &InstanceRow, kind: ActionKind, pid: Option<i32>, reason: String) -> Action {
     Action {
-        instance: inst.id.clone(),
-        server: inst.server.clone(),
+        instance: inst.intent.id.clone(),
+        server: inst.intent.server.clone(),
         kind,
         pid,
         cgroup: None,
