@@ -248,3 +248,22 @@ fn dry_run_kills_nothing_and_says_what_it_would() {
     let _ = kill(Pid::from_raw(id.pid), Signal::SIGKILL);
     cookie.assert_none_survive(Duration::from_secs(1));
 }
+
+#[test]
+fn a_server_that_cannot_start_leaves_a_closed_row() {
+    let cookie = Cookie::new();
+    let out = crate::harness::tether_run(&cookie, &["wrap", "--", "surely-no-such-mcp-server"]);
+    assert_eq!(out.status.code(), Some(127));
+    let ledger = Ledger::open(&cookie.state_dir()).expect("ledger");
+    let all = ledger.all_instances().expect("instances");
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].state.as_str(), "ended");
+    assert!(
+        all[0].end_reason.as_deref().is_some_and(|r| r.contains("spawn failed")),
+        "{all:#?}"
+    );
+    drop(ledger);
+    let report = reap(&cookie, &[]);
+    assert_eq!(report["orphaned_instances"], 0, "{report:#}");
+    cookie.assert_none_survive(Duration::from_secs(1));
+}
