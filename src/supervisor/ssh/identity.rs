@@ -19,7 +19,7 @@ pub const TAG: &str = "TETHER-REMOTE-ID";
 pub const VERSION: &str = "v1";
 
 /// A server process on a remote host, as its wrapper reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RemoteIdentity {
     /// The server's pid on the remote host.
     pub pid: i32,

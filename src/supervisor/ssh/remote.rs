@@ -37,7 +37,7 @@ pub const PREFLIGHT_PROBE: &str = "it's \"q\" $HOME `id` \\a\\\\b !! ~ * #x %% {
 pub const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// Which shell runs the scripts on the remote host: `sh` unless told otherwise.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Shell {
     /// The program, looked up in the remote PATH; also `$0` of the script, which the wrapper
     /// re-uses to run its trampoline, so both run under the same shell.

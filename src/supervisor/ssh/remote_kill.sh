@@ -6,7 +6,7 @@
 # the fields of the wrapper's identity line, the cookie and the grace in milliseconds. Prints
 # exactly one line on stdout and exits with a status that says the same:
 #
-#   TETHER-REMOTE-KILL v1 result=killed leader=term|kill|gone swept=N    exit 0
+#   TETHER-REMOTE-KILL v1 result=killed leader=term|kill|gone|unknown swept=N    exit 0
 #   TETHER-REMOTE-KILL v1 result=refused reason=boot|start|cookie        exit 3
 #   TETHER-REMOTE-KILL v1 result=error reason=usage|proc                 exit 2
 #
@@ -15,6 +15,10 @@
 # killed: the group got SIGTERM, the leader up to GRACE_MS to exit (leader=term) before the
 # group got SIGKILL (leader=kill); leader=gone when it had already exited. Then every process
 # carrying the cookie was SIGKILLed; N counts those.
+#
+# PID 0 means the identity was never learnt (the local side died between starting ssh and
+# reading the identity line): then only the cookie sweep runs, and leader=unknown. The cookie is
+# 128 random bits that only this instance's processes carry, so that sweep hits nothing else.
 
 say() {
 	printf 'TETHER-REMOTE-KILL v1 %s\n' "$*"
@@ -35,9 +39,11 @@ for n in "$pid" "$pgid" "$start" "$grace_ms"; do
 done
 is_cookie || error usage
 { read -r now </proc/sys/kernel/random/boot_id; } 2>/dev/null || error proc
-[ "$now" = "$boot" ] || refuse boot
-
-if proc_stat "$pid"; then
+if [ "$pid" = 0 ]; then
+	leader=unknown
+elif [ "$now" != "$boot" ]; then
+	refuse boot
+elif proc_stat "$pid"; then
 	[ "$st_start" = "$start" ] || refuse start
 	# A zombie's environment reads empty; its start time already proved it is ours, and its
 	# pid cannot be reused before it is reaped.

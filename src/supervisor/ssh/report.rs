@@ -20,6 +20,31 @@ pub enum Leader {
     Kill,
     /// It had already exited.
     Gone,
+    /// Its identity was never learnt: only the cookie sweep ran.
+    Unknown,
+}
+
+impl Leader {
+    /// The word the kill script uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Leader::Term => "term",
+            Leader::Kill => "kill",
+            Leader::Gone => "gone",
+            Leader::Unknown => "unknown",
+        }
+    }
+}
+
+impl Refusal {
+    /// What the refusal means, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::Boot => "the remote host rebooted since",
+            Refusal::Start => "its pid now belongs to a process that started at another time",
+            Refusal::Cookie => "its pid now belongs to a process without the cookie",
+        }
+    }
 }
 
 /// Why a remote kill refused to signal anything.
@@ -98,6 +123,7 @@ impl KillReport {
                     Some("term") => Leader::Term,
                     Some("kill") => Leader::Kill,
                     Some("gone") => Leader::Gone,
+                    Some("unknown") => Leader::Unknown,
                     _ => return Err(malformed()),
                 };
                 let swept = fields.get("swept").and_then(|n| n.parse().ok()).ok_or_else(malformed)?;
