@@ -67,6 +67,7 @@ fn intent(boot: &str, holder: ProcessIdentity) -> Result<Intent> {
         cgroup: None,
         cgroup_v1: None,
         layers: vec!["group".into(), "subreaper".into(), "pidfd".into()],
+        remote: None,
     })
 }
 

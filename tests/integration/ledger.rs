@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 use crate::harness::{random_below, reap, report_pids, Cookie, COOKIE_VAR, FIXTURE, TETHER};
 
 /// A fixture that just waits on its stdin (kept open by the returned `Child`).
-fn bystander(cookie: &Cookie) -> Child {
+pub fn bystander(cookie: &Cookie) -> Child {
     Command::new(FIXTURE)
         .args(["--tag", &cookie.0])
         .stdin(Stdio::piped())
@@ -35,7 +35,7 @@ fn dead_identity(cookie: &Cookie) -> ProcessIdentity {
 
 /// Makes the next fork of this host get `pid`, through `ns_last_pid` (root only). Returns a
 /// bystander holding that pid, or `None` when the host does not allow it.
-fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Option<Child> {
+pub fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Option<Child> {
     for _ in 0..50 {
         std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
         let child = bystander(cookie);
@@ -62,6 +62,7 @@ fn orphan_intent(cookie: &Cookie, holder: ProcessIdentity) -> Intent {
         cgroup: None,
         cgroup_v1: None,
         layers: vec![],
+        remote: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn instance_from(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+            remote: remote.and_then(|t| serde_json::from_str(&t).ok()),
         },
         // An unknown state (a newer writer) is treated as still open: the safe side for a sweep
         // is to look, and it re-checks every identity anyway.
@@ -48,7 +49,6 @@ fn instance_from(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
         spawned_ms: r.get(14)?,
         ended_ms: r.get(15)?,
         end_reason: r.get(16)?,
-        remote: remote.and_then(|t| serde_json::from_str(&t).ok()),
         upstream_session: r.get(18)?,
     })
 }
@@ -94,7 +94,10 @@ impl Ledger {
 
     /// Instances that may still have processes (intent or running).
     pub fn open_instances(&self) -> Result<Vec<InstanceRow>, LedgerError> {
-        self.instances_where("state IN ('intent', 'running') OR (state = 'lost' AND remote IS NOT NULL)")
+        self.instances_where(
+            "state IN ('intent', 'running')
+             OR (remote IS NOT NULL AND coalesce(json_extract(remote, '$.settled'), 0) = 0)",
+        )
     }
 
     /// Every instance.

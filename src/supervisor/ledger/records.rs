@@ -44,6 +44,9 @@ pub struct Intent {
     pub cgroup_v1: Option<PathBuf>,
     /// The containment layers in force.
     pub layers: Vec<String>,
+    /// For a server on another host: how to reach it and, once known, its identity there
+    /// (JSON the ledger does not interpret; see `ssh::RemoteRecord`), for remote kills.
+    pub remote: Option<serde_json::Value>,
 }
 
 /// Where an instance is in its life.
@@ -109,8 +112,6 @@ pub struct InstanceRow {
     pub ended_ms: Option<i64>,
     /// How it ended.
     pub end_reason: Option<String>,
-    /// The remote identity of an SSH instance (JSON), for remote kills.
-    pub remote: Option<serde_json::Value>,
     /// The upstream HTTP session id of a remote HTTP instance.
     pub upstream_session: Option<String>,
 }

@@ -45,14 +45,15 @@ impl Ledger {
     pub fn record_owner_and_intent(&mut self, owner: Option<&OwnerRow>, i: &Intent) -> Result<(), LedgerError> {
         let command = serde_json::to_string(&i.command).unwrap_or_else(|_| "[]".into());
         let layers = i.layers.join(",");
+        let remote = i.remote.as_ref().map(serde_json::Value::to_string);
         self.write("recording the intent", |tx| {
             if let Some(o) = owner {
                 insert_owner(tx, o)?;
             }
             tx.execute(
                 "INSERT INTO instances (id, owner_id, scope, server, command, boot_id, holder_pid, holder_start,
-                     holder_inode, cgroup, cgroup_v1, layers, state, intent_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     holder_inode, cgroup, cgroup_v1, layers, state, intent_ms, remote)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     i.id,
                     i.owner_id,
@@ -67,7 +68,8 @@ impl Ledger {
                     path_text(&i.cgroup_v1),
                     layers,
                     InstanceState::Intent.as_str(),
-                    now_ms()
+                    now_ms(),
+                    remote
                 ],
             )
             .map(drop)
@@ -142,16 +144,26 @@ impl Ledger {
         })
     }
 
-    /// Records an SSH instance's remote identity (JSON), needed for remote kills after a crash.
+    /// Records an SSH instance's remote side (JSON), needed for remote kills after a crash. This
+    /// one write is made durable (`synchronous = FULL`: the WAL is synced at commit, with every
+    /// commit before it), because a power loss of this host is exactly when it will be needed.
     pub fn record_remote(&mut self, instance: &str, remote: &serde_json::Value) -> Result<(), LedgerError> {
         let text = remote.to_string();
-        self.write("recording the remote identity", |tx| {
+        let path = self.path.clone();
+        let set = |conn: &rusqlite::Connection, level: &str| {
+            conn.pragma_update(None, "synchronous", level)
+                .map_err(super::sql(&path, "setting synchronous"))
+        };
+        set(&self.conn, "FULL")?;
+        let written = self.write("recording the remote side", |tx| {
             tx.execute(
                 "UPDATE instances SET remote = ?2 WHERE id = ?1",
                 params![instance, text],
             )
             .map(drop)
-        })
+        });
+        set(&self.conn, "NORMAL")?;
+        written
     }
 
     /// Deletes closed instances (and ended owners) that ended before `before_ms`, keeping
@@ -160,7 +172,7 @@ impl Ledger {
         self.write("compacting", |tx| {
             let gone = tx.execute(
                 "DELETE FROM instances WHERE state IN ('ended', 'reaped', 'lost') AND ended_ms < ?1
-                     AND (remote IS NULL OR state IN ('ended', 'reaped'))",
+                     AND (remote IS NULL OR coalesce(json_extract(remote, '$.settled'), 0) = 1)",
                 params![before_ms],
             )?;
             tx.execute(
