@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Run an MCP stdio server under Tether: it and every process it starts end when the
     /// client goes away (stdin closed, stdout unread, client exited, or a signal).
-    Wrap(WrapArgs),
+    Wrap(Box<WrapArgs>),
     /// Show Tether at work: wrap the bundled fixture server, call its echo tool, end it, and
     /// prove that no process of it survived.
     Demo,
@@ -37,6 +37,18 @@ pub enum Command {
     Reap(ReapArgs),
     /// Say what this host supports, which guarantees hold here, and which orphans exist.
     Doctor(DoctorArgs),
+    /// (Internal) End an SSH server's remote side after its shim died; run by the watchdog.
+    #[command(hide = true)]
+    SettleRemote(SettleRemoteArgs),
+}
+
+/// `tether settle-remote`.
+#[derive(Debug, clap::Args)]
+pub struct SettleRemoteArgs {
+    /// The instance id.
+    pub instance: String,
+    /// The remote record (JSON) to use when the ledger has none.
+    pub record: String,
 }
 
 /// `tether ps`.
@@ -99,6 +111,27 @@ pub struct WrapArgs {
     /// SIGKILL of this shim leaves on a host without cgroups).
     #[arg(long)]
     pub no_ledger: bool,
+
+    /// Run CMD on this SSH host, under a remote wrapper that ties it to the connection
+    /// ([USER@]HOST[:PORT]; `ssh -T`, BatchMode, one connection per server, no PTY).
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    pub ssh: Option<String>,
+
+    /// An ssh option, as for `ssh -o` (repeatable): IdentityFile=…, UserKnownHostsFile=…
+    #[arg(long = "ssh-option", value_name = "NAME=VALUE", requires = "ssh")]
+    pub ssh_options: Vec<String>,
+
+    /// The ssh client config file (`ssh -F`; `/dev/null` for none).
+    #[arg(long, value_name = "FILE", requires = "ssh")]
+    pub ssh_config: Option<std::path::PathBuf>,
+
+    /// The private key to log in with (`ssh -i`).
+    #[arg(long, value_name = "FILE", requires = "ssh")]
+    pub ssh_identity: Option<std::path::PathBuf>,
+
+    /// An environment variable for the remote server (repeatable).
+    #[arg(long = "remote-env", value_name = "NAME=VALUE", requires = "ssh")]
+    pub remote_env: Vec<String>,
 
     /// Instance id to use (32 hex digits; random by default).
     #[arg(long, hide = true)]

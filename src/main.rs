@@ -13,10 +13,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let state_dir = cli.state_dir.as_deref();
     match cli.command {
-        Command::Wrap(args) => wrap::main(args, state_dir),
+        Command::Wrap(args) => wrap::main(*args, state_dir),
         Command::Ps(args) => ps::main(&args, state_dir),
         Command::Reap(args) => reap::main(&args, state_dir),
         Command::Doctor(args) => mcp_tether::doctor::command::main(&args, state_dir),
+        Command::SettleRemote(args) => mcp_tether::reap::settle_remote(&args, state_dir),
         Command::Demo => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -10,6 +10,8 @@ use crate::ids;
 use crate::supervisor::exit::exit_like;
 use crate::supervisor::ledger::location;
 use crate::supervisor::shim::{self, ShimConfig};
+use crate::supervisor::ssh::server::parse_env;
+use crate::supervisor::ssh::{SshServer, SshTarget};
 
 /// Status for Tether's own failures (usage, configuration, OS), kept clear of 126/127.
 const TETHER_FAILED: u8 = 125;
@@ -60,7 +62,9 @@ fn config(args: WrapArgs, state_dir: Option<&std::path::Path>) -> anyhow::Result
         }
     };
     let server = args.name.clone().unwrap_or_else(|| default_name(&args.command));
+    let ssh = ssh_server(&args)?;
     Ok(ShimConfig {
+        ssh,
         standalone: args.owner_id.is_none(),
         scope: "wrap".into(),
         server,
@@ -73,6 +77,26 @@ fn config(args: WrapArgs, state_dir: Option<&std::path::Path>) -> anyhow::Result
         disabled,
         lifeline: args.lifeline_fd,
     })
+}
+
+/// The SSH server `--ssh` and its options describe, if any.
+fn ssh_server(args: &WrapArgs) -> anyhow::Result<Option<SshServer>> {
+    let Some(destination) = &args.ssh else {
+        return Ok(None);
+    };
+    let mut target = SshTarget::parse(destination)?.with_options(&args.ssh_options)?;
+    target.config_file.clone_from(&args.ssh_config);
+    target.identity_file.clone_from(&args.ssh_identity);
+    let env = args
+        .remote_env
+        .iter()
+        .map(|a| parse_env(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(SshServer {
+        target,
+        command: args.command.clone(),
+        env,
+    }))
 }
 
 /// The command's file name: `npx` for `/usr/bin/npx -y pkg`.

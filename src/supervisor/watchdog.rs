@@ -5,8 +5,9 @@
 //! client's process group does not reach it), drops every fd but one end of a pipe, and waits.
 //! When the shim tears down normally it writes one byte, `C`, and the watchdog exits at once.
 //! When the pipe reaches EOF with no byte, the shim died: the watchdog kills the instance
-//! cgroup, sweeps the cookie, removes the cgroups and exits. It is not in the instance cgroup,
-//! so `cgroup.kill` does not reach it.
+//! cgroup, sweeps the cookie, removes the cgroups, ends an SSH server's remote side over a
+//! connection of its own, and exits. It is not in the instance cgroup, so `cgroup.kill` does not
+//! reach it.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -18,6 +19,7 @@ use nix::unistd::{fork, ForkResult};
 
 use crate::supervisor::cgroup;
 use crate::supervisor::cookie::Cookie;
+use crate::supervisor::ssh::RemoteRecord;
 
 /// The byte a shim sends when it cleaned up by itself.
 const ALL_CLEAN: u8 = b'C';
@@ -29,6 +31,39 @@ pub struct Charge {
     pub cgroups: Vec<PathBuf>,
     /// The instance's cookie, for hosts without a cgroup.
     pub cookie: Option<Cookie>,
+    /// An SSH server's remote side, to end over a second connection.
+    pub remote: Option<RemoteCharge>,
+}
+
+/// What the watchdog needs to end an SSH server's remote side. It does not do it itself: it
+/// execs `tether settle-remote` (this very binary), a fresh process, because an SQLite
+/// connection must not be used, nor a new one opened, in a forked copy of a process that had the
+/// ledger open.
+#[derive(Debug, Clone)]
+pub struct RemoteCharge {
+    /// The `tether` binary.
+    pub exe: PathBuf,
+    /// The ledger's directory: its record holds the remote identity once it arrived.
+    pub state_dir: Option<PathBuf>,
+    /// The instance id.
+    pub instance: String,
+    /// The record as it was before ssh started (cookie only), if the ledger has none.
+    pub record: RemoteRecord,
+}
+
+impl RemoteCharge {
+    /// Replaces the watchdog with `tether [--state-dir D] settle-remote ID RECORD`.
+    fn exec(&self) {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(&self.exe);
+        if let Some(d) = &self.state_dir {
+            cmd.arg("--state-dir").arg(d);
+        }
+        cmd.arg("settle-remote")
+            .arg(&self.instance)
+            .arg(self.record.to_json().to_string());
+        let _ = cmd.exec();
+    }
 }
 
 /// The shim's handle on its watchdog.
@@ -151,5 +186,8 @@ fn clean_up(charge: &Charge) {
     }
     for dir in &charge.cgroups {
         let _ = cgroup::remove_dir_when_empty(dir, Duration::from_secs(2));
+    }
+    if let Some(r) = &charge.remote {
+        r.exec();
     }
 }

@@ -9,6 +9,7 @@
 //! one thread.
 
 mod record;
+mod remote;
 mod server;
 mod teardown;
 mod tree;
@@ -26,7 +27,8 @@ use crate::supervisor::identity::ProcessIdentity;
 use crate::supervisor::layers::{Disabled, Layer};
 use crate::supervisor::ledger::Intent;
 use crate::supervisor::signals::Signals;
-use crate::supervisor::watchdog::{Charge, Watchdog};
+use crate::supervisor::ssh::SshServer;
+use crate::supervisor::watchdog::{Charge, RemoteCharge, Watchdog};
 use crate::supervisor::{pidfd, procfs};
 
 pub use server::SpawnError;
@@ -34,6 +36,7 @@ pub use teardown::Trigger;
 pub use tree::ServerExit;
 
 use record::Record;
+use remote::RemoteSide;
 use teardown::{Action, Teardown};
 use tree::Tree;
 use watch::{Event, Watch};
@@ -69,6 +72,9 @@ pub struct ShimConfig {
     pub server: String,
     /// The state directory holding the ledger; `None` runs unrecorded.
     pub state_dir: Option<PathBuf>,
+    /// Run `argv` on this SSH host instead (then `argv` is the remote command, and the local
+    /// server is the ssh client).
+    pub ssh: Option<SshServer>,
 }
 
 /// Why a shim could not do its job.
@@ -87,6 +93,9 @@ pub enum ShimError {
     /// The lifeline fd is not an open fd.
     #[error("--lifeline-fd {0}: not an open file descriptor")]
     BadLifeline(RawFd),
+    /// The SSH server's command line cannot be built.
+    #[error("{0}")]
+    Remote(#[from] crate::supervisor::ssh::remote::RemoteError),
 }
 
 impl ShimError {
@@ -180,11 +189,29 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
 
     let mut cgroup_dirs: Vec<_> = cgroup.iter().map(|c| c.dir().to_path_buf()).collect();
     cgroup_dirs.extend(cgroup.as_ref().and_then(|c| c.pids_limit()).and_then(v1_pids_dir));
-    let mut record = begin_record(cfg, &layers, cgroup.as_ref());
+    // An SSH server: the local server is the ssh client, its stderr comes through the shim.
+    let (argv, mut remote, remote_stderr) = match &cfg.ssh {
+        Some(ssh) => {
+            let argv = ssh.local_argv(&cfg.instance, cfg.grace)?;
+            let (side, stderr) =
+                RemoteSide::new(ssh, &cfg.instance, cfg.grace).map_err(os("creating the ssh stderr pipe"))?;
+            (argv, Some(side), Some(stderr))
+        }
+        None => (cfg.argv.clone(), None, None),
+    };
+    let mut record = begin_record(cfg, &layers, cgroup.as_ref(), remote.as_ref());
     failpoint::hit("after-intent");
     let watchdog = match Watchdog::start(Charge {
         cgroups: cgroup_dirs,
         cookie: cookie.clone(),
+        remote: remote.as_ref().and_then(|r| {
+            Some(RemoteCharge {
+                exe: std::env::current_exe().ok()?,
+                state_dir: cfg.state_dir.clone(),
+                instance: cfg.instance.clone(),
+                record: r.record().clone(),
+            })
+        }),
     }) {
         Ok(w) => w,
         Err(e) => {
@@ -197,11 +224,12 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
     };
 
     let spec = server::ServerSpec {
-        argv: &cfg.argv,
+        argv: &argv,
         group: allow(Layer::Group),
         pdeathsig: allow(Layer::Pdeathsig),
         join_fds: cgroup.as_ref().map(InstanceCgroup::join_fds).unwrap_or_default(),
         cookie: cookie.as_ref(),
+        stderr: remote_stderr.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
     };
     let spawned = server::spawn(spec).and_then(|gate| {
         failpoint::hit("before-identity");
@@ -209,6 +237,9 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
         record.spawned(gate.pid(), pgid, cookie.is_some());
         gate.open()
     });
+    // The ssh client holds its own copy now: EOF on the read end comes when it (and whatever
+    // it started) is gone.
+    drop(remote_stderr);
     let leader = match spawned {
         Ok(pid) => pid,
         Err(e) => {
@@ -237,11 +268,41 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
     }
     let mut watchdog = Some(watchdog);
     let mut server_exit_seen = false;
+    // An SSH server may not have started when the client closes stdin: what the client sent is
+    // still on its way, with the EOF. The graceful wait starts once the server runs.
+    let mut eof_deferred = false;
+    // The server's exit followed a signal of ours (so an SSH failure is not its own).
+    let mut exit_by_us = false;
 
     loop {
         let now = Instant::now();
+        if let Some(r) = remote.as_mut() {
+            r.pump(&mut record);
+        }
+        if tree.server_exit().is_some() && !server_exit_seen {
+            exit_by_us = teardown.signalled();
+            if let (Some(r), Some(exit)) = (remote.as_mut(), tree.server_exit()) {
+                r.server_exited(exit, exit_by_us, &mut record);
+            }
+        }
+        if eof_deferred && remote.as_ref().is_none_or(RemoteSide::started) {
+            eof_deferred = false;
+            if !teardown.started() {
+                crate::info!("instance {}: client closed stdin; ending the tree", cfg.instance);
+            }
+            teardown.trigger(Trigger::StdinClosed, now);
+        }
+        let resending = matches!(teardown.phase, teardown::Phase::Killing { .. });
         if let Action::Send(sig) = teardown.poll(now) {
-            crate::debug!("instance {}: sending {sig} to the tree", cfg.instance);
+            if !(resending && sig == nix::sys::signal::Signal::SIGKILL) {
+                crate::debug!("instance {}: sending {sig} to the tree", cfg.instance);
+            }
+            if let Some(r) = remote.as_mut() {
+                // Over a second connection, by identity: the local signal only ends the ssh
+                // client, and the remote side may not notice its connection dropped.
+                r.start_kill();
+                tree.set_helper(r.helper_pid());
+            }
             tree.signal(sig);
         }
         if let Some(dead) = tree.reap() {
@@ -259,7 +320,7 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
         }
         if teardown.started() {
             let remaining = tree.remaining(true);
-            if remaining.is_empty() {
+            if remaining.is_empty() && !remote.as_ref().is_some_and(RemoteSide::busy) {
                 break;
             }
             if let teardown::Phase::Killing { since, .. } = teardown.phase {
@@ -274,6 +335,9 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
                         w.hand_over();
                     }
                     let (exit, _cgroup) = tree.finish(false);
+                    if let Some(r) = remote.take() {
+                        r.finish(exit, exit_by_us, &mut record);
+                    }
                     return Ok(exit);
                 }
             }
@@ -286,11 +350,16 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
             .due()
             .filter(|_| !teardown.started())
             .map(|d| d.saturating_duration_since(now));
-        let timeout = match (teardown.next_deadline(now, KILLING_TICK), scan_in) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let events = match watch.wait(&mut signals, timeout) {
+        let remote_in = remote
+            .as_ref()
+            .and_then(RemoteSide::deadline)
+            .map(|d| d.saturating_duration_since(now));
+        let timeout = [teardown.next_deadline(now, KILLING_TICK), scan_in, remote_in]
+            .into_iter()
+            .flatten()
+            .min();
+        let extra = remote.as_ref().map(RemoteSide::poll_fds).unwrap_or_default();
+        let events = match watch.wait(&mut signals, timeout, &extra) {
             Ok(events) => events,
             Err(e) => {
                 // Never return with the tree unwatched: end it now.
@@ -302,13 +371,21 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
         };
         for event in events {
             let trigger = match event {
-                Event::Signal(crate::supervisor::signals::Arrived::Child) => continue,
+                Event::Signal(crate::supervisor::signals::Arrived::Child) | Event::Ready => continue,
                 Event::Signal(crate::supervisor::signals::Arrived::Stop(s)) => Trigger::Signal(s),
                 Event::StdinClosed => Trigger::StdinClosed,
                 Event::StdoutClosed => Trigger::StdoutClosed,
                 Event::ParentExited => Trigger::ParentExited,
                 Event::LifelineClosed => Trigger::LifelineClosed,
             };
+            if trigger == Trigger::StdinClosed && remote.as_ref().is_some_and(|r| !r.started()) {
+                crate::debug!(
+                    "instance {}: stdin closed before the remote server started",
+                    cfg.instance
+                );
+                eof_deferred = true;
+                continue;
+            }
             if !teardown.started() {
                 crate::info!("instance {}: {}; ending the tree", cfg.instance, trigger.describe());
             }
@@ -322,6 +399,9 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
         teardown.cause().map(Trigger::describe).unwrap_or_default()
     );
     let (exit, cgroup) = tree.finish(true);
+    if let Some(r) = remote {
+        r.finish(exit, exit_by_us, &mut record);
+    }
     let cause = teardown.cause().map(Trigger::describe).unwrap_or_default();
     record.ended(&format!("{cause}; server {}", exit.describe()));
     if let Some(cg) = cgroup {
@@ -337,7 +417,12 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
 }
 
 /// Opens the ledger and writes the intent; an instance that cannot be recorded runs anyway.
-fn begin_record(cfg: &ShimConfig, layers: &Layers, cgroup: Option<&InstanceCgroup>) -> Record {
+fn begin_record(
+    cfg: &ShimConfig,
+    layers: &Layers,
+    cgroup: Option<&InstanceCgroup>,
+    remote: Option<&RemoteSide>,
+) -> Record {
     let (holder, boot_id) = match (ProcessIdentity::of_self(), procfs::boot_id()) {
         (Some(h), Ok(b)) => (h, b),
         _ => {
@@ -350,14 +435,28 @@ fn begin_record(cfg: &ShimConfig, layers: &Layers, cgroup: Option<&InstanceCgrou
         owner_id: cfg.owner.clone(),
         scope: cfg.scope.clone(),
         server: cfg.server.clone(),
-        command: cfg.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        command: display_command(cfg),
         boot_id,
         holder,
         cgroup: cgroup.map(|c| c.dir().to_path_buf()),
         cgroup_v1: cgroup.and_then(|c| c.pids_limit()).and_then(v1_pids_dir),
         layers: layers.active.iter().map(|l| l.name().to_string()).collect(),
+        remote: remote.map(|r| r.record().to_json()),
     };
     Record::begin(cfg.state_dir.as_deref(), &intent, cfg.standalone, cgroup.is_none())
+}
+
+/// The command for people: an SSH server's shows as `ssh DESTINATION CMD…`, not as the ssh
+/// client's command line with the wrapper script in it.
+fn display_command(cfg: &ShimConfig) -> Vec<String> {
+    let words = cfg.argv.iter().map(|a| a.to_string_lossy().into_owned());
+    match &cfg.ssh {
+        Some(ssh) => ["ssh".to_string(), ssh.target.destination()]
+            .into_iter()
+            .chain(words)
+            .collect(),
+        None => words.collect(),
+    }
 }
 
 fn v1_pids_dir(limit: &crate::supervisor::cgroup::pids::PidsLimit) -> Option<std::path::PathBuf> {

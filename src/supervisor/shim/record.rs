@@ -169,6 +169,12 @@ impl Record {
         }
     }
 
+    /// Records an SSH server's remote side (its identity, whether it is over).
+    pub fn remote(&mut self, remote: &crate::supervisor::ssh::RemoteRecord) {
+        let json = remote.to_json();
+        self.with(|l, inst| l.record_remote(inst, &json));
+    }
+
     /// Records how the instance ended, and the owner's end when it stood alone.
     pub fn ended(&mut self, reason: &str) {
         let owner = self.owner.clone();

@@ -33,6 +33,9 @@ pub struct ServerSpec<'a> {
     pub join_fds: Vec<RawFd>,
     /// Environment cookie to add.
     pub cookie: Option<&'a Cookie>,
+    /// An fd to become the server's stderr instead of the shim's (an SSH server's, so the
+    /// remote identity line can be taken out).
+    pub stderr: Option<RawFd>,
 }
 
 /// Why the server could not be started.
@@ -69,12 +72,13 @@ impl SpawnError {
 }
 
 /// The steps of the child, reported with the errno when one fails.
-const STAGES: [&str; 5] = [
+const STAGES: [&str; 6] = [
     "joining the process group",
     "joining the instance cgroup",
     "setting the parent-death signal",
     "the shim exited during spawn",
     "exec",
+    "redirecting stderr",
 ];
 
 /// A forked server waiting to exec.
@@ -115,6 +119,7 @@ pub fn spawn(spec: ServerSpec<'_>) -> Result<Gate, SpawnError> {
         group: spec.group,
         pdeathsig: spec.pdeathsig,
         join_fds: &spec.join_fds,
+        stderr: spec.stderr,
         shim: nix::unistd::getpid(),
         gate: gate_r.as_raw_fd(),
         gate_w: gate_w.as_raw_fd(),
@@ -262,6 +267,7 @@ struct Child<'a> {
     group: bool,
     pdeathsig: bool,
     join_fds: &'a [RawFd],
+    stderr: Option<RawFd>,
     shim: Pid,
     gate: RawFd,
     gate_w: RawFd,
@@ -287,6 +293,11 @@ impl Child<'_> {
             libc::close(self.report_r);
             if self.group && libc::setpgid(0, 0) != 0 {
                 self.fail(0);
+            }
+            if let Some(fd) = self.stderr {
+                if libc::dup2(fd, 2) != 2 {
+                    self.fail(5);
+                }
             }
             for &fd in self.join_fds {
                 if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {

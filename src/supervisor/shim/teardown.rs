@@ -168,6 +168,11 @@ impl Teardown {
         };
     }
 
+    /// True once a signal went to the tree.
+    pub fn signalled(&self) -> bool {
+        matches!(self.phase, Phase::Stopping { termed: true, .. } | Phase::Killing { .. })
+    }
+
     /// What to do at `now`; advances the phase.
     pub fn poll(&mut self, now: Instant) -> Action {
         match &mut self.phase {

@@ -70,6 +70,8 @@ pub struct Tree {
     cookie: Option<Cookie>,
     /// The watchdog's pid: a child of the shim that is not part of the tree.
     watchdog: Option<i32>,
+    /// A child of the shim working for it (a remote kill's ssh): not part of the tree either.
+    helper: Option<i32>,
     /// How the server ended, once it has (observed without reaping it).
     exit: Option<ServerExit>,
     /// Cookie carriers signalled so far (one pidfd each), kept open to see them die.
@@ -104,6 +106,7 @@ impl Tree {
             cgroup,
             cookie,
             watchdog,
+            helper: None,
             exit: None,
             carriers: Vec::new(),
             last_sweep: None,
@@ -124,11 +127,16 @@ impl Tree {
         self.exit
     }
 
+    /// Marks the shim's helper child (or none), which the tree must neither signal nor reap.
+    pub fn set_helper(&mut self, pid: Option<i32>) {
+        self.helper = pid;
+    }
+
     /// Children of the shim that belong to the tree: everything but the server and watchdog.
     fn adopted(&self) -> Vec<i32> {
         procfs::own_children()
             .into_iter()
-            .filter(|&p| p != self.leader.as_raw() && Some(p) != self.watchdog)
+            .filter(|&p| p != self.leader.as_raw() && Some(p) != self.watchdog && Some(p) != self.helper)
             .collect()
     }
 

@@ -30,6 +30,8 @@ pub enum Event {
     ParentExited,
     /// The lifeline's write end was closed.
     LifelineClosed,
+    /// One of the caller's extra fds is ready.
+    Ready,
 }
 
 /// How often the parent is re-checked when no pidfd can watch it.
@@ -91,9 +93,15 @@ impl Watch {
         matches!(&self.parent, Some((ppid, _)) if nix::unistd::getppid().as_raw() != *ppid)
     }
 
-    /// Waits up to `timeout` (forever when None) and returns what happened. A watch that fired
-    /// is removed, so level-triggered hang-ups are reported once.
-    pub fn wait(&mut self, signals: &mut Signals, timeout: Option<Duration>) -> io::Result<Vec<Event>> {
+    /// Waits up to `timeout` (forever when None), or until one of `extra` is ready, and returns
+    /// what happened. A watch that fired is removed, so level-triggered hang-ups are reported
+    /// once; `extra` is the caller's to re-arm.
+    pub fn wait(
+        &mut self,
+        signals: &mut Signals,
+        timeout: Option<Duration>,
+        extra: &[(BorrowedFd<'_>, PollFlags)],
+    ) -> io::Result<Vec<Event>> {
         let timeout = match (&self.parent, timeout) {
             (Some((_, None)), t) => Some(t.map_or(PARENT_POLL, |t| t.min(PARENT_POLL))),
             (_, t) => t,
@@ -123,6 +131,10 @@ impl Watch {
             fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
             kinds.push(Some(Event::ParentExited));
         }
+        for (fd, ev) in extra {
+            fds.push(PollFd::new(*fd, *ev));
+            kinds.push(Some(Event::Ready));
+        }
 
         let poll_timeout = match timeout {
             None => PollTimeout::NONE,
@@ -143,7 +155,7 @@ impl Watch {
             let fired = pfd.revents().is_some_and(|r| !r.is_empty());
             match kind {
                 None if fired => signals_ready = true,
-                Some(ev) if fired => events.push(*ev),
+                Some(ev) if fired && !events.contains(ev) => events.push(*ev),
                 _ => {}
             }
         }
@@ -160,7 +172,7 @@ impl Watch {
                 Event::StdoutClosed => self.stdout = false,
                 Event::LifelineClosed => self.lifeline = None,
                 Event::ParentExited => self.parent = None,
-                Event::Signal(_) => {}
+                Event::Signal(_) | Event::Ready => {}
             }
         }
         Ok(events)
