@@ -34,3 +34,23 @@ fn run(args: &ReapArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Runs `tether settle-remote` (exec'd by a watchdog whose shim died): ends the remote side of
+/// one SSH instance. Only an explicit `--state-dir` is used: the watchdog passes the shim's.
+pub fn settle_remote(args: &crate::cli::SettleRemoteArgs, state_dir: Option<&Path>) -> ExitCode {
+    use crate::supervisor::ssh::RemoteRecord;
+    let record = serde_json::from_str(&args.record)
+        .ok()
+        .and_then(|v| RemoteRecord::from_json(&v));
+    let Some(record) = record else {
+        crate::error!("settle-remote: the record is not a remote record: {:?}", args.record);
+        return ExitCode::FAILURE;
+    };
+    match sweep::remote::settle_after_shim_death(state_dir, &args.instance, &record) {
+        Some(outcome) if !outcome.settles() => {
+            crate::error!("settle-remote: instance {}: {}", args.instance, outcome.describe());
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}

@@ -127,7 +127,9 @@ fn ledger_and_orphans(dir: &Path) -> (LedgerHealth, (Vec<Orphan>, Vec<Orphan>)) 
     let (mut orphans, mut unknown) = (Vec::new(), Vec::new());
     for a in report.actions {
         let (list, fix) = match a.kind {
-            ActionKind::WouldKill | ActionKind::WouldKillCgroup => (&mut orphans, reap.clone()),
+            ActionKind::WouldKill | ActionKind::WouldKillCgroup | ActionKind::WouldKillRemote => {
+                (&mut orphans, reap.clone())
+            }
             ActionKind::SkippedUnknown => (
                 &mut unknown,
                 format!(

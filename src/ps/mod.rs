@@ -63,8 +63,24 @@ pub struct InstanceView {
     pub cgroup: Option<String>,
     /// Its command.
     pub command: Vec<String>,
+    /// For an SSH server: where it runs and its remote identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteView>,
     /// Its live processes.
     pub processes: Vec<ProcessView>,
+}
+
+/// An SSH server's remote side.
+#[derive(Debug, serde::Serialize)]
+pub struct RemoteView {
+    /// `user@host:port`.
+    pub destination: String,
+    /// The server's pid there, once reported.
+    pub pid: Option<i32>,
+    /// Whether the remote side is known to be over.
+    pub settled: bool,
+    /// How it ended, or why the last remote kill failed.
+    pub outcome: Option<String>,
 }
 
 /// One live process.
@@ -209,6 +225,17 @@ fn instance_view(inst: &InstanceRow, recorded: &[ProcessRow], cookie_pids: &[i32
         layers: inst.intent.layers.clone(),
         cgroup: inst.intent.cgroup.as_ref().map(|d| d.display().to_string()),
         command: inst.intent.command.clone(),
+        remote: inst
+            .intent
+            .remote
+            .as_ref()
+            .and_then(crate::supervisor::ssh::RemoteRecord::from_json)
+            .map(|r| RemoteView {
+                destination: r.target.destination(),
+                pid: r.identity.as_ref().map(|i| i.pid),
+                settled: r.settled,
+                outcome: r.outcome,
+            }),
         processes,
     }
 }

@@ -34,6 +34,15 @@ pub fn text(listing: &Listing) -> String {
                     inst.layers.join(",")
                 }
             );
+            if let Some(r) = &inst.remote {
+                let pid = r.pid.map_or("pid not reported yet".into(), |p| format!("pid {p}"));
+                let state = match (&r.outcome, r.settled) {
+                    (Some(o), _) => o.clone(),
+                    (None, true) => "over".into(),
+                    (None, false) => "running".into(),
+                };
+                let _ = writeln!(out, "    remote {} {pid}: {state}", r.destination);
+            }
             if inst.processes.is_empty() {
                 let _ = writeln!(out, "    (no live process)");
                 continue;

@@ -6,12 +6,14 @@
 //! through a pidfd, kills and removes the instance's cgroup, and kills every process still
 //! carrying the instance's cookie (one `/proc` pass for all instances). A recorded pid that now
 //! belongs to another process is skipped and reported. Instances of earlier boots are closed
-//! as lost (their local processes died with that boot); those with a remote identity stay for
-//! the remote kill replay. Closed rows older than a week are compacted away.
+//! as lost (their local processes died with that boot). SSH servers whose owner died before
+//! their remote side was known to be over get a remote kill ([`remote`]), whatever the boot.
+//! Closed rows older than a week are compacted away, except those still awaiting a remote kill.
 
 mod cgroups;
 mod cookies;
 mod lock;
+pub mod remote;
 mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -63,16 +65,23 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
     let mut holders = HolderCache::default();
     let mut orphans = Vec::new();
     let mut lost = Vec::new();
+    let mut remote_due = Vec::new();
     let mut live: HashSet<String> = HashSet::new();
     for inst in instances {
-        if inst.intent.boot_id != boot {
-            if inst.state.is_open() {
-                lost.push(inst);
-            }
-        } else if holders.alive(&inst.intent.holder) {
-            live.insert(inst.intent.id.clone());
-        } else {
+        let other_boot = inst.intent.boot_id != boot;
+        let holder_dead = other_boot || !holders.alive(&inst.intent.holder);
+        if holder_dead && remote::unsettled(&inst).is_some() {
+            remote_due.push(inst.clone());
+        }
+        if !inst.state.is_open() {
+            continue;
+        }
+        if other_boot {
+            lost.push(inst);
+        } else if holder_dead {
             orphans.push(inst);
+        } else {
+            live.insert(inst.intent.id.clone());
         }
     }
     report.live_instances = live.len();
@@ -87,6 +96,10 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
     } else {
         ActionKind::Killed
     };
+
+    // Remote sides first, while a frozen local ssh client may still hold their connection: the
+    // report then tells how the server itself ended.
+    remote::replay(ledger, &remote_due, dry_run, &mut report)?;
 
     for inst in &orphans {
         for p in processes.get(&inst.intent.id).into_iter().flatten() {

@@ -43,6 +43,14 @@ pub enum ActionKind {
     Reaped,
     /// An instance of an earlier boot was closed (its local processes died with that boot).
     Lost,
+    /// A remote kill ended (or found ended) an SSH server whose owner died.
+    RemoteKilled,
+    /// A remote kill refused: the recorded remote process is no longer ours.
+    RemoteRefused,
+    /// A remote kill could not run (host unreachable, say); the next sweep tries again.
+    RemoteFailed,
+    /// Dry run: this remote server would have been killed.
+    WouldKillRemote,
 }
 
 /// Everything one sweep did.
@@ -65,7 +73,10 @@ pub struct Report {
 impl Report {
     /// Adds an action.
     pub fn push(&mut self, action: Action) {
-        if matches!(action.kind, ActionKind::Killed | ActionKind::WouldKill) {
+        if matches!(
+            action.kind,
+            ActionKind::Killed | ActionKind::WouldKill | ActionKind::RemoteKilled | ActionKind::WouldKillRemote
+        ) {
             self.killed += 1;
         }
         self.actions.push(action);
@@ -84,6 +95,10 @@ impl fmt::Display for ActionKind {
             ActionKind::CgroupRemoved => "removed cgroup",
             ActionKind::Reaped => "reaped",
             ActionKind::Lost => "lost (earlier boot)",
+            ActionKind::RemoteKilled => "killed remote",
+            ActionKind::RemoteRefused => "remote refused",
+            ActionKind::RemoteFailed => "remote kill failed",
+            ActionKind::WouldKillRemote => "would kill remote",
         })
     }
 }
