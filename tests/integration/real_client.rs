@@ -29,7 +29,7 @@ fn readme_block(name: &str) -> Value {
     serde_json::from_str(&after[start..start + end]).expect("README block is valid JSON")
 }
 
-fn test_deps() -> (PathBuf, PathBuf) {
+pub fn test_deps() -> (PathBuf, PathBuf) {
     let deps = repo().join("target/test-deps");
     let python = deps.join("venv/bin/python");
     let node_dir = deps.join("node");
@@ -46,7 +46,7 @@ fn test_deps() -> (PathBuf, PathBuf) {
 
 /// Runs the SDK client on one `mcpServers`-style entry, with the test cookie added to its env
 /// (instrumentation only: command and args stay as written). Returns the client's JSON line.
-fn run_client(entry: &Value, cookie: &Cookie, tool: &str, args: Value) -> Value {
+pub fn run_client(entry: &Value, cookie: &Cookie, tool: &str, args: Value) -> Value {
     let (python, node_dir) = test_deps();
     let mut entry = entry.clone();
     entry["env"] = json!({ COOKIE_VAR: cookie.0 });
@@ -104,4 +104,34 @@ fn openclaw_entry_runs_the_server_under_tether_and_leaves_nothing() {
     );
     assert!(env.contains(&cookie.0), "server does not carry the test cookie: {env}");
     cookie.assert_none_survive(Duration::from_secs(3));
+}
+
+#[test]
+fn the_sdk_client_calls_server_everything_over_ssh_through_tether() {
+    let (_, node_dir) = test_deps();
+    let sshd = crate::sshd::Sshd::start();
+    let cookie = Cookie::new();
+    let server = node_dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let node = which_node();
+    let mut args: Vec<String> = vec!["wrap".into()];
+    args.extend(sshd.tether_flags());
+    // The test cookie rides in the remote server's environment, so the survivor check finds it.
+    args.extend(["--remote-env".into(), format!("{COOKIE_VAR}={}", cookie.0), "--".into()]);
+    args.extend([node, server.display().to_string(), "stdio".into()]);
+    let entry = json!({"command": TETHER, "args": args});
+    let out = run_client(&entry, &cookie, "echo", json!({"message": "hello over ssh"}));
+    assert_eq!(out["server"], "mcp-servers/everything");
+    assert_eq!(out["result"], "Echo: hello over ssh");
+    cookie.assert_none_survive(Duration::from_secs(3));
+}
+
+/// The node binary by absolute path: the remote login's PATH is not the test's.
+fn which_node() -> String {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("node"))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .expect("node on PATH")
 }

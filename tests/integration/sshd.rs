@@ -48,6 +48,11 @@ pub struct Sshd {
 impl Sshd {
     /// Starts one and waits until a real `ssh … true` succeeds.
     pub fn start() -> Sshd {
+        Sshd::start_with("")
+    }
+
+    /// Starts one with `extra` lines appended to its config (a `ForceCommand`, say).
+    pub fn start_with(extra: &str) -> Sshd {
         let binary = SSHD_CANDIDATES
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -63,7 +68,7 @@ impl Sshd {
         let mut why = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match spawn_listening(binary, &dir, port) {
+            match spawn_listening(binary, &dir, port, extra) {
                 Ok(child) => {
                     let sshd = Sshd {
                         dir,
@@ -111,6 +116,40 @@ impl Sshd {
         ]);
         args.push("127.0.0.1".into());
         args
+    }
+
+    /// The `tether wrap` flags that reach this sshd the same hermetic way as [`Sshd::ssh_args`].
+    pub fn tether_flags(&self) -> Vec<String> {
+        let d = self.dir.display();
+        let mut flags = vec![
+            "--ssh".to_string(),
+            format!("{}@127.0.0.1:{}", self.user, self.port),
+            "--ssh-config".into(),
+            "/dev/null".into(),
+            "--ssh-identity".into(),
+            format!("{d}/client_key"),
+        ];
+        for o in [
+            "StrictHostKeyChecking=yes".to_string(),
+            format!("UserKnownHostsFile={d}/known_hosts"),
+            "GlobalKnownHostsFile=/dev/null".into(),
+            "UpdateHostKeys=no".into(),
+            "IdentitiesOnly=yes".into(),
+            "IdentityAgent=none".into(),
+        ] {
+            flags.extend(["--ssh-option".to_string(), o]);
+        }
+        flags
+    }
+
+    /// `user@127.0.0.1:port`, as Tether names the host in messages.
+    pub fn destination(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.user, self.port)
+    }
+
+    /// The temp dir holding keys and known_hosts.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// An `ssh` command running `remote` (one string, parsed by the remote login shell).
@@ -245,8 +284,8 @@ fn is_gone(pid: i32, start: u64) -> bool {
 }
 
 /// Starts sshd on `port` and waits until it accepts connections; on failure returns its log.
-fn spawn_listening(binary: &str, dir: &Path, port: u16) -> Result<Child, String> {
-    write_config(dir, port);
+fn spawn_listening(binary: &str, dir: &Path, port: u16, extra: &str) -> Result<Child, String> {
+    write_config(dir, port, extra);
     write_known_hosts(dir, port);
     // Not `-e`: with it, a session's child process logs to its stderr after that became the
     // channel's, so debug lines would reach the client ahead of the remote command's own
@@ -287,7 +326,7 @@ fn spawn_listening(binary: &str, dir: &Path, port: u16) -> Result<Child, String>
     }
 }
 
-fn write_config(dir: &Path, port: u16) {
+fn write_config(dir: &Path, port: u16, extra: &str) {
     let d = dir.display();
     let config = format!(
         "ListenAddress 127.0.0.1:{port}\n\
@@ -302,7 +341,8 @@ fn write_config(dir: &Path, port: u16) {
          KbdInteractiveAuthentication no\n\
          UseDNS no\n\
          PrintMotd no\n\
-         LogLevel DEBUG1\n"
+         LogLevel DEBUG1\n\
+         {extra}"
     );
     fs::write(dir.join("sshd_config"), config).expect("writing sshd_config");
 }

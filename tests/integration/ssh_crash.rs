@@ -1,0 +1,163 @@
+//! When the local side of an SSH server dies without a word (power loss, SIGKILL of everything):
+//! `tether reap` replays the remote kill from the ledger, on this boot or after a reboot of the
+//! local host, and refuses when the recorded remote process is no longer the server.
+//!
+//! A power loss is simulated by freezing the local ssh client (SIGSTOP keeps its TCP connection
+//! open, so the remote sshd sees nothing), then SIGKILLing tether and its watchdog.
+
+use std::time::Instant;
+
+use mcp_tether::supervisor::ledger::FILE_NAME;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::harness::{reap, Cookie, Wrapped};
+use crate::ssh_tether::{
+    assert_only_left, carriers_except, instance_id, local_ssh, remote_record, wait_identity, watchdog, wrap, PATIENCE,
+    REMOTE_DEADLINE,
+};
+use crate::sshd::Sshd;
+
+/// Freezes the local ssh client and SIGKILLs tether and its watchdog; returns the ssh pid.
+fn lose_power(w: &mut Wrapped) -> i32 {
+    let ssh = local_ssh(w);
+    let wd = watchdog(w);
+    kill(Pid::from_raw(ssh), Signal::SIGSTOP).expect("stop ssh");
+    kill(Pid::from_raw(wd), Signal::SIGKILL).expect("kill the watchdog");
+    kill(Pid::from_raw(w.pid()), Signal::SIGKILL).expect("kill tether");
+    w.wait_exit(PATIENCE);
+    ssh
+}
+
+/// Actions of `kind` in a reap report.
+fn actions<'a>(report: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    report["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn after_a_power_loss_reap_ends_the_remote_server() {
+    let sshd = Sshd::start();
+    let cookie = Cookie::new();
+    let mut w = wrap(&sshd, &cookie, &["--zoo"]);
+    let ready = w.wait_ready();
+    wait_identity(&cookie);
+    let ssh = lose_power(&mut w);
+    // Nothing local acted: the remote server still runs.
+    assert!(
+        cookie.carriers().contains(&ready.pid),
+        "the remote server died before the reap"
+    );
+    // doctor names it, with the fix.
+    let doctor = crate::harness::tether_run(&cookie, &["doctor", "--json"]);
+    assert_eq!(doctor.status.code(), Some(1), "orphans make doctor fail");
+    let diag: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("doctor --json");
+    let remote_orphans: Vec<&serde_json::Value> = diag["orphans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| {
+            o["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains(&format!("remote pid {}", ready.pid)))
+        })
+        .collect();
+    assert_eq!(remote_orphans.len(), 1, "{diag:#}");
+    assert!(
+        remote_orphans[0]["fix"].as_str().is_some_and(|f| f.ends_with(" reap")),
+        "{diag:#}"
+    );
+    let t0 = Instant::now();
+    let report = reap(&cookie, &[]);
+    let killed = actions(&report, "remote-killed");
+    assert_eq!(killed.len(), 1, "{report:#}");
+    assert!(
+        killed[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("remote pid {}", ready.pid)),
+        "{report:#}"
+    );
+    // The reap also killed the frozen local client (its cgroup), so everything is gone.
+    assert_only_left(&cookie, &[], REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
+    assert!(remote_record(&cookie).settled);
+    let _ = ssh;
+    // A second reap has nothing left to do remotely.
+    let again = reap(&cookie, &[]);
+    assert!(actions(&again, "remote-killed").is_empty(), "{again:#}");
+}
+
+#[test]
+fn rows_of_an_earlier_local_boot_still_get_their_remote_kill() {
+    let sshd = Sshd::start();
+    let cookie = Cookie::new();
+    let mut w = wrap(&sshd, &cookie, &["--children", "1", "--setsid-escapee"]);
+    let ready = w.wait_ready();
+    wait_identity(&cookie);
+    let ssh = lose_power(&mut w);
+    // The ledger now says: recorded in another boot of this host.
+    let db = rusqlite::Connection::open(cookie.state_dir().join(FILE_NAME)).expect("open the ledger");
+    db.execute(
+        "UPDATE instances SET boot_id = '00000000-0000-4000-8000-000000000000' WHERE id = ?1",
+        [instance_id(&cookie)],
+    )
+    .expect("rewrite the boot id");
+    drop(db);
+    let t0 = Instant::now();
+    let report = reap(&cookie, &[]);
+    assert_eq!(actions(&report, "lost").len(), 1, "{report:#}");
+    assert_eq!(actions(&report, "remote-killed").len(), 1, "{report:#}");
+    // Local pids of an earlier boot mean nothing: the frozen client is the test's to clean up.
+    assert_only_left(&cookie, &[ssh], REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
+    assert!(!cookie.carriers().contains(&ready.pid));
+    kill(Pid::from_raw(ssh), Signal::SIGKILL).expect("kill the frozen ssh");
+    assert_only_left(&cookie, &[], PATIENCE);
+}
+
+#[test]
+fn a_stale_remote_identity_is_refused_and_the_stranger_lives() {
+    let sshd = Sshd::start();
+    let cookie = Cookie::new();
+    let mut w = wrap(&sshd, &cookie, &[]);
+    w.wait_ready();
+    let rec = wait_identity(&cookie);
+    let server = rec.identity.as_ref().expect("identity").pid;
+    let ssh = lose_power(&mut w);
+    // The remote server dies and a stranger takes its pid: everything remote carrying the
+    // cookie goes (the wrapper too), the frozen local client stays.
+    for p in carriers_except(&cookie, &[ssh]) {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    assert_only_left(&cookie, &[ssh], PATIENCE);
+    let bystanders = Cookie::new();
+    let Some(mut stranger) = crate::ledger::bystander_with_pid(&bystanders, server) else {
+        eprintln!("cannot force pid reuse here (ns_last_pid not writable): skipping the stranger");
+        kill(Pid::from_raw(ssh), Signal::SIGKILL).expect("kill ssh");
+        return;
+    };
+    let report = reap(&cookie, &[]);
+    let refused = actions(&report, "remote-refused");
+    assert_eq!(refused.len(), 1, "{report:#}");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("started at another time"),
+        "{report:#}"
+    );
+    assert!(
+        stranger.try_wait().expect("try_wait").is_none(),
+        "the stranger was signalled"
+    );
+    assert!(
+        remote_record(&cookie).settled,
+        "a refusal settles: the process is not ours any more"
+    );
+    stranger.kill().expect("kill the stranger");
+    stranger.wait().expect("reap the stranger");
+    assert_only_left(&cookie, &[], PATIENCE);
+}
