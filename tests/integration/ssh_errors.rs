@@ -78,11 +78,30 @@ fn a_missing_remote_command_is_named() {
     let sshd = Sshd::start();
     let cookie = Cookie::new();
     let missing = format!("/nonexistent/{}/mcp-server", cookie.0);
-    let (code, stderr) = fails(&cookie, &sshd.tether_flags(), Some(&[&missing]));
+    let (code, stderr) = fails(&cookie, &with_id(&sshd, &cookie), Some(&[&missing]));
     assert_eq!(code, Some(127), "{stderr}");
     assert!(
         stderr.contains(&format!("remote command not found on {}", sshd.destination())),
         "{stderr}"
+    );
+    assert_settled_without_a_kill(&cookie);
+}
+
+/// The sshd's flags plus this test's instance id, so its ledger row can be read back.
+fn with_id(sshd: &Sshd, cookie: &Cookie) -> Vec<String> {
+    let mut flags = sshd.tether_flags();
+    flags.extend(["--instance-id".into(), crate::ssh_tether::instance_id(cookie)]);
+    flags
+}
+
+/// The remote side ended with the remote command (ssh relayed its status): nothing to kill, and
+/// nothing for `tether reap` to retry.
+fn assert_settled_without_a_kill(cookie: &Cookie) {
+    let rec = remote_record(cookie);
+    assert!(rec.settled, "{rec:?}");
+    assert!(
+        rec.outcome.as_deref().is_some_and(|o| !o.contains("remote kill")),
+        "{rec:?}"
     );
 }
 
@@ -108,7 +127,7 @@ fn a_login_shell_that_is_not_posix_is_named() {
         "tcsh does not run the commands: {version:?}"
     );
     let cookie = Cookie::new();
-    let (code, stderr) = fails(&cookie, &sshd.tether_flags(), None);
+    let (code, stderr) = fails(&cookie, &with_id(&sshd, &cookie), None);
     assert_ne!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -117,6 +136,7 @@ fn a_login_shell_that_is_not_posix_is_named() {
         )),
         "{stderr}"
     );
+    assert_settled_without_a_kill(&cookie);
 }
 
 #[test]

@@ -47,6 +47,9 @@ const KILLING_TICK: Duration = Duration::from_millis(10);
 /// (processes in uninterruptible sleep cannot die until the kernel lets them).
 const KILLING_PATIENCE: Duration = Duration::from_secs(10);
 
+/// How long, beyond the grace, a closed stdin waits for an SSH server to start.
+const EOF_DEFER_CAP: Duration = Duration::from_secs(15);
+
 /// Everything a shim needs to run one instance.
 #[derive(Debug, Clone)]
 pub struct ShimConfig {
@@ -137,6 +140,17 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
     if let Some(fd) = cfg.lifeline {
         set_cloexec(fd).map_err(|_| ShimError::BadLifeline(fd))?;
     }
+    // An SSH server: the local server is the ssh client, its stderr comes through the shim.
+    // Built before anything is created that an error would leave behind.
+    let (argv, mut remote, remote_stderr) = match &cfg.ssh {
+        Some(ssh) => {
+            let argv = ssh.local_argv(&cfg.instance, cfg.grace)?;
+            let (side, stderr) =
+                RemoteSide::new(ssh, &cfg.instance, cfg.grace).map_err(os("creating the ssh stderr pipe"))?;
+            (argv, Some(side), Some(stderr))
+        }
+        None => (cfg.argv.clone(), None, None),
+    };
     let allow = |l: Layer| cfg.disabled.allows(l);
     let mut layers = Layers::default();
 
@@ -189,16 +203,6 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
 
     let mut cgroup_dirs: Vec<_> = cgroup.iter().map(|c| c.dir().to_path_buf()).collect();
     cgroup_dirs.extend(cgroup.as_ref().and_then(|c| c.pids_limit()).and_then(v1_pids_dir));
-    // An SSH server: the local server is the ssh client, its stderr comes through the shim.
-    let (argv, mut remote, remote_stderr) = match &cfg.ssh {
-        Some(ssh) => {
-            let argv = ssh.local_argv(&cfg.instance, cfg.grace)?;
-            let (side, stderr) =
-                RemoteSide::new(ssh, &cfg.instance, cfg.grace).map_err(os("creating the ssh stderr pipe"))?;
-            (argv, Some(side), Some(stderr))
-        }
-        None => (cfg.argv.clone(), None, None),
-    };
     let mut record = begin_record(cfg, &layers, cgroup.as_ref(), remote.as_ref());
     failpoint::hit("after-intent");
     let watchdog = match Watchdog::start(Charge {
@@ -215,6 +219,9 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
     }) {
         Ok(w) => w,
         Err(e) => {
+            if let Some(r) = remote.as_mut() {
+                r.never_started(&mut record);
+            }
             record.ended(&format!("forking the watchdog failed: {e}"));
             if let Some(cg) = cgroup {
                 let _ = cg.remove();
@@ -243,6 +250,9 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
     let leader = match spawned {
         Ok(pid) => pid,
         Err(e) => {
+            if let Some(r) = remote.as_mut() {
+                r.never_started(&mut record);
+            }
             record.ended(&format!("spawn failed: {e}"));
             if let Some(cg) = cgroup {
                 let _ = cg.remove();
@@ -270,30 +280,35 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
     let mut server_exit_seen = false;
     // An SSH server may not have started when the client closes stdin: what the client sent is
     // still on its way, with the EOF. The graceful wait starts once the server runs.
-    let mut eof_deferred = false;
+    // Until when, at most: a login stuck in rc files, or an identity that never comes, must not
+    // keep a closed session alive.
+    let mut eof_deferred: Option<Instant> = None;
     // The server's exit followed a signal of ours (so an SSH failure is not its own).
     let mut exit_by_us = false;
+    // The tree is gone; only the remote kill is still running.
+    let mut only_remote_left = false;
 
     loop {
         let now = Instant::now();
         if let Some(r) = remote.as_mut() {
             r.pump(&mut record);
         }
-        if tree.server_exit().is_some() && !server_exit_seen {
-            exit_by_us = teardown.signalled();
-            if let (Some(r), Some(exit)) = (remote.as_mut(), tree.server_exit()) {
-                r.server_exited(exit, exit_by_us, &mut record);
-            }
-        }
-        if eof_deferred && remote.as_ref().is_none_or(RemoteSide::started) {
-            eof_deferred = false;
+        if eof_deferred.is_some_and(|until| now >= until)
+            || (eof_deferred.is_some() && remote.as_ref().is_none_or(RemoteSide::started))
+        {
+            eof_deferred = None;
             if !teardown.started() {
                 crate::info!("instance {}: client closed stdin; ending the tree", cfg.instance);
             }
             teardown.trigger(Trigger::StdinClosed, now);
         }
         let resending = matches!(teardown.phase, teardown::Phase::Killing { .. });
-        if let Action::Send(sig) = teardown.poll(now) {
+        let action = if only_remote_left {
+            Action::Wait
+        } else {
+            teardown.poll(now)
+        };
+        if let Action::Send(sig) = action {
             if !(resending && sig == nix::sys::signal::Signal::SIGKILL) {
                 crate::debug!("instance {}: sending {sig} to the tree", cfg.instance);
             }
@@ -311,19 +326,27 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
             );
             watchdog = None;
         }
-        if tree.server_exit().is_some() && !server_exit_seen {
+        if let (Some(exit), false) = (tree.server_exit(), server_exit_seen) {
             // Also during a teardown started otherwise (stdin closed, then the server exited as
             // asked): whatever it left behind dies now, not at the end of the grace.
             server_exit_seen = true;
+            exit_by_us = teardown.signalled();
+            if let Some(r) = remote.as_mut() {
+                r.server_exited(exit, exit_by_us, &mut record);
+            }
             teardown.trigger(Trigger::ServerExited, now);
             continue;
         }
         if teardown.started() {
             let remaining = tree.remaining(true);
-            if remaining.is_empty() && !remote.as_ref().is_some_and(RemoteSide::busy) {
-                break;
-            }
-            if let teardown::Phase::Killing { since, .. } = teardown.phase {
+            if remaining.is_empty() {
+                if !remote.as_ref().is_some_and(RemoteSide::busy) {
+                    break;
+                }
+                // Nothing local is left: wait for the remote kill's answer (its pidfd, or its
+                // deadline), without re-killing an empty tree.
+                only_remote_left = true;
+            } else if let teardown::Phase::Killing { since, .. } = teardown.phase {
                 if now.duration_since(since) > KILLING_PATIENCE {
                     crate::error!(
                         "instance {}: processes {:?} survive SIGKILL after {:?}; leaving them to the watchdog and the sweep",
@@ -354,10 +377,13 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
             .as_ref()
             .and_then(RemoteSide::deadline)
             .map(|d| d.saturating_duration_since(now));
-        let timeout = [teardown.next_deadline(now, KILLING_TICK), scan_in, remote_in]
-            .into_iter()
-            .flatten()
-            .min();
+        let local = if only_remote_left {
+            None
+        } else {
+            teardown.next_deadline(now, KILLING_TICK)
+        };
+        let deferral = eof_deferred.map(|d| d.saturating_duration_since(now));
+        let timeout = [local, scan_in, remote_in, deferral].into_iter().flatten().min();
         let extra = remote.as_ref().map(RemoteSide::poll_fds).unwrap_or_default();
         let events = match watch.wait(&mut signals, timeout, &extra) {
             Ok(events) => events,
@@ -383,7 +409,7 @@ pub fn run(cfg: &ShimConfig) -> Result<ServerExit, ShimError> {
                     "instance {}: stdin closed before the remote server started",
                     cfg.instance
                 );
-                eof_deferred = true;
+                eof_deferred.get_or_insert(Instant::now() + cfg.grace + EOF_DEFER_CAP);
                 continue;
             }
             if !teardown.started() {

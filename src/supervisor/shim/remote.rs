@@ -172,14 +172,26 @@ impl RemoteSide {
     pub fn server_exited(&mut self, exit: ServerExit, by_us: bool, rec: &mut Record) {
         let failure = if by_us { None } else { self.failure(exit) };
         match (exit, &failure) {
-            (ServerExit::Code(c), None) if c != SSH_FAILED && self.filter.seen() => {
-                self.settle(true, format!("the remote wrapper exited ({c}) after its clean-up"), rec);
+            // ssh relays the remote command's status: the wrapper (which exits only after its
+            // clean-up) or, if it never ran, the login shell. Either way nothing is left there.
+            (ServerExit::Code(c), _) if c != SSH_FAILED => {
+                let who = if self.filter.seen() {
+                    "the remote wrapper exited after its clean-up"
+                } else {
+                    "the remote login ended without starting the server"
+                };
+                self.settle(true, format!("{who} (status {c})"), rec);
             }
             (_, Some(f)) if !f.may_have_started() => {
                 self.settle(true, "ssh never logged in".into(), rec);
             }
             _ => {}
         }
+    }
+
+    /// The ssh client never ran (the spawn or the watchdog fork failed).
+    pub fn never_started(&mut self, rec: &mut Record) {
+        self.settle(true, "ssh never ran".into(), rec);
     }
 
     /// True while the remote kill runs.

@@ -93,30 +93,34 @@ impl SshFailure {
     }
 }
 
+/// ssh's own failure before the identity line. Only the forms ssh prints when it never got a
+/// session count as "never started"; anything else (a drop after login, a timeout, an unknown
+/// message) may have left a server behind, so it gets a remote kill.
 fn connection_failure(tail: &str, last: String) -> SshFailure {
-    if mentions(
-        tail,
-        &[
-            "Permission denied",
-            "Too many authentication failures",
-            "No more authentication methods",
-        ],
-    ) {
+    let unreachable = [
+        "Could not resolve hostname",
+        "Connection refused",
+        "Connection timed out during banner exchange",
+        "connect to host",
+        "No route to host",
+        "Network is unreachable",
+    ];
+    let auth = [
+        ": Permission denied (",
+        "Too many authentication failures",
+        "No more authentication methods",
+    ];
+    if mentions(tail, &auth) {
         SshFailure::AuthFailed(last)
     } else if mentions(
         tail,
-        &[
-            "Host key verification failed",
-            "REMOTE HOST IDENTIFICATION HAS CHANGED",
-            "No ED25519 host key",
-            "host key",
-        ],
+        &["Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED"],
     ) {
         SshFailure::HostKey(last)
-    } else if mentions(tail, &["closed by remote host", "Connection reset"]) && !mentions(tail, &["connect to host"]) {
-        SshFailure::ConnectionLost(last)
+    } else if mentions(tail, &unreachable) {
+        SshFailure::Unreachable(last)
     } else {
-        SshFailure::Unreachable(if last.is_empty() {
+        SshFailure::ConnectionLost(if last.is_empty() {
             "ssh exited with 255".into()
         } else {
             last
@@ -164,7 +168,12 @@ mod tests {
             classify(255, "Host key verification failed.\n", false),
             Some(SshFailure::HostKey(_))
         ));
-        assert!(matches!(classify(255, "", false), Some(SshFailure::Unreachable(_))));
+        assert!(matches!(classify(255, "", false), Some(SshFailure::ConnectionLost(_))));
+        assert!(matches!(
+            classify(255, "Timeout, server h not responding.\n", false),
+            Some(SshFailure::ConnectionLost(_))
+        ));
+        assert!(SshFailure::ConnectionLost(String::new()).may_have_started());
         assert!(!SshFailure::AuthFailed(String::new()).may_have_started());
     }
 

@@ -5,8 +5,9 @@
 //! its pidfd (the shim, in its one `poll`) or blocks with a deadline (the watchdog, the sweep).
 //! Its output is a line or two, which the pipes hold until it exits.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,8 @@ impl RemoteKill {
         #[allow(clippy::disallowed_methods)] // The supervisor is the one place allowed to spawn.
         let child = Command::new(program)
             .args(args)
+            // A group of its own: a second Ctrl-C to the client's group must not cut the kill.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -151,15 +154,9 @@ impl RemoteKill {
     }
 
     fn outcome(&mut self, status: Option<i32>) -> KillOutcome {
-        let read = |p: Option<&mut dyn Read>| {
-            let mut s = String::new();
-            if let Some(p) = p {
-                let _ = p.read_to_string(&mut s);
-            }
-            s
-        };
-        let stdout = read(self.child.stdout.as_mut().map(|p| p as &mut dyn Read));
-        let stderr = read(self.child.stderr.as_mut().map(|p| p as &mut dyn Read));
+        // Without blocking: a descendant of ssh (a ProxyCommand's) may still hold the pipes.
+        let stdout = self.child.stdout.as_ref().map(|p| drain(p.as_fd())).unwrap_or_default();
+        let stderr = self.child.stderr.as_ref().map(|p| drain(p.as_fd())).unwrap_or_default();
         match KillReport::parse(&stdout, status) {
             Ok(report) => KillOutcome::Report(report),
             Err(e) => {
@@ -174,4 +171,24 @@ impl RemoteKill {
             }
         }
     }
+}
+
+/// Whatever a pipe holds now, up to EOF or the first wait.
+fn drain(fd: BorrowedFd<'_>) -> String {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        );
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = nix::unistd::read(fd, &mut buf) {
+        if n == 0 || out.len() > 1 << 20 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -68,7 +68,8 @@ pub enum RemoteError {
     /// belongs.
     #[error("remote command: program name {0:?} is empty or starts with '-'")]
     BadProgram(String),
-    /// The cookie is not an id (lowercase hex, 8 to 64 digits).
+    /// The cookie is not a 128-bit id (32 lowercase hex digits): the remote scripts match it as
+    /// a prefix of an environment entry, so all cookies must have one length.
     #[error("remote command: cookie {0:?} is not a Tether id")]
     BadCookie(String),
 }
@@ -134,7 +135,7 @@ fn check_program(name: &str) -> Result<(), RemoteError> {
 }
 
 fn check_cookie(cookie: &str) -> Result<(), RemoteError> {
-    if !crate::ids::is_valid_id(cookie) {
+    if cookie.len() != 32 || !crate::ids::is_valid_id(cookie) {
         return Err(RemoteError::BadCookie(cookie.to_string()));
     }
     Ok(())

@@ -14,9 +14,11 @@ is_number() {
 }
 
 # Fails unless $cookie has the shape of a Tether id: it is searched for in environments and
-# passed on in argv, so nothing but lowercase hex is accepted.
+# passed on in argv, so nothing but lowercase hex is accepted; and exactly 32 digits, so that no
+# cookie is a prefix of another (the searches match prefixes of environment entries).
 is_cookie() {
 	case $cookie in '' | *[!0-9a-f]*) return 1 ;; esac
+	[ "${#cookie}" -eq 32 ]
 }
 
 # proc_stat PID: sets st_state, st_ppid, st_pgrp and st_start (field 22, clock ticks since

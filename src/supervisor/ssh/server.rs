@@ -111,16 +111,18 @@ mod tests {
     #[test]
     fn local_argv_ends_with_the_wrapper_line() {
         let argv = server(vec![])
-            .local_argv("0123456789abcdef", Duration::from_secs(1))
+            .local_argv("0123456789abcdef0123456789abcdef", Duration::from_secs(1))
             .unwrap();
         let last = argv.last().unwrap().to_string_lossy().into_owned();
         assert!(last.starts_with("exec 'sh' '-c' '"), "{last}");
         assert!(
-            last.ends_with("'sh' '0123456789abcdef' '1000' 'node' 's.mjs'"),
+            last.ends_with("'sh' '0123456789abcdef0123456789abcdef' '1000' 'node' 's.mjs'"),
             "{last}"
         );
         let mut bad = server(vec![("A".into(), "1".into())]);
         bad.command[0] = "-i".into();
-        assert!(bad.local_argv("0123456789abcdef", Duration::ZERO).is_err());
+        assert!(bad
+            .local_argv("0123456789abcdef0123456789abcdef", Duration::ZERO)
+            .is_err());
     }
 }

@@ -38,13 +38,24 @@ const DEFAULTS: [&str; 4] = [
     "ConnectTimeout=10",
     "LogLevel=ERROR",
 ];
-/// Options whose forced value the user may not change (lowercase, as ssh compares them).
-const REFUSED: [&str; 5] = [
+/// Options the user may not set (lowercase, as ssh compares them): the forced ones, those the
+/// destination carries (the ledger and the messages must name the host ssh really reaches), and
+/// those that would detach ssh from its stdio or from the shim.
+const REFUSED: [&str; 14] = [
     "batchmode",
     "requesttty",
     "controlmaster",
     "controlpath",
     "controlpersist",
+    "forwardagent",
+    "forwardx11",
+    "permitlocalcommand",
+    "port",
+    "user",
+    "hostname",
+    "forkafterauthentication",
+    "stdinnull",
+    "sessiontype",
 ];
 
 /// An SSH host and how to log in: everything but the remote command.
@@ -138,7 +149,7 @@ impl SshTarget {
                 .ok_or_else(|| bad("expected Name=value, as for ssh -o"))?;
             if REFUSED.contains(&name.to_ascii_lowercase().as_str()) {
                 return Err(bad(
-                    "Tether sets this itself: one connection per server, no PTY, no prompts",
+                    "Tether sets this itself (one connection per server, no PTY, no prompts, no forwarding; user, host and port come from --ssh)",
                 ));
             }
             if option.contains(['\n', '\0']) {
