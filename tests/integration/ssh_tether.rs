@@ -49,9 +49,7 @@ pub fn instance_id(cookie: &Cookie) -> String {
 pub fn local_ssh(w: &Wrapped) -> i32 {
     let mut found = None;
     eventually(PATIENCE, || {
-        found = procfs::children_of(w.pid())
-            .into_iter()
-            .find(|&p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "ssh"));
+        found = child_named(w.pid(), "ssh");
         found.is_some()
     });
     found.unwrap_or_else(|| panic!("no ssh child of tether {}", w.pid()))
@@ -59,10 +57,14 @@ pub fn local_ssh(w: &Wrapped) -> i32 {
 
 /// The watchdog: the other child of `tether`, named `tether-watchdog`.
 pub fn watchdog(w: &Wrapped) -> i32 {
-    procfs::children_of(w.pid())
+    child_named(w.pid(), "tether-watchdog").unwrap_or_else(|| panic!("no watchdog child of tether {}", w.pid()))
+}
+
+/// A child of `parent` whose command name is `name`.
+fn child_named(parent: i32, name: &str) -> Option<i32> {
+    procfs::children_of(parent)
         .into_iter()
-        .find(|&p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "tether-watchdog"))
-        .unwrap_or_else(|| panic!("no watchdog child of tether {}", w.pid()))
+        .find(|&p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name))
 }
 
 /// The ledger's row for this test's instance.

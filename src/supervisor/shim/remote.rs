@@ -230,18 +230,11 @@ impl RemoteSide {
             ServerExit::Code(c) => Some(c),
             ServerExit::Signal(_) => None,
         };
-        let program = self
-            .server
-            .command
-            .first()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        SshFailure::classify(status, &self.filter.tail(), self.filter.seen(), &program)
+        SshFailure::classify(status, &self.filter.tail(), self.filter.seen(), &self.server.program())
     }
 
     fn settle(&mut self, settled: bool, outcome: String, rec: &mut Record) {
-        self.record.settled |= settled;
-        self.record.outcome = Some(outcome);
+        self.record.note(settled, outcome);
         rec.remote(&self.record);
     }
 

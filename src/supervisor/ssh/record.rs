@@ -40,6 +40,12 @@ impl RemoteRecord {
         }
     }
 
+    /// Records how an attempt ended; a side once settled stays settled.
+    pub fn note(&mut self, settled: bool, outcome: String) {
+        self.settled |= settled;
+        self.outcome = Some(outcome);
+    }
+
     /// The grace as a duration.
     pub fn grace(&self) -> Duration {
         Duration::from_millis(self.grace_ms)

@@ -62,14 +62,17 @@ impl SshServer {
         Ok(self.target.command(&line))
     }
 
-    /// `node server.mjs on user@host:22`, for messages.
-    pub fn describe(&self) -> String {
-        let program = self
-            .command
+    /// The remote program's name, for messages.
+    pub fn program(&self) -> String {
+        self.command
             .first()
             .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        format!("{program} on {}", self.target.destination())
+            .unwrap_or_default()
+    }
+
+    /// `node on user@host:22`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} on {}", self.program(), self.target.destination())
     }
 }
 

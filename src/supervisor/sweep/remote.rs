@@ -55,8 +55,7 @@ pub fn replay(ledger: &mut Ledger, due: &[InstanceRow], dry_run: bool, report: &
             KillOutcome::Report(KillReport::Refused(_)) => ActionKind::RemoteRefused,
             KillOutcome::Failed(_) => ActionKind::RemoteFailed,
         };
-        record.settled = outcome.settles();
-        record.outcome = Some(outcome.describe());
+        record.note(outcome.settles(), outcome.describe());
         ledger.record_remote(&inst.intent.id, &record.to_json())?;
         report.push(action(inst, kind, format!("{what}: {}", outcome.describe())));
     }
@@ -81,8 +80,10 @@ pub fn settle_after_shim_death(
         Ok(kill) => kill.wait(),
         Err(e) => KillOutcome::Failed(e.to_string()),
     };
-    record.settled = outcome.settles();
-    record.outcome = Some(format!("after the shim died: {}", outcome.describe()));
+    record.note(
+        outcome.settles(),
+        format!("after the shim died: {}", outcome.describe()),
+    );
     if let Some(l) = ledger.as_mut() {
         let _ = l.record_remote(instance, &record.to_json());
     }
