@@ -17,6 +17,7 @@ mod shim_killed;
 mod ssh_crash;
 mod ssh_errors;
 mod ssh_remote;
+mod ssh_starting;
 mod ssh_tether;
 mod ssh_wrap;
 mod ssh_wrapper;
