@@ -193,15 +193,41 @@ pub fn kill_dir(dir: &Path) -> io::Result<()> {
 
 /// Waits until no process is left in the cgroup at `dir`, or `patience` runs out; true when
 /// it emptied.
+///
+/// A v2 cgroup is waited on through `cgroup.events`, which the kernel flags (POLLPRI) when its
+/// `populated` line changes; a v1 directory, which has no such file, is re-read every 2 ms.
 pub fn wait_empty(dir: &Path, patience: Duration) -> bool {
+    use std::io::{Read, Seek};
     let deadline = Instant::now() + patience;
-    while populated(dir) {
-        if Instant::now() >= deadline {
+    let mut events = fs::File::open(dir.join("cgroup.events")).ok();
+    loop {
+        let busy = match events.as_mut() {
+            Some(f) => {
+                // Reading through the same fd also re-arms its notification.
+                let mut text = String::new();
+                let read = f.rewind().and_then(|()| f.read_to_string(&mut text));
+                read.is_err() || text.lines().any(|l| l.trim() == "populated 1")
+            }
+            None => populated(dir),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !busy {
+            return true;
+        }
+        if left.is_zero() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        match events.as_ref() {
+            Some(f) => {
+                use nix::poll::{PollFd, PollFlags, PollTimeout};
+                // Bounded anyway: a missed notification costs 100 ms, not the whole patience.
+                let ms = u16::try_from(left.as_millis().min(100)).unwrap_or(100);
+                let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(f), PollFlags::POLLPRI)];
+                let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(2))),
+        }
     }
-    true
 }
 
 /// Removes an empty cgroup directory, retrying on EBUSY until `patience` runs out. A directory
@@ -215,5 +241,35 @@ pub fn remove_dir_when_empty(dir: &Path, patience: Duration) -> io::Result<()> {
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // The test starts the member it waits for.
+    fn wait_empty_returns_when_the_last_member_exits_and_not_before() {
+        let id = crate::ids::random_id().unwrap();
+        let cg = match InstanceCgroup::create(&id, None) {
+            Ok((cg, _)) => cg,
+            Err(e) => {
+                eprintln!("no writable cgroup v2 here ({e}): the v1/re-read path is the only one");
+                return;
+            }
+        };
+        let mut child = std::process::Command::new("sleep").arg("0.3").spawn().unwrap();
+        fs::write(cg.dir().join("cgroup.procs"), child.id().to_string()).unwrap();
+        assert!(cg.populated());
+        assert!(
+            !wait_empty(cg.dir(), Duration::from_millis(20)),
+            "emptied while sleep ran"
+        );
+        // Reaped by a thread, as the shim's loop would: the cgroup empties at exit, not at reap.
+        let reaper = std::thread::spawn(move || child.wait());
+        assert!(wait_empty(cg.dir(), Duration::from_secs(20)), "never emptied");
+        assert!(reaper.join().unwrap().is_ok());
+        cg.remove().unwrap();
     }
 }
