@@ -1,29 +1,36 @@
-//! The `tether` binary: a thin edge over the library. Parses the command line, runs the
-//! subcommand, prints the whole error chain, and exits with a deliberate status (for `wrap`,
-//! the server's own).
+//! The `tether` binary: a thin edge over the libraries. Parses the command line, sets up
+//! logging, runs one subcommand (one module each under [`cmd`]), and exits with a deliberate
+//! status: for `wrap` the server's own, for Tether's own failures (usage errors included) 125.
+
+mod cli;
+mod cmd;
+mod logging;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use mcp_tether::cli::{Cli, Command};
-use mcp_tether::{demo, ps, reap, wrap};
+use tether_supervisor::TETHER_FAILED;
+
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    mcp_tether::diag::init_from_env();
-    let cli = Cli::parse();
+    logging::init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; every usage error is 125.
+            let status = if e.use_stderr() { TETHER_FAILED } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(status);
+        }
+    };
     let state_dir = cli.state_dir.as_deref();
     match cli.command {
-        Command::Wrap(args) => wrap::main(*args, state_dir),
-        Command::Ps(args) => ps::main(&args, state_dir),
-        Command::Reap(args) => reap::main(&args, state_dir),
-        Command::Doctor(args) => mcp_tether::doctor::command::main(&args, state_dir),
-        Command::SettleRemote(args) => mcp_tether::reap::settle_remote(&args, state_dir),
-        Command::Demo => match demo::run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tether: demo failed: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Wrap(args) => cmd::wrap::run(*args, state_dir),
+        Command::Ps(args) => cmd::ps::run(&args, state_dir),
+        Command::Reap(args) => cmd::reap::run(&args, state_dir),
+        Command::Doctor(args) => cmd::doctor::run(&args, state_dir),
+        Command::SettleRemote(args) => cmd::settle_remote::run(&args, state_dir),
+        Command::Demo => cmd::demo::run(),
     }
 }

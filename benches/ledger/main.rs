@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use mcp_tether::supervisor::identity::ProcessIdentity;
-use mcp_tether::supervisor::ledger::{now_ms, Intent, Ledger, OwnerRow};
-use mcp_tether::supervisor::{procfs, sweep};
+use tether_supervisor::ledger::{now_ms, Intent, Ledger, OwnerRow};
+use tether_supervisor::process::identity::ProcessIdentity;
+use tether_supervisor::process::procfs;
+use tether_supervisor::sweep;
 
 const SPAWNS: usize = 400;
 const SWEEP_ROWS: usize = 10_000;
@@ -57,8 +58,8 @@ fn scratch(name: &str) -> Result<PathBuf> {
 
 fn intent(boot: &str, holder: ProcessIdentity) -> Result<Intent> {
     Ok(Intent {
-        id: mcp_tether::ids::random_id()?,
-        owner_id: mcp_tether::ids::random_id()?,
+        id: tether_supervisor::ids::random_id()?,
+        owner_id: tether_supervisor::ids::random_id()?,
         scope: "wrap".into(),
         server: "bench".into(),
         command: vec!["bench-server".into(), "--flag".into()],

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use mcp_tether::supervisor::cookie::INSTANCE_VAR;
+use tether_supervisor::process::cookie::INSTANCE_VAR;
 
 use crate::context::Ctx;
 use crate::procfs;

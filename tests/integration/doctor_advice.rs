@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use mcp_tether::supervisor::ledger::{Ledger, ProcessRole};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tether_supervisor::ledger::{Ledger, ProcessRole};
 
 use crate::harness::{eventually, tether_run, Cookie, Mode, WrapBuilder};
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use mcp_tether::doctor::{probe_host, CheckId, GuaranteeId, HostReport, Status, Verdict};
+use tether_supervisor::host::{probe_host, CheckId, GuaranteeId, HostReport, Status, Verdict};
 
 /// The doctor flips this process's subreaper and parent-death attributes for an instant: the
 /// tests here run one at a time so that one's before/after comparison never sees another's.
@@ -70,7 +70,10 @@ fn dir_under(mount: &Mount, path: &str) -> Option<PathBuf> {
 /// Creates and removes a cgroup under `dir`; true when both worked. Returns whether the new
 /// cgroup had each of `files`.
 fn try_cgroup(dir: &Path, files: &[&str]) -> Option<Vec<bool>> {
-    let probe = dir.join(format!("tether-doctortest-{}", mcp_tether::ids::random_id().ok()?));
+    let probe = dir.join(format!(
+        "tether-doctortest-{}",
+        tether_supervisor::ids::random_id().ok()?
+    ));
     fs::create_dir(&probe).ok()?;
     let found = files.iter().map(|f| probe.join(f).exists()).collect();
     let removed = fs::remove_dir(&probe);
@@ -251,7 +254,7 @@ fn the_host_report_matches_the_kernel_and_the_mounts() {
     }
     if nix::unistd::geteuid().is_root() {
         // Root reads every environment but those of processes holding more privileges.
-        let readable = mcp_tether::supervisor::procfs::all_pids()
+        let readable = tether_supervisor::process::procfs::all_pids()
             .into_iter()
             .filter(|&p| fs::metadata(format!("/proc/{p}")).is_ok_and(|m| m.uid() == 0))
             .any(|p| p != std::process::id() as i32 && fs::read(format!("/proc/{p}/environ")).is_ok());
@@ -275,7 +278,7 @@ fn the_host_report_matches_the_kernel_and_the_mounts() {
 fn the_text_report_shows_every_check_and_guarantee() {
     let _one_at_a_time = DOCTOR.lock().unwrap_or_else(|e| e.into_inner());
     let report = probe_host();
-    let text = mcp_tether::doctor::render_text(&report);
+    let text = tether_supervisor::host::render_text(&report);
     for c in &report.checks {
         assert!(text.contains(c.id.title()), "{} missing from:\n{text}", c.id.title());
     }

@@ -41,7 +41,7 @@ pub struct Cookie(pub String);
 impl Cookie {
     /// A fresh cookie.
     pub fn new() -> Cookie {
-        Cookie(format!("tt{}", mcp_tether::ids::random_id().expect("random id")))
+        Cookie(format!("tt{}", tether_supervisor::ids::random_id().expect("random id")))
     }
 
     /// The test's own state directory (its ledger), under Cargo's scratch directory.
@@ -53,7 +53,7 @@ impl Cookie {
     pub fn carriers(&self) -> Vec<i32> {
         let me = std::process::id() as i32;
         let needle = self.0.as_bytes();
-        mcp_tether::supervisor::procfs::all_pids()
+        tether_supervisor::process::procfs::all_pids()
             .into_iter()
             .filter(|&p| p != me)
             .filter(|&p| {
@@ -63,7 +63,7 @@ impl Cookie {
                         .unwrap_or(false)
                 };
                 (has("environ") || has("cmdline"))
-                    && mcp_tether::supervisor::procfs::state_of(p).is_some_and(|s| s != 'Z')
+                    && tether_supervisor::process::procfs::state_of(p).is_some_and(|s| s != 'Z')
             })
             .collect()
     }
@@ -123,7 +123,7 @@ impl Drop for Cookie {
 
 /// `pid (state) cmdline`, for failure messages.
 pub fn describe(pid: i32) -> String {
-    use mcp_tether::supervisor::procfs;
+    use tether_supervisor::process::procfs;
     format!(
         "pid {pid} state {:?} ppid {:?}: {}",
         procfs::state_of(pid),
@@ -134,11 +134,11 @@ pub fn describe(pid: i32) -> String {
 
 /// Whether this host gives Tether a writable cgroup v2 hierarchy, and if not, why.
 pub fn cgroup_v2_available() -> Result<(), String> {
-    let loc = mcp_tether::supervisor::cgroup::mounts::locate_v2()?;
+    let loc = tether_supervisor::cgroup::mounts::locate_v2()?;
     if loc.mount.read_only {
         return Err(format!("{} is read-only", loc.mount.mount_point.display()));
     }
-    mcp_tether::supervisor::cgroup::mounts::writable(&loc.own_dir)
+    tether_supervisor::cgroup::mounts::writable(&loc.own_dir)
 }
 
 /// Containment modes the tests run in.

@@ -6,11 +6,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mcp_tether::supervisor::identity::ProcessIdentity;
-use mcp_tether::supervisor::ledger::{Intent, Ledger, ProcessRole};
-use mcp_tether::supervisor::procfs;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tether_supervisor::ledger::{Intent, Ledger, ProcessRole};
+use tether_supervisor::process::identity::ProcessIdentity;
+use tether_supervisor::process::procfs;
 
 use crate::harness::{random_below, reap, report_pids, Cookie, COOKIE_VAR, FIXTURE, TETHER};
 
@@ -52,8 +52,8 @@ pub fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Option<Child> {
 
 fn orphan_intent(cookie: &Cookie, holder: ProcessIdentity) -> Intent {
     Intent {
-        id: mcp_tether::ids::random_id().expect("id"),
-        owner_id: mcp_tether::ids::random_id().expect("id"),
+        id: tether_supervisor::ids::random_id().expect("id"),
+        owner_id: tether_supervisor::ids::random_id().expect("id"),
         scope: "wrap".into(),
         server: format!("stranger-test-{}", cookie.0),
         command: vec!["test".into()],

@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mcp_tether::supervisor::procfs;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tether_supervisor::process::procfs;
 
 use crate::harness::{eventually, random_below, reap, report_pids, Cookie, COOKIE_VAR, FIXTURE, TETHER};
 
@@ -68,7 +68,7 @@ fn start(cookie: &Cookie, failpoint: Option<&str>, zoo: &[&str]) -> Client {
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     if let Some(point) = failpoint {
-        cmd.env(mcp_tether::supervisor::failpoint::VAR, point);
+        cmd.env(tether_supervisor::failpoint::VAR, point);
     }
     let mut sh = cmd.spawn().expect("spawning the client");
     let stderr = sh.stderr.take().expect("stderr");

@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use mcp_tether::supervisor::ledger::FILE_NAME;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tether_supervisor::ledger::FILE_NAME;
 
 use crate::harness::{reap, Cookie, Wrapped};
 use crate::ssh_tether::{

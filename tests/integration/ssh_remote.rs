@@ -13,9 +13,9 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use mcp_tether::supervisor::ssh::remote::{self, Shell};
-use mcp_tether::supervisor::ssh::report::KillReport;
-use mcp_tether::supervisor::ssh::{identity, RemoteIdentity};
+use tether_supervisor::ssh::replies::KillReport;
+use tether_supervisor::ssh::scripts::{self, Shell};
+use tether_supervisor::ssh::{identity_line, RemoteIdentity};
 
 use crate::harness::{eventually, Cookie, StderrLog, FIXTURE};
 use crate::sshd::Sshd;
@@ -56,7 +56,7 @@ impl Case {
     pub fn new() -> Case {
         Case {
             tag: Cookie::new(),
-            cookie: Cookie(mcp_tether::ids::random_id().expect("random id")),
+            cookie: Cookie(tether_supervisor::ids::random_id().expect("random id")),
             sshd: Sshd::start(),
         }
     }
@@ -75,13 +75,13 @@ impl Case {
 
     /// `ssh -T … <wrapper> server…`, with piped stdio.
     pub fn start_server(&self, shell: &Shell, server: &[OsString]) -> Remote {
-        let command = remote::wrapper_command(shell, &self.cookie.0, GRACE, server).expect("wrapper command");
+        let command = scripts::wrapper_command(shell, &self.cookie.0, GRACE, server).expect("wrapper command");
         Remote::spawn(self.sshd.ssh(command))
     }
 
     /// Runs the remote kill script over a second connection and reads its reply.
     pub fn remote_kill(&self, shell: &Shell, id: &RemoteIdentity) -> KillReport {
-        let command = remote::kill_command(shell, id, &self.cookie.0, GRACE).expect("kill command");
+        let command = scripts::kill_command(shell, id, &self.cookie.0, GRACE).expect("kill command");
         let out = self.sshd.run(command, PATIENCE);
         let stdout = String::from_utf8_lossy(&out.stdout);
         KillReport::parse(&stdout, out.status.code())
@@ -152,7 +152,7 @@ impl Remote {
         let mut at = None;
         eventually(PATIENCE, || {
             lines = self.stderr_lines();
-            at = lines.iter().position(|l| identity::is_identity_line(l));
+            at = lines.iter().position(|l| identity_line::is_identity_line(l));
             at.is_some()
         });
         let at = at.unwrap_or_else(|| panic!("no identity line within {PATIENCE:?}; stderr: {lines:#?}"));
@@ -174,7 +174,7 @@ impl Remote {
         let lines = self.stderr_lines();
         let at = lines
             .iter()
-            .position(|l| identity::is_identity_line(l))
+            .position(|l| identity_line::is_identity_line(l))
             .expect("an identity line");
         lines[at + 1..].to_vec()
     }

@@ -8,10 +8,10 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use mcp_tether::supervisor::ledger::{InstanceRow, Ledger};
-use mcp_tether::supervisor::procfs;
-use mcp_tether::supervisor::ssh::RemoteRecord;
 use serde_json::{json, Value};
+use tether_supervisor::ledger::{InstanceRow, Ledger};
+use tether_supervisor::process::procfs;
+use tether_supervisor::ssh::RemoteSide;
 
 use crate::harness::{eventually, Cookie, Mode, WrapBuilder, Wrapped};
 use crate::sshd::Sshd;
@@ -77,14 +77,14 @@ pub fn row(cookie: &Cookie) -> InstanceRow {
 }
 
 /// The ledger's record of the remote side.
-pub fn remote_record(cookie: &Cookie) -> RemoteRecord {
+pub fn remote_record(cookie: &Cookie) -> RemoteSide {
     let row = row(cookie);
     let json = row.intent.remote.expect("an SSH instance has a remote record");
-    RemoteRecord::from_json(&json).unwrap_or_else(|| panic!("not a remote record: {json}"))
+    RemoteSide::from_json(&json).unwrap_or_else(|| panic!("not a remote record: {json}"))
 }
 
 /// Waits until the ledger holds the remote identity (the wrapper reported it).
-pub fn wait_identity(cookie: &Cookie) -> RemoteRecord {
+pub fn wait_identity(cookie: &Cookie) -> RemoteSide {
     let mut rec = None;
     let ok = eventually(PATIENCE, || {
         rec = Some(remote_record(cookie));

@@ -10,11 +10,11 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mcp_tether::supervisor::procfs;
-use mcp_tether::supervisor::ssh::remote::{self, Shell};
-use mcp_tether::supervisor::ssh::report::{KillReport, Leader, Preflight, Refusal};
-use mcp_tether::supervisor::ssh::RemoteIdentity;
 use serde_json::Value;
+use tether_supervisor::process::procfs;
+use tether_supervisor::ssh::replies::{KillReport, Leader, Preflight, Refusal};
+use tether_supervisor::ssh::scripts::{self, Shell};
+use tether_supervisor::ssh::RemoteIdentity;
 
 use crate::harness::{eventually, FIXTURE};
 use crate::ssh_remote::{bash, dash, Case, Remote, GRACE, PATIENCE};
@@ -328,7 +328,7 @@ fn without_setsid_the_sweeps_still_clean_up(shell: &Shell) {
     let mut cmd = Command::new(bin.join(&shell.program));
     cmd.args(&shell.flags)
         .arg("-c")
-        .arg(remote::WRAPPER_SCRIPT)
+        .arg(scripts::WRAPPER_SCRIPT)
         .arg(&shell.program)
         .args(argv)
         .env("PATH", bin)
@@ -365,7 +365,7 @@ fn preflight_accepts_posix_login_shells() {
     for shell in [Shell::default(), dash(), bash()] {
         let out = case
             .sshd
-            .run(remote::preflight_command(&shell).expect("preflight command"), PATIENCE);
+            .run(scripts::preflight_command(&shell).expect("preflight command"), PATIENCE);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let preflight = Preflight::parse(&stdout, out.status.code()).unwrap_or_else(|e| {
             panic!(

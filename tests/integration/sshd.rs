@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use mcp_tether::supervisor::procfs;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tether_supervisor::process::procfs;
 
 use crate::harness::eventually;
 
@@ -58,7 +58,10 @@ impl Sshd {
             .find(|p| Path::new(p).exists())
             .expect("no sshd binary: install openssh-server (see .ci/run)");
         ensure_privsep_dir();
-        let dir = std::env::temp_dir().join(format!("tether-sshd-{}", mcp_tether::ids::random_id().expect("id")));
+        let dir = std::env::temp_dir().join(format!(
+            "tether-sshd-{}",
+            tether_supervisor::ids::random_id().expect("id")
+        ));
         fs::create_dir_all(&dir).expect("creating the sshd temp dir");
         keygen(&dir.join("host_key"));
         keygen(&dir.join("client_key"));

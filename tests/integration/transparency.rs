@@ -201,7 +201,11 @@ fn an_absurd_grace_is_refused_before_anything_starts() {
         ])
         .output()
         .expect("run tether");
-    assert_eq!(out.status.code(), Some(2), "clap rejects the value");
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "a usage error is 125, like every failure of Tether's own"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("--grace") && stderr.contains("longer than a day"),

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tether_supervisor::launch::{Launch, LedgerChoice, ServerCommand};
+use tether_supervisor::layers::Layer;
 
 use crate::harness::{Cookie, Mode, WrapBuilder, Wrapped, COOKIE_VAR};
 
@@ -170,23 +172,24 @@ in_every_mode!(server_exits_and_its_leftovers_die_at_once, |mode| {
 fn lifeline_cut_ends_the_tree() {
     for mode in [Mode::Cgroup, Mode::NoCgroup] {
         let cookie = Cookie::new();
-        let mut flags = vec!["--disable".into(), "pdeathsig".into()];
+        let server = ServerCommand::Local(vec![
+            crate::harness::FIXTURE.into(),
+            "--tag".into(),
+            cookie.0.clone().into(),
+            "--zoo".into(),
+        ]);
+        let mut launch = Launch::new(
+            crate::harness::TETHER.into(),
+            server,
+            tether_supervisor::ids::random_id().expect("id"),
+            tether_supervisor::ids::random_id().expect("id"),
+        );
+        launch.grace = GRACE;
+        launch.ledger = LedgerChoice::At(cookie.state_dir());
+        launch.disabled.insert(Layer::Pdeathsig);
         if mode == Mode::NoCgroup {
-            flags.extend(["--disable".into(), "cgroup".into()]);
+            launch.disabled.insert(Layer::Cgroup);
         }
-        let launch = mcp_tether::supervisor::launch::Launch {
-            tether: crate::harness::TETHER.into(),
-            argv: vec![
-                crate::harness::FIXTURE.into(),
-                "--tag".into(),
-                cookie.0.clone().into(),
-                "--zoo".into(),
-            ],
-            grace: GRACE,
-            instance: mcp_tether::ids::random_id().expect("id"),
-            owner: mcp_tether::ids::random_id().expect("id"),
-            extra_flags: flags,
-        };
         let mut shim = launch.spawn().expect("launch");
         // The client keeps the server's stdin open: only the lifeline can trigger.
         let _stdin = shim.stdin.take();

@@ -1,0 +1,230 @@
+//! Writing to the ledger: each call is one short IMMEDIATE transaction.
+
+use rusqlite::params;
+
+use super::rows::{InstanceState, Intent, OwnerRow, ProcessRole};
+use super::{now_ms, Ledger, LedgerError};
+use crate::process::identity::ProcessIdentity;
+
+fn inode(id: &ProcessIdentity) -> Option<i64> {
+    id.pidfs_inode.and_then(|i| i64::try_from(i).ok())
+}
+
+fn ticks(id: &ProcessIdentity) -> i64 {
+    i64::try_from(id.start_ticks).unwrap_or(i64::MAX)
+}
+
+fn path_text(p: &Option<std::path::PathBuf>) -> Option<String> {
+    p.as_ref().map(|p| p.to_string_lossy().into_owned())
+}
+
+impl Ledger {
+    /// Records (or refreshes) an owner.
+    pub fn register_owner(&mut self, owner: &OwnerRow) -> Result<(), LedgerError> {
+        self.write("registering the owner", |tx| insert_owner(tx, owner))
+    }
+
+    /// Marks an owner as ended cleanly.
+    pub fn end_owner(&mut self, owner_id: &str) -> Result<(), LedgerError> {
+        self.write("ending the owner", |tx| {
+            tx.execute(
+                "UPDATE owners SET ended_ms = ?2 WHERE id = ?1",
+                params![owner_id, now_ms()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Writes an instance's intent, before its server is forked.
+    pub fn record_intent(&mut self, i: &Intent) -> Result<(), LedgerError> {
+        self.record_owner_and_intent(None, i)
+    }
+
+    /// Writes an instance's intent and, for a shim that owns itself, its owner row, in one
+    /// transaction, before the server is forked.
+    pub fn record_owner_and_intent(&mut self, owner: Option<&OwnerRow>, i: &Intent) -> Result<(), LedgerError> {
+        let command = serde_json::to_string(&i.command).unwrap_or_else(|_| "[]".into());
+        let layers = i.layers.join(",");
+        let remote = i.remote.as_ref().map(serde_json::Value::to_string);
+        self.write("recording the intent", |tx| {
+            if let Some(o) = owner {
+                insert_owner(tx, o)?;
+            }
+            tx.execute(
+                "INSERT INTO instances (id, owner_id, scope, server, command, boot_id, holder_pid, holder_start,
+                     holder_inode, cgroup, cgroup_v1, layers, state, intent_ms, remote)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    i.id,
+                    i.owner_id,
+                    i.scope,
+                    i.server,
+                    command,
+                    i.boot_id,
+                    i.holder.pid,
+                    ticks(&i.holder),
+                    inode(&i.holder),
+                    path_text(&i.cgroup),
+                    path_text(&i.cgroup_v1),
+                    layers,
+                    InstanceState::Intent.as_str(),
+                    now_ms(),
+                    remote
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Marks an instance ended by its holder and, for a shim that owned itself, the owner too,
+    /// in one transaction.
+    pub fn record_ended(&mut self, instance: &str, reason: &str, owner: Option<&str>) -> Result<(), LedgerError> {
+        let now = now_ms();
+        self.write("recording the end", |tx| {
+            tx.execute(
+                "UPDATE instances SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1",
+                params![instance, InstanceState::Ended.as_str(), now, reason],
+            )?;
+            if let Some(o) = owner {
+                tx.execute("UPDATE owners SET ended_ms = ?2 WHERE id = ?1", params![o, now])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Completes the intent with the server's identity (before the server runs).
+    pub fn record_spawned(
+        &mut self,
+        instance: &str,
+        leader: &ProcessIdentity,
+        pgid: Option<i32>,
+        has_cookie: bool,
+    ) -> Result<(), LedgerError> {
+        let now = now_ms();
+        self.write("recording the server's identity", |tx| {
+            insert_process(tx, instance, leader, ProcessRole::Leader, pgid, has_cookie, now)?;
+            tx.execute(
+                "UPDATE instances SET state = ?2, spawned_ms = ?3 WHERE id = ?1 AND state = ?4",
+                params![
+                    instance,
+                    InstanceState::Running.as_str(),
+                    now,
+                    InstanceState::Intent.as_str()
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Records descendants that only their identity can find (they scrubbed the cookie).
+    pub fn record_adopted(
+        &mut self,
+        instance: &str,
+        found: &[(ProcessIdentity, Option<i32>)],
+    ) -> Result<(), LedgerError> {
+        let now = now_ms();
+        self.write("recording adopted processes", |tx| {
+            for (id, pgid) in found {
+                insert_process(tx, instance, id, ProcessRole::Adopted, *pgid, false, now)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Moves instances to a final state with a reason.
+    pub fn finish(&mut self, instances: &[String], state: InstanceState, reason: &str) -> Result<(), LedgerError> {
+        let now = now_ms();
+        self.write("closing instances", |tx| {
+            let mut stmt =
+                tx.prepare("UPDATE instances SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1")?;
+            for id in instances {
+                stmt.execute(params![id, state.as_str(), now, reason])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records an SSH instance's remote side (JSON), needed for remote kills after a crash. This
+    /// one write is made durable (`synchronous = FULL`: the WAL is synced at commit, with every
+    /// commit before it), because a power loss of this host is exactly when it will be needed.
+    pub fn record_remote(&mut self, instance: &str, remote: &serde_json::Value) -> Result<(), LedgerError> {
+        let text = remote.to_string();
+        let path = self.path.clone();
+        let set = |conn: &rusqlite::Connection, level: &str| {
+            conn.pragma_update(None, "synchronous", level)
+                .map_err(super::sql(&path, "setting synchronous"))
+        };
+        set(&self.conn, "FULL")?;
+        let written = self.write("recording the remote side", |tx| {
+            tx.execute(
+                "UPDATE instances SET remote = ?2 WHERE id = ?1",
+                params![instance, text],
+            )
+            .map(drop)
+        });
+        set(&self.conn, "NORMAL")?;
+        written
+    }
+
+    /// Deletes closed instances (and ended owners) that ended before `before_ms`, keeping
+    /// instances whose remote kill may still be needed. Returns how many instances went.
+    pub fn compact(&mut self, before_ms: i64) -> Result<usize, LedgerError> {
+        self.write("compacting", |tx| {
+            let gone = tx.execute(
+                "DELETE FROM instances WHERE state IN ('ended', 'reaped', 'lost') AND ended_ms < ?1
+                     AND (remote IS NULL OR coalesce(json_extract(remote, '$.settled'), 0) = 1)",
+                params![before_ms],
+            )?;
+            tx.execute(
+                "DELETE FROM owners WHERE ended_ms IS NOT NULL AND ended_ms < ?1
+                     AND NOT EXISTS (SELECT 1 FROM instances WHERE owner_id = owners.id)",
+                params![before_ms],
+            )?;
+            Ok(gone)
+        })
+    }
+}
+
+fn insert_owner(tx: &rusqlite::Transaction<'_>, owner: &OwnerRow) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO owners (id, kind, boot_id, pid, start_ticks, pidfs_inode, started_ms, ended_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            owner.id,
+            owner.kind,
+            owner.boot_id,
+            owner.identity.pid,
+            ticks(&owner.identity),
+            inode(&owner.identity),
+            owner.started_ms,
+            owner.ended_ms
+        ],
+    )
+    .map(drop)
+}
+
+fn insert_process(
+    tx: &rusqlite::Transaction<'_>,
+    instance: &str,
+    id: &ProcessIdentity,
+    role: ProcessRole,
+    pgid: Option<i32>,
+    has_cookie: bool,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO processes (instance_id, pid, start_ticks, pidfs_inode, role, pgid, has_cookie, seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            instance,
+            id.pid,
+            ticks(id),
+            inode(id),
+            role.as_str(),
+            pgid,
+            has_cookie,
+            now
+        ],
+    )
+    .map(drop)
+}

@@ -1,0 +1,146 @@
+# Tether remote wrapper: runs one MCP server on an SSH host so that it cannot outlive its
+# connection. Sent after common.sh as the remote command of `ssh -T` (see scripts.rs):
+#
+#   exec SH -c '<script>' SH COOKIE GRACE_MS CMD [ARG...]
+#
+# SH is the POSIX shell running this script (also used for the trampoline below); COOKIE a
+# Tether id (lowercase hex); GRACE_MS the milliseconds between SIGTERM and SIGKILL. Arguments
+# arrive as positional parameters and are only ever expanded as "$@": never re-parsed by a
+# shell. The `exec` makes this shell the direct child of sshd, so that sshd going away shows as
+# a new parent.
+#
+# What it does:
+# - starts CMD in a session (and process group) of its own, with TETHER_REMOTE_COOKIE=COOKIE in
+#   its environment and the channel's stdin, stdout and stderr as its own. The wrapper never
+#   reads or writes the server's data.
+# - before CMD runs, one line goes to stderr (the first, unless the login shell's rc files
+#   printed something before this script even started):
+#     TETHER-REMOTE-ID v1 pid=PID pgid=PGID start=TICKS boot=BOOT_ID
+#   PID is the server's, PGID its process group, TICKS its start time (field 22 of
+#   /proc/PID/stat), BOOT_ID /proc/sys/kernel/random/boot_id: with the cookie, what a later
+#   remote kill checks before it signals anything.
+# - watches sshd (its parent) and the server. When sshd goes away (the client died or the
+#   connection dropped) it SIGTERMs the server's group, waits up to GRACE_MS for the server to
+#   exit, SIGKILLs the group. When the server exits by itself, whatever it left is SIGKILLed at
+#   once. Either way it then sweeps: every process carrying the cookie, and every process
+#   started after the wrapper that still holds this channel's stdio (an `env -i` escapee that
+#   scrubbed the cookie but kept the pipes), is SIGKILLed.
+# - exits with the server's status (128+N when a signal N ended it); 125 when it failed itself.
+#
+# Not covered: a descendant that scrubbed its environment, left the group AND closed its stdio
+# is invisible from here (a cgroup would see it; shells cannot make one portably).
+
+[ "$#" -ge 3 ] || die "usage: COOKIE GRACE_MS CMD [ARG...]"
+cookie=$1 grace_ms=$2
+shift 2
+is_cookie || die "bad cookie: $cookie"
+is_number "$grace_ms" || die "bad grace (milliseconds): $grace_ms"
+proc_stat $$ || die "/proc is not mounted: cannot watch processes"
+ppid0=$st_ppid self_start=$st_start
+
+# Runs as the server's pid, in its new session, before exec'ing CMD: so the identity line is
+# written before the server can write anything, and describes the server's own process.
+tramp='read -r b </proc/sys/kernel/random/boot_id && read -r s </proc/$$/stat || exit 125
+ident() { printf "TETHER-REMOTE-ID v1 pid=%s pgid=%s start=%s boot=%s\n" "$$" "$3" "${20}" "$b" >&2; }
+ident ${s##*") "} && exec "$@"'
+
+# An asynchronous list gets /dev/null as stdin unless redirected explicitly, so the channel's
+# stdin is parked on fd 3 and handed back as the server's fd 0. The braces (not parentheses)
+# keep it to one fork: $! is the very process that becomes the server.
+exec 3<&0
+if command -v setsid >/dev/null 2>&1; then
+	# setsid(1) execs in place here: a background job of a shell without job control is never
+	# a group leader, so setsid() succeeds without the fork that would change the pid.
+	{
+		TETHER_REMOTE_COOKIE=$cookie
+		export TETHER_REMOTE_COOKIE
+		exec setsid "$0" -c "$tramp" "$0" "$@" 3<&-
+	} <&3 &
+	pid=$!
+	target=-$pid
+else
+	# Without setsid(1) (POSIX sh cannot call setsid()) the server stays in this shell's
+	# session and group, which sshd made for this channel alone. What degrades: the wrapper
+	# cannot signal that group without killing itself, so it signals the server by pid and
+	# relies on the sweeps for the rest (a same-group child that scrubbed its environment and
+	# closed its stdio survives). The identity line's pgid is then this shell's: a remote kill
+	# of that group takes the wrapper with it, which is fine.
+	{
+		TETHER_REMOTE_COOKIE=$cookie
+		export TETHER_REMOTE_COOKIE
+		exec "$0" -c "$tramp" "$0" "$@" 3<&-
+	} <&3 &
+	pid=$!
+	target=$pid
+fi
+# The server's start time tells it from a later process that reuses its pid. (A server that
+# failed to exec may already be reaped by bash's SIGCHLD handler: then nothing is alive to
+# watch, and `wait` below still returns its status.)
+start=
+proc_stat "$pid" && start=$st_start
+
+# From here on this shell never touches the channel. Its copies move to fds 4-6, kept only to
+# recognise the pipes in sweep_stdio, and its stdio becomes /dev/null: dash and bash report a
+# job killed by a signal on stderr, and written to a channel whose reader is gone, that report
+# would SIGPIPE this shell before it cleaned up.
+exec 4<&3 5>&1 6>&2 0</dev/null 1>/dev/null 2>/dev/null 3<&-
+trap '' PIPE
+pick_step
+poll=0.2
+[ "$step" = 1 ] && poll=1
+
+# sweep_stdio: SIGKILLs every process started since this shell that holds one of this
+# channel's stdio pipes on its fd 0-2. sshd makes those pipes for this channel alone, so only
+# sshd (holding the other ends: a pipe has one inode; it started earlier and is skipped anyway)
+# and this session can hold them. This shell's own helpers (watcher, sleep, grep) have
+# /dev/null as stdio and the pipes on fds 4-6 only.
+sweep_stdio() {
+	pass=0
+	while [ "$pass" -lt 5 ]; do
+		pass=$((pass + 1)) found=
+		for d in /proc/[0-9]*; do
+			p=${d#/proc/}
+			[ "$p" = "$$" ] || [ "$p" = "$ppid0" ] && continue
+			held=
+			for n in 0 1 2; do
+				for r in 4 5 6; do
+					[ "$d/fd/$n" -ef "/proc/$$/fd/$r" ] && held=1
+				done
+			done
+			[ -n "$held" ] && proc_stat "$p" && [ "$st_start" -ge "$self_start" ] &&
+				kill -s KILL "$p" 2>/dev/null && found=1
+		done
+		[ -n "$found" ] || break
+	done
+}
+
+# finish STATUS: kills whatever the server left, sweeps, exits.
+finish() {
+	kill -s KILL -- "$target" 2>/dev/null
+	sweep_cookie
+	sweep_stdio
+	exit "$1"
+}
+
+# The watcher: a second process, because the main shell is blocked in `wait` for the server.
+# sshd going away shows as this shell's parent changing (re-parented to init or a subreaper);
+# $PPID would not tell, a shell never updates it. It must not keep the channel open: it closes
+# the copies and inherits /dev/null as stdio.
+{
+	while alive "$pid" "$start" && proc_stat $$ && [ "$st_ppid" = "$ppid0" ]; do
+		sleep "$poll"
+	done
+	alive "$pid" "$start" && stop "$target" "$pid" "$start"
+} 4<&- 5>&- 6>&- &
+watcher=$!
+
+# Asked to stop (sshd is not known to signal, but an admin might): the same teardown.
+trap 'stop "$target" "$pid" "$start"; finish 129' HUP
+trap 'stop "$target" "$pid" "$start"; finish 130' INT
+trap 'stop "$target" "$pid" "$start"; finish 143' TERM
+
+wait "$pid"
+status=$?
+kill -s KILL -- "$target" 2>/dev/null
+wait "$watcher"
+finish "$status"

@@ -1,0 +1,356 @@
+//! The sweep: ends whatever dead Tether processes left behind, and never anything else.
+//!
+//! Run by `tether reap`, and as a library call by any long-lived Tether process when it
+//! starts. For every open instance of this boot whose holder (the shim responsible for it) is
+//! dead, it re-checks each recorded process identity and SIGKILLs the ones that still match
+//! through a pidfd, kills and removes the instance's cgroup, and kills every process still
+//! carrying the instance's cookie (one `/proc` pass for all instances). A recorded pid that now
+//! belongs to another process is skipped and reported. Instances of earlier boots are closed
+//! as lost (their local processes died with that boot). SSH servers whose owner died before
+//! their remote side was known to be over get a remote kill ([`remote_kills`]), whatever the boot.
+//! Closed rows older than a week are compacted away, except those still awaiting a remote kill.
+
+mod cgroups;
+mod cookies;
+mod lock;
+pub mod remote_kills;
+mod report;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::ledger::{now_ms, InstanceRow, InstanceState, Ledger, LedgerError, ProcessRole};
+use crate::process::cookie;
+use crate::process::identity::{Check, ProcessIdentity};
+use crate::process::pidfd::Pidfd;
+use crate::process::procfs;
+
+pub use cookies::carriers_by_instance;
+pub use lock::SweepLock;
+pub use report::{short, Action, ActionKind, Report};
+
+/// How long closed instances stay in the ledger for `tether ps --all`.
+const KEEP_CLOSED: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long killed processes get to disappear before the sweep reports them anyway.
+const DEATH_PATIENCE: Duration = Duration::from_secs(5);
+/// How long an unexplained, empty instance cgroup must have existed to be removed.
+const STALE_CGROUP_AGE: Duration = Duration::from_secs(60);
+/// Cookie passes: a carrier may fork while an earlier pass runs.
+const COOKIE_PASSES: usize = 3;
+
+/// Why a sweep could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The boot id could not be read, so no recorded pid can be trusted.
+    #[error("reading the boot id: {0}")]
+    BootId(std::io::Error),
+}
+
+/// Sweeps once. With `dry_run`, kills nothing and changes nothing.
+pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
+    let boot = procfs::boot_id().map_err(SweepError::BootId)?;
+    let mut report = Report {
+        boot_id: boot.clone(),
+        dry_run,
+        ..Report::default()
+    };
+    let instances = ledger.open_instances()?;
+    let processes = ledger.open_processes()?;
+    let mut holders = HolderCache::default();
+    let mut orphans = Vec::new();
+    let mut lost = Vec::new();
+    let mut remote_due = Vec::new();
+    let mut live: HashSet<String> = HashSet::new();
+    for inst in instances {
+        let other_boot = inst.intent.boot_id != boot;
+        let holder_dead = other_boot || !holders.alive(&inst.intent.holder);
+        if holder_dead && remote_kills::unsettled(&inst).is_some() {
+            remote_due.push(inst.clone());
+        }
+        if !inst.state.is_open() {
+            continue;
+        }
+        if other_boot {
+            lost.push(inst);
+        } else if holder_dead {
+            orphans.push(inst);
+        } else {
+            live.insert(inst.intent.id.clone());
+        }
+    }
+    report.live_instances = live.len();
+    report.orphaned_instances = orphans.len();
+
+    let mut killer = Killer {
+        dry_run,
+        victims: Vec::new(),
+    };
+    let verb = if dry_run {
+        ActionKind::WouldKill
+    } else {
+        ActionKind::Killed
+    };
+
+    // Remote sides first, while a frozen local ssh client may still hold their connection: the
+    // report then tells how the server itself ended.
+    remote_kills::replay(ledger, &remote_due, dry_run, &mut report)?;
+
+    for inst in &orphans {
+        for p in processes.get(&inst.intent.id).into_iter().flatten() {
+            let what = match p.role {
+                ProcessRole::Leader => "the server",
+                ProcessRole::Adopted => "a descendant that scrubbed its environment",
+            };
+            match p.identity.check() {
+                Check::Same(fd) => {
+                    let reason = format!(
+                        "{what} of an instance whose shim died; identity {}",
+                        describe(&p.identity)
+                    );
+                    killer.kill(fd, action(inst, verb, Some(p.identity.pid), reason), &mut report);
+                }
+                Check::Stranger { why } => report.push(action(
+                    inst,
+                    ActionKind::SkippedStranger,
+                    Some(p.identity.pid),
+                    format!("recorded as {what}, but {why}: not ours, left alone"),
+                )),
+                Check::Gone => {}
+            }
+        }
+        for dir in inst.intent.cgroup.iter().chain(inst.intent.cgroup_v1.iter()) {
+            kill_cgroup(inst, dir, dry_run, &mut report);
+        }
+    }
+
+    // Cookies: carriers of orphaned instances die; carriers of instances this ledger does not
+    // know are reported and left (another state directory's Tether may own them).
+    let orphan_ids: HashMap<&str, &InstanceRow> = orphans.iter().map(|i| (i.intent.id.as_str(), i)).collect();
+    let mut reported_unknown = HashSet::new();
+    for pass in 0..COOKIE_PASSES {
+        let mut found_any = false;
+        for (id, pids) in cookies::carriers_by_instance() {
+            if live.contains(&id) {
+                continue;
+            }
+            let inst = match orphan_ids.get(id.as_str()) {
+                Some(inst) => (*inst).clone(),
+                None => match closed_with_dead_holder(ledger, &id, &mut holders)? {
+                    Some(inst) => inst,
+                    None => {
+                        for pid in pids.into_iter().filter(|p| reported_unknown.insert(*p)) {
+                            report.push(unknown_carrier(&id, pid));
+                        }
+                        continue;
+                    }
+                },
+            };
+            for pid in pids {
+                if killer.victims.iter().any(|v| v.pid() == pid) {
+                    continue;
+                }
+                if let Some(fd) = cookie::verified_carrier(pid, &cookie::instance_needle(&id)) {
+                    found_any = true;
+                    let reason = "carries the cookie of an instance whose shim died".to_string();
+                    killer.kill(fd, action(&inst, verb, Some(pid), reason), &mut report);
+                }
+            }
+        }
+        if !found_any || dry_run || pass + 1 == COOKIE_PASSES {
+            break;
+        }
+        wait_dead(&killer.victims);
+    }
+
+    // Stale cgroups no ledger row explains: remove the empty ones.
+    let parents = orphans
+        .iter()
+        .flat_map(|i| i.intent.cgroup.iter())
+        .filter_map(|d| d.parent().map(Path::to_path_buf));
+    for (id, dir) in cgroups::instance_dirs(parents.collect::<Vec<_>>()) {
+        if live.contains(&id) || orphan_ids.contains_key(id.as_str()) {
+            continue;
+        }
+        // A shim creates its cgroup empty and moves the server in a moment later: only one
+        // that stayed empty for a while is stale.
+        let old = std::fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_CGROUP_AGE));
+        if old && crate::cgroup::members_of(&dir).is_empty() && !dry_run && std::fs::remove_dir(&dir).is_ok() {
+            report.push(Action {
+                instance: id,
+                server: String::new(),
+                kind: ActionKind::CgroupRemoved,
+                pid: None,
+                cgroup: Some(dir.display().to_string()),
+                reason: "empty instance cgroup left behind".into(),
+            });
+        }
+    }
+
+    wait_dead(&killer.victims);
+    if !dry_run {
+        close(ledger, &orphans, &lost, &mut report)?;
+        ledger.compact(now_ms() - i64::try_from(KEEP_CLOSED.as_millis()).unwrap_or(i64::MAX))?;
+    }
+    Ok(report)
+}
+
+/// Closes the orphans as reaped and earlier boots' instances as lost.
+fn close(
+    ledger: &mut Ledger,
+    orphans: &[InstanceRow],
+    lost: &[InstanceRow],
+    report: &mut Report,
+) -> Result<(), SweepError> {
+    let ids: Vec<String> = orphans.iter().map(|i| i.intent.id.clone()).collect();
+    ledger.finish(
+        &ids,
+        InstanceState::Reaped,
+        "its shim died; the sweep ended what was left",
+    )?;
+    for inst in orphans {
+        report.push(action(
+            inst,
+            ActionKind::Reaped,
+            None,
+            "shim dead; instance closed".into(),
+        ));
+    }
+    let ids: Vec<String> = lost.iter().map(|i| i.intent.id.clone()).collect();
+    ledger.finish(&ids, InstanceState::Lost, "from an earlier boot")?;
+    for inst in lost {
+        report.push(action(
+            inst,
+            ActionKind::Lost,
+            None,
+            "recorded in an earlier boot".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn kill_cgroup(inst: &InstanceRow, dir: &Path, dry_run: bool, report: &mut Report) {
+    let cgroup = Some(dir.display().to_string());
+    if dry_run {
+        let members = crate::cgroup::members_of(dir).len();
+        if members > 0 {
+            report.push(Action {
+                cgroup,
+                ..action(inst, ActionKind::WouldKillCgroup, None, format!("{members} member(s)"))
+            });
+        }
+        return;
+    }
+    match cgroups::kill_and_remove(dir) {
+        None => {}
+        Some(Ok(0)) => report.push(Action {
+            cgroup,
+            ..action(
+                inst,
+                ActionKind::CgroupRemoved,
+                None,
+                "empty cgroup of a dead shim".into(),
+            )
+        }),
+        Some(Ok(n)) => {
+            report.killed += n;
+            report.push(Action {
+                cgroup,
+                ..action(
+                    inst,
+                    ActionKind::CgroupKilled,
+                    None,
+                    format!("{n} member(s) killed, cgroup removed"),
+                )
+            });
+        }
+        Some(Err(e)) => report.push(Action {
+            cgroup,
+            ..action(inst, ActionKind::CgroupKilled, None, format!("failed: {e}"))
+        }),
+    }
+}
+
+/// A carrier's instance, when the ledger has it closed and its holder is dead (a shim that gave
+/// up on a process stuck in the kernel, say). `None` when the ledger does not know it.
+fn closed_with_dead_holder(
+    ledger: &Ledger,
+    id: &str,
+    holders: &mut HolderCache,
+) -> Result<Option<InstanceRow>, SweepError> {
+    Ok(ledger.instance(id)?.filter(|inst| !holders.alive(&inst.intent.holder)))
+}
+
+fn unknown_carrier(id: &str, pid: i32) -> Action {
+    Action {
+        instance: id.to_string(),
+        server: String::new(),
+        kind: ActionKind::SkippedUnknown,
+        pid: Some(pid),
+        cgroup: None,
+        reason: "carries a Tether cookie this ledger has no record of; left alone".into(),
+    }
+}
+
+fn action(inst: &InstanceRow, kind: ActionKind, pid: Option<i32>, reason: String) -> Action {
+    Action {
+        instance: inst.intent.id.clone(),
+        server: inst.intent.server.clone(),
+        kind,
+        pid,
+        cgroup: None,
+        reason,
+    }
+}
+
+fn describe(id: &ProcessIdentity) -> String {
+    match id.pidfs_inode {
+        Some(ino) => format!("pid {} + pidfs inode {ino} matched", id.pid),
+        None => format!("pid {} + start tick {} matched", id.pid, id.start_ticks),
+    }
+}
+
+/// Kills (or, dry run, only reports) and keeps the pidfds to wait on.
+struct Killer {
+    dry_run: bool,
+    /// Pidfds of everything signalled.
+    victims: Vec<Pidfd>,
+}
+
+impl Killer {
+    fn kill(&mut self, fd: Pidfd, action: Action, report: &mut Report) {
+        if !self.dry_run {
+            let _ = fd.signal(Signal::SIGKILL);
+            self.victims.push(fd);
+        }
+        report.push(action);
+    }
+}
+
+/// Waits (bounded) until every killed process has exited.
+fn wait_dead(victims: &[Pidfd]) {
+    crate::process::pidfd::wait_all_exited(victims, DEATH_PATIENCE);
+}
+
+/// Liveness of holders, checked once each: many instances share one holder (a gateway).
+#[derive(Default)]
+struct HolderCache {
+    /// (pid, start ticks) → alive.
+    seen: HashMap<(i32, u64), bool>,
+}
+
+impl HolderCache {
+    fn alive(&mut self, holder: &ProcessIdentity) -> bool {
+        *self
+            .seen
+            .entry((holder.pid, holder.start_ticks))
+            .or_insert_with(|| holder.is_alive())
+    }
+}

@@ -1,0 +1,67 @@
+//! Tether's own diagnostics on stderr, through `tracing`.
+//!
+//! A shim shares stderr with the server it wraps, and MCP clients show that stream to users, so
+//! Tether stays quiet unless something is wrong: warnings and errors by default, more with
+//! `TETHER_LOG=info|debug|trace`. Every line starts with `tether[pid]:` so it can be told
+//! apart from the server's own output. Writing never fails loudly: a client that closed our
+//! stderr must not stop a shim from ending its tree.
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
+
+/// The environment variable that sets how much Tether says.
+pub const LOG_VAR: &str = "TETHER_LOG";
+
+/// Installs the subscriber for this process, at the level `TETHER_LOG` asks for.
+pub fn init() {
+    let value = std::env::var(LOG_VAR).ok();
+    let (level, unknown) = match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => (LevelFilter::WARN, None),
+        Some("error") => (LevelFilter::ERROR, None),
+        Some("warn" | "warning") => (LevelFilter::WARN, None),
+        Some("info") => (LevelFilter::INFO, None),
+        Some("debug") => (LevelFilter::DEBUG, None),
+        Some("trace") => (LevelFilter::TRACE, None),
+        Some(other) => (LevelFilter::WARN, Some(other.to_string())),
+    };
+    let lines = tracing_subscriber::fmt::layer()
+        .event_format(Lines)
+        .with_writer(std::io::stderr)
+        // Its own report of a failed write is an eprintln!, which panics on a closed pipe.
+        .log_internal_errors(false)
+        .with_filter(level);
+    let installed = tracing_subscriber::registry().with(lines).try_init();
+    if let (Ok(()), Some(other)) = (installed, unknown) {
+        tracing::warn!("{LOG_VAR}={other:?} is not one of error, warn, info, debug, trace; using warn");
+    }
+}
+
+/// `tether[PID]: LEVEL: message field=value…`, one line per event.
+struct Lines;
+
+impl<S, N> FormatEvent<S, N> for Lines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let tag = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            Level::INFO => "info",
+            Level::DEBUG | Level::TRACE => "debug",
+        };
+        // The pid is read per event: the watchdog is a fork of the shim and logs as itself.
+        write!(writer, "tether[{}]: {tag}: ", std::process::id())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
