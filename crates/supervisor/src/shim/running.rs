@@ -16,7 +16,6 @@ use super::teardown::{Action, Phase, Teardown, Trigger};
 use super::tree::{ServerExit, Tree};
 use super::watch::{Event, Watch};
 use super::watchdog::Watchdog;
-use super::ShimConfig;
 
 /// How often the tree is re-checked and re-killed after SIGKILL went out.
 const KILLING_TICK: Duration = Duration::from_millis(10);
@@ -28,7 +27,7 @@ const REMOTE_START_CAP: Duration = Duration::from_secs(15);
 
 /// Where the instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
+pub(super) enum Stage {
     /// Nothing has asked the instance to end.
     Serving,
     /// The client closed stdin before the SSH server started: what it sent is still on its way,
@@ -45,7 +44,7 @@ enum Stage {
 
 /// How the server ended, once seen.
 #[derive(Debug, Clone, Copy)]
-struct ServerEnd {
+pub(super) struct ServerEnd {
     /// Its status.
     exit: ServerExit,
     /// A signal of the shim's went out first (so an SSH failure is not the server's own).
@@ -63,60 +62,32 @@ enum Outcome {
 /// One instance, from its server's start to the end of its tree.
 pub(super) struct Instance {
     /// The instance id, for logs.
-    id: String,
+    pub(super) id: String,
     /// The server's pid (and process group id).
-    leader: i32,
+    pub(super) leader: i32,
     /// Every process of the instance, and how to reach each.
-    tree: Tree,
+    pub(super) tree: Tree,
     /// The instance's ledger row.
-    ledger: LedgerWriter,
+    pub(super) ledger: LedgerWriter,
     /// Covers the shim's own SIGKILL; `None` once dismissed or found dead.
-    watchdog: Option<Watchdog>,
+    pub(super) watchdog: Option<Watchdog>,
     /// An SSH server's client side: its stderr, identity and remote kill.
-    ssh: Option<SshClient>,
+    pub(super) ssh: Option<SshClient>,
     /// The client-side ends, the parent and the lifeline.
-    watch: Watch,
+    pub(super) watch: Watch,
     /// Signals, as an fd.
-    signals: Signals,
+    pub(super) signals: Signals,
     /// When to send which signal, once ending.
-    teardown: Teardown,
+    pub(super) teardown: Teardown,
     /// Where the instance is in its life.
-    stage: Stage,
+    pub(super) stage: Stage,
     /// How the server ended, once seen.
-    server_end: Option<ServerEnd>,
+    pub(super) server_end: Option<ServerEnd>,
     /// The grace period, for the remote-start wait.
-    grace: Duration,
+    pub(super) grace: Duration,
 }
 
 impl Instance {
-    /// An instance whose server was just started.
-    #[allow(clippy::too_many_arguments)] // One value per part set up; all are moved in here.
-    pub(super) fn new(
-        cfg: ShimConfig,
-        leader: i32,
-        tree: Tree,
-        ledger: LedgerWriter,
-        watchdog: Option<Watchdog>,
-        ssh: Option<SshClient>,
-        watch: Watch,
-        signals: Signals,
-    ) -> Instance {
-        Instance {
-            id: cfg.instance,
-            leader,
-            tree,
-            ledger,
-            watchdog,
-            ssh,
-            watch,
-            signals,
-            teardown: Teardown::new(cfg.grace),
-            stage: Stage::Serving,
-            server_end: None,
-            grace: cfg.grace,
-        }
-    }
-
     /// Runs the instance to its end and returns how the server ended.
     pub(super) fn run(mut self) -> ServerExit {
         let outcome = loop {

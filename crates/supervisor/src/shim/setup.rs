@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::ledger_writer::LedgerWriter;
-use super::running::Instance;
+use super::running::{Instance, Stage};
 use super::signals::{self, Signals};
 use super::spawn::{self, ServerSpec};
 use super::ssh_client::SshClient;
-use super::teardown::Trigger;
+use super::teardown::{Teardown, Trigger};
 use super::tree::Tree;
 use super::watch::{self, Watch};
 use super::watchdog::{Charge, RemoteCharge, Watchdog};
@@ -220,7 +220,20 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
     );
     let watch = Watch::new(cfg.lifeline.take(), parent);
     let parent_gone = watch.parent_already_gone();
-    let mut instance = Instance::new(cfg, leader, tree, ledger, watchdog, ssh, watch, signals);
+    let mut instance = Instance {
+        id: cfg.instance,
+        leader,
+        tree,
+        ledger,
+        watchdog,
+        ssh,
+        watch,
+        signals,
+        teardown: Teardown::new(cfg.grace),
+        stage: Stage::Serving,
+        server_end: None,
+        grace: cfg.grace,
+    };
     if parent_gone {
         instance.trigger(Trigger::ParentExited, Instant::now());
     }
