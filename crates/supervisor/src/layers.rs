@@ -1,6 +1,6 @@
 //! The containment layers, and which of them an operator or a test has switched off.
 //!
-//! Each layer covers a gap the others leave (see DESIGN.md §3). All are on by default and each
+//! Each layer covers a gap the others leave (see `docs/architecture.md` §3). All are on by default and each
 //! degrades on its own when the host lacks it; `--disable LAYER` or `TETHER_DISABLE=a,b` turns
 //! one off on purpose, for hosts where it misbehaves and for tests that prove the fallbacks.
 

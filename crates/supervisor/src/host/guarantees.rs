@@ -1,4 +1,4 @@
-//! What the findings mean for Tether's promises (DESIGN.md §2, §3): for each guarantee, does it
+//! What the findings mean for Tether's promises (`docs/architecture.md` §2, §3): for each guarantee, does it
 //! hold on this host or degrade, and why, in one sentence.
 //!
 //! This is the part an operator reads first, so it is derived only from the findings (never
