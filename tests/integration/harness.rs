@@ -5,6 +5,20 @@
 //! (`TETHER_TEST_COOKIE`, inherited by the whole tree) and in the fixture's `--tag` (passed in
 //! the argv of every process it spawns, so even `env -i` escapees are found). A [`Cookie`]
 //! kills whatever still carries it, by PID, when it is dropped: a failing test never leaks.
+//!
+//! A test that needs something of the host calls [`require`] first (one helper for the whole
+//! suite and the library's unit tests: `tether_supervisor::testing`). Without the feature it
+//! fails if `TETHER_TEST_REQUIRE` names it, else it says on stderr that it skips or runs the
+//! fallback, and why. The names, comma-separated (CI, through `.ci/run`, requires them all):
+//! - `cgroup`: a writable cgroup v2 where the test runs (the cgroup layer, `cgroup.kill` after
+//!   a SIGKILLed shim, `--max-procs`);
+//! - `ssh`: an OpenSSH server and client (every test that starts an [`crate::sshd::Sshd`]);
+//! - `pidfs`: pidfd inodes unique per process (Linux ≥ 6.9; a unit test of identities);
+//! - `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid` (a stranger given a recorded pid).
+//!
+//! `TETHER_TEST_PRETEND_MISSING` (same names) makes the tests see a feature as missing on a host
+//! that has it: requiring it then fails, and otherwise the fallbacks run here. For `cgroup` the
+//! `tether` under test gets `--disable cgroup` too, so that it agrees.
 
 #![allow(clippy::disallowed_methods)] // Tests start the processes they observe.
 
@@ -13,6 +27,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub use tether_supervisor::testing::{require, Feature};
 
 /// The `tether` binary under test.
 pub const TETHER: &str = env!("CARGO_BIN_EXE_tether");
@@ -132,15 +148,6 @@ pub fn describe(pid: i32) -> String {
     )
 }
 
-/// Whether this host gives Tether a writable cgroup v2 hierarchy, and if not, why.
-pub fn cgroup_v2_available() -> Result<(), String> {
-    let loc = tether_supervisor::cgroup::mounts::locate_v2()?;
-    if loc.mount.read_only {
-        return Err(format!("{} is read-only", loc.mount.mount_point.display()));
-    }
-    tether_supervisor::cgroup::mounts::writable(&loc.own_dir)
-}
-
 /// Containment modes the tests run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -155,6 +162,8 @@ pub enum Mode {
 impl Mode {
     fn disable(self) -> Option<&'static str> {
         match self {
+            // A cgroup the tests pretend is missing must be missing for Tether too.
+            Mode::Cgroup if Feature::Cgroup.pretended_missing() => Some("cgroup"),
             Mode::Cgroup => None,
             Mode::NoCgroup => Some("cgroup"),
             Mode::Bare => Some("cgroup,subreaper"),
@@ -385,13 +394,13 @@ impl Wrapped {
                 .is_some_and(|rest| rest.split([',', ' ']).any(|l| l == layer))
         };
         match mode {
-            Mode::Cgroup => match cgroup_v2_available() {
-                Ok(()) => assert!(has("cgroup"), "cgroup layer not in force on a host that has it: {line}"),
-                Err(why) => {
-                    eprintln!("host lacks a writable cgroup v2 ({why}): exercising the fallback");
+            Mode::Cgroup => {
+                if require(Feature::Cgroup, "exercising the fallback, the cgroup layer must be off") {
+                    assert!(has("cgroup"), "cgroup layer not in force on a host that has it: {line}");
+                } else {
                     assert!(!has("cgroup"), "{line}");
                 }
-            },
+            }
             Mode::NoCgroup => assert!(!has("cgroup") && has("subreaper"), "{line}"),
             Mode::Bare => assert!(!has("cgroup") && !has("subreaper"), "{line}"),
         }

@@ -51,7 +51,7 @@ with_both_shells!(
 );
 
 fn identity_first_then_json_rpc(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     // The server writes to stderr as soon as it runs: the identity must still come before.
     let mut r = case.start(shell, &["--stderr-lines", "20"]);
     let id = r.identity();
@@ -88,7 +88,7 @@ fn identity_first_then_json_rpc(shell: &Shell) {
 }
 
 fn client_sigkill_leaves_no_survivor(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let mut r = case.start(shell, &["--zoo"]);
     r.identity();
     r.wait_ready();
@@ -106,7 +106,7 @@ fn client_sigkill_leaves_no_survivor(shell: &Shell) {
 }
 
 fn server_exit_status_passes_through(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let flags = [
         "--exit-after",
         "1",
@@ -134,7 +134,7 @@ fn server_exit_status_passes_through(shell: &Shell) {
 }
 
 fn a_missing_command_exits_127(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let missing = format!("/nonexistent/{}", case.tag.0);
     let mut r = case.start_server(shell, &[missing.clone().into()]);
     r.identity();
@@ -148,7 +148,7 @@ fn a_missing_command_exits_127(shell: &Shell) {
 /// An escapee in a session of its own with /dev/null as stdio is out of reach of the group
 /// kill and of the stdio sweep: only the cookie in its environment finds it.
 fn cookie_sweep_takes_an_escapee_without_stdio(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let server = ["sh", "-c", "setsid sleep 600 </dev/null >/dev/null 2>&1 & exec cat"].map(OsString::from);
     let mut r = case.start_server(shell, &server);
     r.identity();
@@ -174,7 +174,7 @@ fn cookie_sweep_takes_an_escapee_without_stdio(shell: &Shell) {
 }
 
 fn remote_kill_refuses_strangers_then_kills(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let mut r = case.start(shell, &["--zoo"]);
     let id = r.identity();
     r.wait_ready();
@@ -239,7 +239,7 @@ fn remote_kill_refuses_strangers_then_kills(shell: &Shell) {
 }
 
 fn remote_kill_lets_a_polite_server_go_on_sigterm(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let mut r = case.start(shell, &["--ignore-eof", "--children", "1"]);
     let id = r.identity();
     r.wait_ready();
@@ -268,7 +268,7 @@ fn remote_kill_lets_a_polite_server_go_on_sigterm(shell: &Shell) {
 }
 
 fn every_byte_and_a_megabyte_line_round_trip(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let mut r = case.start(shell, &["--raw-echo"]);
     r.identity();
     let mut payload: Vec<u8> = (0..=255u8).collect();
@@ -304,7 +304,7 @@ fn every_byte_and_a_megabyte_line_round_trip(shell: &Shell) {
 /// wrapper signals it by pid; the cookie and stdio sweeps must still take the rest. Run
 /// directly (no ssh) with a PATH that lacks setsid, in a group of its own as under sshd.
 fn without_setsid_the_sweeps_still_clean_up(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let bin = RemovedOnDrop(std::env::temp_dir().join(format!("tether-nosetsid-{}", case.cookie.0)));
     let bin = &bin.0;
     std::fs::create_dir_all(bin).expect("creating the PATH dir");
@@ -361,7 +361,7 @@ impl Drop for RemovedOnDrop {
 
 #[test]
 fn preflight_accepts_posix_login_shells() {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     for shell in [Shell::default(), dash(), bash()] {
         let out = case
             .sshd
