@@ -8,7 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tether_supervisor::ledger::{Ledger, ProcessRole};
 
-use crate::harness::{eventually, tether_run, Cookie, Mode, WrapBuilder};
+use crate::harness::{eventually, tether_run, Cookie, Mode, WrapBuilder, ZOO};
 
 fn doctor(cookie: &Cookie) -> (bool, serde_json::Value) {
     let out = tether_run(cookie, &["doctor", "--json"]);
@@ -19,7 +19,7 @@ fn doctor(cookie: &Cookie) -> (bool, serde_json::Value) {
 #[test]
 fn doctor_names_each_orphan_and_its_fix_works() {
     let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup).fixture(&["--zoo"]).spawn();
+    let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup).fixture(ZOO).spawn();
     let ready = w.wait_ready();
     let env_i = ready.sleepers_of("env-i");
     // Wait until the shim recorded the scrubbed escapee: only the ledger can find it later.

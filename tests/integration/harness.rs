@@ -37,6 +37,23 @@ pub const FIXTURE: &str = env!("CARGO_BIN_EXE_tether-fixture");
 /// The environment variable that carries a test's cookie.
 pub const COOKIE_VAR: &str = "TETHER_TEST_COOKIE";
 
+/// The fixture's whole escapee zoo: two group children, a setsid child, a double-forked daemon
+/// and an `env -i` double fork, all ignoring SIGTERM, under a server that ignores EOF and
+/// SIGTERM.
+pub const ZOO: &[&str] = &["--zoo"];
+/// The zoo's escapees under a server that behaves (it exits on EOF, on SIGTERM or after
+/// `--exit-after`): for the tests where the server ends by itself.
+pub const ZOO_ESCAPEES: &[&str] = &[
+    "--children",
+    "2",
+    "--setsid-escapee",
+    "--double-fork",
+    "--env-i-escapee",
+    "--tough-children",
+];
+/// How many sleepers the zoo (and [`ZOO_ESCAPEES`]) leaves: the fixture's ready line lists them.
+pub const ZOO_SLEEPERS: usize = 5;
+
 /// Polls `cond` until it holds or `within` passes; returns whether it held.
 pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;

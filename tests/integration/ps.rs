@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::harness::{tether_run, Cookie, Mode, WrapBuilder};
+use crate::harness::{tether_run, Cookie, Mode, WrapBuilder, ZOO};
 
 fn ps_json(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["ps", "--json"];
@@ -20,7 +20,7 @@ fn ps_json(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
 
 fn lists_the_whole_tree(mode: Mode) {
     let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, mode).fixture(&["--zoo"]).spawn();
+    let mut w = WrapBuilder::new(&cookie, mode).fixture(ZOO).spawn();
     let ready = w.wait_ready();
     let mut expected: BTreeSet<i32> = ready.sleepers.iter().map(|(p, _)| *p).collect();
     expected.insert(ready.pid);

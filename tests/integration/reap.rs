@@ -13,7 +13,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tether_supervisor::process::procfs;
 
-use crate::harness::{eventually, random_below, reap, report_pids, Cookie, COOKIE_VAR, FIXTURE, TETHER};
+use crate::harness::{
+    eventually, random_below, reap, report_pids, Cookie, COOKIE_VAR, FIXTURE, TETHER, ZOO, ZOO_ESCAPEES,
+};
 
 /// When the shim dies.
 #[derive(Debug, Clone, Copy)]
@@ -33,18 +35,15 @@ struct Client {
     lines: mpsc::Receiver<String>,
 }
 
-/// The whole zoo: group children, a setsid child, a double fork, an `env -i` double fork.
-const ZOO: &[&str] = &["--zoo"];
 /// The zoo without the `env -i` escapee: everything the cookie finds.
-const COOKIE_ZOO: &[&str] = &[
-    "--children",
-    "2",
-    "--setsid-escapee",
-    "--double-fork",
-    "--tough-children",
-    "--ignore-sigterm",
-    "--ignore-eof",
-];
+fn cookie_zoo() -> Vec<&'static str> {
+    ZOO_ESCAPEES
+        .iter()
+        .copied()
+        .filter(|&f| f != "--env-i-escapee")
+        .chain(["--ignore-sigterm", "--ignore-eof"])
+        .collect()
+}
 
 fn start(cookie: &Cookie, failpoint: Option<&str>, zoo: &[&str]) -> Client {
     let mut cmd = Command::new("sh");
@@ -187,7 +186,7 @@ fn killed_at_random_moments_reap_leaves_nothing() {
     for _ in 0..10 {
         let cookie = Cookie::new();
         let moment = Moment::After(Duration::from_millis(random_below(100)));
-        assert_reap_ends_everything(&cookie, moment, COOKIE_ZOO);
+        assert_reap_ends_everything(&cookie, moment, &cookie_zoo());
     }
 }
 

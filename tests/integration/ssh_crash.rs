@@ -11,7 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tether_supervisor::ledger::FILE_NAME;
 
-use crate::harness::{reap, require, Cookie, Feature, Wrapped};
+use crate::harness::{reap, require, Cookie, Feature, Wrapped, ZOO};
 use crate::ssh_tether::{
     assert_only_left, carriers_except, instance_id, local_ssh, remote_record, wait_identity, watchdog, wrap, PATIENCE,
     REMOTE_DEADLINE,
@@ -43,7 +43,7 @@ fn actions<'a>(report: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json:
 fn after_a_power_loss_reap_ends_the_remote_server() {
     let Some(sshd) = Sshd::start() else { return };
     let cookie = Cookie::new();
-    let mut w = wrap(&sshd, &cookie, &["--zoo"]);
+    let mut w = wrap(&sshd, &cookie, ZOO);
     let ready = w.wait_ready();
     wait_identity(&cookie);
     let ssh = lose_power(&mut w);

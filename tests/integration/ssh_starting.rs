@@ -11,7 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::harness::Cookie;
+use crate::harness::{Cookie, ZOO};
 use crate::ssh_tether::{assert_only_left, remote_record, wrap, PATIENCE, REMOTE_DEADLINE};
 use crate::sshd::Sshd;
 
@@ -29,7 +29,7 @@ fn slow_login() -> Option<Sshd> {
 fn stdin_closed_during_the_login_still_ends_the_server_once_it_runs() {
     let Some(sshd) = slow_login() else { return };
     let cookie = Cookie::new();
-    let mut w = wrap(&sshd, &cookie, &["--zoo"]);
+    let mut w = wrap(&sshd, &cookie, ZOO);
     drop(w.stdin.take());
     w.wait_exit(PATIENCE);
     let rec = remote_record(&cookie);
@@ -42,7 +42,7 @@ fn stdin_closed_during_the_login_still_ends_the_server_once_it_runs() {
 fn a_stop_during_the_login_starts_nothing_remotely() {
     let Some(sshd) = slow_login() else { return };
     let cookie = Cookie::new();
-    let mut w = wrap(&sshd, &cookie, &["--zoo"]);
+    let mut w = wrap(&sshd, &cookie, ZOO);
     crate::ssh_tether::local_ssh(&w);
     kill(Pid::from_raw(w.pid()), Signal::SIGTERM).expect("term tether");
     w.wait_exit(PATIENCE);

@@ -12,7 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-use crate::harness::Cookie;
+use crate::harness::{Cookie, ZOO, ZOO_SLEEPERS};
 use crate::ssh_tether::{
     assert_only_left, initialize_and_echo, local_ssh, remote_record, row, wait_identity, watchdog, wrap, PATIENCE,
     REMOTE_DEADLINE,
@@ -54,8 +54,8 @@ fn a_session_runs_and_ends_through_ssh_and_the_identity_line_is_not_forwarded() 
 fn zoo_ends(end: impl FnOnce(&mut crate::harness::Wrapped)) -> Option<String> {
     let sshd = Sshd::start()?;
     let cookie = Cookie::new();
-    let mut w = wrap(&sshd, &cookie, &["--zoo"]);
-    assert_eq!(w.wait_ready().sleepers.len(), 5);
+    let mut w = wrap(&sshd, &cookie, ZOO);
+    assert_eq!(w.wait_ready().sleepers.len(), ZOO_SLEEPERS);
     wait_identity(&cookie);
     let t0 = Instant::now();
     end(&mut w);
@@ -113,7 +113,11 @@ fn a_signal_to_tether_leaves_no_remote_survivor() {
 fn a_remote_server_exiting_by_itself_takes_its_tree_along() {
     let Some(sshd) = Sshd::start() else { return };
     let cookie = Cookie::new();
-    let mut w = wrap(&sshd, &cookie, &["--zoo", "--exit-after", "1", "--exit-code", "7"]);
+    let mut w = wrap(
+        &sshd,
+        &cookie,
+        &[ZOO, &["--exit-after", "1", "--exit-code", "7"]].concat(),
+    );
     w.wait_ready();
     wait_identity(&cookie);
     let echo = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "bye"}}});

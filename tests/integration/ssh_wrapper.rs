@@ -16,7 +16,7 @@ use tether_supervisor::ssh::replies::{KillReport, Leader, Preflight, Refusal};
 use tether_supervisor::ssh::scripts::{self, Shell};
 use tether_supervisor::ssh::RemoteIdentity;
 
-use crate::harness::{eventually, FIXTURE};
+use crate::harness::{eventually, FIXTURE, ZOO, ZOO_ESCAPEES, ZOO_SLEEPERS};
 use crate::ssh_remote::{bash, dash, Case, Remote, GRACE, PATIENCE};
 
 /// How long survivors of a teardown may take to be gone.
@@ -89,11 +89,11 @@ fn identity_first_then_json_rpc(shell: &Shell) {
 
 fn client_sigkill_leaves_no_survivor(shell: &Shell) {
     let Some(case) = Case::new() else { return };
-    let mut r = case.start(shell, &["--zoo"]);
+    let mut r = case.start(shell, ZOO);
     r.identity();
     r.wait_ready();
-    // Server and five sleepers (same group, setsid, double fork, env -i) carry the tag.
-    case.tag.wait_for_carriers(6);
+    // The server and its sleepers (same group, setsid, double fork, env -i) carry the tag.
+    case.tag.wait_for_carriers(1 + ZOO_SLEEPERS);
     r.child.kill().expect("SIGKILL to ssh");
     r.child.wait().expect("reaping ssh");
     let t0 = Instant::now();
@@ -107,22 +107,11 @@ fn client_sigkill_leaves_no_survivor(shell: &Shell) {
 
 fn server_exit_status_passes_through(shell: &Shell) {
     let Some(case) = Case::new() else { return };
-    let flags = [
-        "--exit-after",
-        "1",
-        "--exit-code",
-        "7",
-        "--children",
-        "2",
-        "--setsid-escapee",
-        "--double-fork",
-        "--env-i-escapee",
-        "--tough-children",
-    ];
+    let flags = [&["--exit-after", "1", "--exit-code", "7"], ZOO_ESCAPEES].concat();
     let mut r = case.start(shell, &flags);
     r.identity();
     r.wait_ready();
-    case.tag.wait_for_carriers(6);
+    case.tag.wait_for_carriers(1 + ZOO_SLEEPERS);
     r.send(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"x\"}}}\n");
     let reply: Value = serde_json::from_str(&r.read_line(PATIENCE)).expect("a JSON reply");
     assert_eq!(reply["id"], 1, "{reply}");
@@ -175,10 +164,10 @@ fn cookie_sweep_takes_an_escapee_without_stdio(shell: &Shell) {
 
 fn remote_kill_refuses_strangers_then_kills(shell: &Shell) {
     let Some(case) = Case::new() else { return };
-    let mut r = case.start(shell, &["--zoo"]);
+    let mut r = case.start(shell, ZOO);
     let id = r.identity();
     r.wait_ready();
-    case.tag.wait_for_carriers(6);
+    case.tag.wait_for_carriers(1 + ZOO_SLEEPERS);
 
     let mut bystander = Command::new("sleep")
         .arg("600")
