@@ -82,6 +82,12 @@ impl Cookie {
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state-{}", self.0))
     }
 
+    /// Puts the cookie and the test's own ledger in `cmd`'s environment: whatever it starts
+    /// is found by the survivor checks, and no test writes to the ledger of the user.
+    pub fn set_env<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env(COOKIE_VAR, &self.0).env("TETHER_STATE_DIR", self.state_dir())
+    }
+
     /// Live processes (not zombies) whose environment or command line holds the cookie.
     pub fn carriers(&self) -> Vec<i32> {
         let me = std::process::id() as i32;
@@ -104,9 +110,20 @@ impl Cookie {
     /// Waits up to `within` for every carrier to be gone; on failure kills them and panics
     /// with what survived.
     pub fn assert_none_survive(&self, within: Duration) {
+        self.assert_only_left(&[], within);
+    }
+
+    /// Carriers other than `except` (a frozen ssh client the test ends itself, say).
+    pub fn carriers_except(&self, except: &[i32]) -> Vec<i32> {
+        self.carriers().into_iter().filter(|p| !except.contains(p)).collect()
+    }
+
+    /// Waits up to `within` until nothing but `except` carries the cookie; on failure kills
+    /// every carrier and panics with what survived.
+    pub fn assert_only_left(&self, except: &[i32], within: Duration) {
         let mut last = Vec::new();
         if eventually(within, || {
-            last = self.carriers();
+            last = self.carriers_except(except);
             last.is_empty()
         }) {
             return;
@@ -152,6 +169,16 @@ impl Drop for Cookie {
         self.kill_all();
         let _ = std::fs::remove_dir_all(self.state_dir());
     }
+}
+
+/// True when `pid`'s command name (`/proc/PID/comm`) is `name`.
+pub fn is_named(pid: i32, name: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+}
+
+/// `tool`'s path on PATH; panics when there is none.
+pub fn which(tool: &str) -> std::path::PathBuf {
+    tether_supervisor::testing::on_path(tool).unwrap_or_else(|| panic!("{tool} not found on PATH"))
 }
 
 /// `pid (state) cmdline`, for failure messages.
@@ -323,12 +350,36 @@ impl<'a> WrapBuilder<'a> {
     /// A `Command` for `tether` with the cookie and info-level logs.
     pub fn command_for_tether(&self) -> Command {
         let mut cmd = Command::new(TETHER);
-        cmd.args(self.argv())
-            .env(COOKIE_VAR, &self.cookie.0)
-            .env("TETHER_STATE_DIR", self.cookie.state_dir())
+        cmd.args(self.argv());
+        self.set_env(&mut cmd);
+        cmd
+    }
+
+    /// `sh -c SCRIPT sh tether wrap …`: a client shell whose script runs tether as `"$@"`, in
+    /// the environment of [`WrapBuilder::command_for_tether`].
+    pub fn command_via_sh(&self, script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script, "sh", TETHER]).args(self.argv());
+        self.set_env(&mut cmd);
+        cmd
+    }
+
+    fn set_env(&self, cmd: &mut Command) {
+        self.cookie
+            .set_env(cmd)
             .env("TETHER_LOG", "info")
             .env_remove("RUST_BACKTRACE");
-        cmd
+    }
+
+    /// Runs it with the client holding stdin open, so that it ends by itself (a wrap that
+    /// fails, mostly); proves that nothing of the test survives it. Returns its exit code and
+    /// its stderr.
+    pub fn run_to_exit(self, within: Duration) -> (Option<i32>, String) {
+        let cookie = self.cookie;
+        let mut w = self.spawn();
+        let status = w.wait_exit(within);
+        cookie.assert_none_survive(within);
+        (status.code(), w.stderr_lines().join("\n"))
     }
 
     /// Spawns it with piped stdio.
@@ -452,35 +503,69 @@ fn parse_ready(line: &str) -> Option<Ready> {
 
 /// Runs `tether ARGS…` to completion against the test's own ledger.
 pub fn tether_run(cookie: &Cookie, args: &[&str]) -> std::process::Output {
-    Command::new(TETHER)
+    cookie
+        .set_env(&mut Command::new(TETHER))
         .args(args)
-        .env("TETHER_STATE_DIR", cookie.state_dir())
-        .env(COOKIE_VAR, &cookie.0)
         .stdin(Stdio::null())
         .output()
         .expect("running tether")
 }
 
-/// `tether reap --json`, parsed; panics with stderr when it fails.
-pub fn reap(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["reap", "--json"];
+/// Runs `tether SUBCOMMAND --json EXTRA…`: how it ended, and what it printed, parsed.
+pub fn tether_json(cookie: &Cookie, subcommand: &str, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
+    let mut args = vec![subcommand, "--json"];
     args.extend(extra);
     let out = tether_run(cookie, &args);
-    assert!(
-        out.status.success(),
-        "tether reap failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("reap --json prints JSON")
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "tether {subcommand} --json printed no JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
 }
 
-/// Pids of the report's actions of `kind` (`killed`, `skipped-stranger`, …).
-pub fn report_pids(report: &serde_json::Value, kind: &str) -> Vec<i32> {
+/// [`tether_json`] for a subcommand that must succeed; panics with its stderr otherwise.
+pub fn tether_json_ok(cookie: &Cookie, subcommand: &str, extra: &[&str]) -> serde_json::Value {
+    let (out, json) = tether_json(cookie, subcommand, extra);
+    assert!(
+        out.status.success(),
+        "tether {subcommand} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json
+}
+
+/// `tether reap --json`, parsed; panics when it fails.
+pub fn reap(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
+    tether_json_ok(cookie, "reap", extra)
+}
+
+/// The report's actions of `kind` (`killed`, `skipped-stranger`, `remote-killed`, …).
+pub fn actions<'a>(report: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
     report["actions"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|a| a["kind"] == kind)
+        .collect()
+}
+
+/// Asserts that the report has exactly one action of `kind`, and that its reason mentions
+/// `reason`.
+pub fn assert_one_action(report: &serde_json::Value, kind: &str, reason: &str) {
+    let found = actions(report, kind);
+    assert_eq!(found.len(), 1, "one {kind} action expected: {report:#}");
+    assert!(
+        found[0]["reason"].as_str().is_some_and(|r| r.contains(reason)),
+        "the {kind} action's reason does not mention {reason:?}: {report:#}"
+    );
+}
+
+/// Pids of the report's actions of `kind`.
+pub fn report_pids(report: &serde_json::Value, kind: &str) -> Vec<i32> {
+    actions(report, kind)
+        .into_iter()
         .filter_map(|a| a["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
         .collect()
 }

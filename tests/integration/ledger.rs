@@ -12,7 +12,7 @@ use tether_supervisor::ledger::{Intent, Ledger, ProcessRole};
 use tether_supervisor::process::identity::ProcessIdentity;
 use tether_supervisor::process::procfs;
 
-use crate::harness::{random_below, reap, report_pids, require, Cookie, Feature, COOKIE_VAR, FIXTURE, TETHER};
+use crate::harness::{random_below, reap, report_pids, require, Cookie, Feature, FIXTURE, TETHER};
 
 /// A fixture that just waits on its stdin (kept open by the returned `Child`).
 pub fn bystander(cookie: &Cookie) -> Child {
@@ -118,7 +118,8 @@ fn a_stranger_holding_a_recorded_pid_is_never_signalled() {
 /// `sh` that appends its pid to `pidfile`, then execs the fixture (same pid): a line in the
 /// file proves that process ran, so its identity must be in the ledger.
 fn recorded_writer(cookie: &Cookie, pidfile: &std::path::Path) -> Child {
-    Command::new(TETHER)
+    cookie
+        .set_env(&mut Command::new(TETHER))
         .args([
             "wrap",
             "--disable",
@@ -130,8 +131,6 @@ fn recorded_writer(cookie: &Cookie, pidfile: &std::path::Path) -> Child {
         ])
         .arg(pidfile)
         .args([FIXTURE, &cookie.0])
-        .env(COOKIE_VAR, &cookie.0)
-        .env("TETHER_STATE_DIR", cookie.state_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -194,10 +193,9 @@ fn a_hundred_concurrent_shims_share_the_ledger() {
     let cookie = Cookie::new();
     let mut shims: Vec<Child> = (0..100)
         .map(|_| {
-            Command::new(TETHER)
+            cookie
+                .set_env(&mut Command::new(TETHER))
                 .args(["wrap", "--", FIXTURE, "--tag", &cookie.0])
-                .env(COOKIE_VAR, &cookie.0)
-                .env("TETHER_STATE_DIR", cookie.state_dir())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -5,7 +5,7 @@
 //! `tether reap`, nothing of the tree survives and every kill is in the report.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use tether_supervisor::process::procfs;
 
 use crate::harness::{
-    eventually, random_below, reap, report_pids, Cookie, COOKIE_VAR, FIXTURE, TETHER, ZOO, ZOO_ESCAPEES,
+    eventually, is_named, random_below, reap, report_pids, Cookie, Mode, WrapBuilder, ZOO, ZOO_ESCAPEES,
 };
 
 /// When the shim dies.
@@ -46,26 +46,12 @@ fn cookie_zoo() -> Vec<&'static str> {
 }
 
 fn start(cookie: &Cookie, failpoint: Option<&str>, zoo: &[&str]) -> Client {
-    let mut cmd = Command::new("sh");
     // Not `exec`: the shell stays, as the client, the shim's parent.
-    cmd.args([
-        "-c",
-        "\"$@\"; exit $?",
-        "sh",
-        TETHER,
-        "wrap",
-        "--grace",
-        "300ms",
-        "--disable",
-        "cgroup",
-    ])
-    .args(["--", FIXTURE, "--tag", &cookie.0])
-    .args(zoo)
-    .env(COOKIE_VAR, &cookie.0)
-    .env("TETHER_STATE_DIR", cookie.state_dir())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = WrapBuilder::new(cookie, Mode::NoCgroup)
+        .grace(Duration::from_millis(300))
+        .fixture(zoo)
+        .command_via_sh("\"$@\"; exit $?");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(point) = failpoint {
         cmd.env(tether_supervisor::failpoint::VAR, point);
     }
@@ -124,10 +110,7 @@ fn kill_at(cookie: &Cookie, moment: Moment, zoo: &[&str]) {
     let _ = client.sh.wait();
     drop(client.sh.stdin.take());
     // The watchdog (a Tether process carrying the test cookie) does its part first.
-    let is_tether = |p: i32| {
-        std::fs::read_to_string(format!("/proc/{p}/comm"))
-            .is_ok_and(|c| matches!(c.trim(), "tether" | "tether-watchdog"))
-    };
+    let is_tether = |p: i32| is_named(p, "tether") || is_named(p, "tether-watchdog");
     let settled = eventually(Duration::from_secs(10), || {
         !cookie.carriers().into_iter().any(is_tether)
     });

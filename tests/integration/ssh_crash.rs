@@ -11,10 +11,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tether_supervisor::ledger::FILE_NAME;
 
-use crate::harness::{reap, require, Cookie, Feature, Wrapped, ZOO};
+use crate::harness::{actions, assert_one_action, reap, require, tether_json, Cookie, Feature, Wrapped, ZOO};
 use crate::ssh_tether::{
-    assert_only_left, carriers_except, instance_id, local_ssh, remote_record, wait_identity, watchdog, wrap, PATIENCE,
-    REMOTE_DEADLINE,
+    instance_id, local_ssh, remote_record, wait_identity, watchdog, wrap, PATIENCE, REMOTE_DEADLINE,
 };
 use crate::sshd::Sshd;
 
@@ -27,16 +26,6 @@ fn lose_power(w: &mut Wrapped) -> i32 {
     kill(Pid::from_raw(w.pid()), Signal::SIGKILL).expect("kill tether");
     w.wait_exit(PATIENCE);
     ssh
-}
-
-/// Actions of `kind` in a reap report.
-fn actions<'a>(report: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
-    report["actions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["kind"] == kind)
-        .collect()
 }
 
 #[test]
@@ -53,9 +42,8 @@ fn after_a_power_loss_reap_ends_the_remote_server() {
         "the remote server died before the reap"
     );
     // doctor names it, with the fix.
-    let doctor = crate::harness::tether_run(&cookie, &["doctor", "--json"]);
+    let (doctor, diag) = tether_json(&cookie, "doctor", &[]);
     assert_eq!(doctor.status.code(), Some(1), "orphans make doctor fail");
-    let diag: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("doctor --json");
     let remote_orphans: Vec<&serde_json::Value> = diag["orphans"]
         .as_array()
         .into_iter()
@@ -73,17 +61,9 @@ fn after_a_power_loss_reap_ends_the_remote_server() {
     );
     let t0 = Instant::now();
     let report = reap(&cookie, &[]);
-    let killed = actions(&report, "remote-killed");
-    assert_eq!(killed.len(), 1, "{report:#}");
-    assert!(
-        killed[0]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .contains(&format!("remote pid {}", ready.pid)),
-        "{report:#}"
-    );
+    assert_one_action(&report, "remote-killed", &format!("remote pid {}", ready.pid));
     // The reap also killed the frozen local client (its cgroup), so everything is gone.
-    assert_only_left(&cookie, &[], REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
+    cookie.assert_none_survive(REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
     assert!(remote_record(&cookie).settled);
     let _ = ssh;
     // A second reap has nothing left to do remotely.
@@ -112,10 +92,10 @@ fn rows_of_an_earlier_local_boot_still_get_their_remote_kill() {
     assert_eq!(actions(&report, "lost").len(), 1, "{report:#}");
     assert_eq!(actions(&report, "remote-killed").len(), 1, "{report:#}");
     // Local pids of an earlier boot mean nothing: the frozen client is the test's to clean up.
-    assert_only_left(&cookie, &[ssh], REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
+    cookie.assert_only_left(&[ssh], REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
     assert!(!cookie.carriers().contains(&ready.pid));
     kill(Pid::from_raw(ssh), Signal::SIGKILL).expect("kill the frozen ssh");
-    assert_only_left(&cookie, &[], PATIENCE);
+    cookie.assert_none_survive(PATIENCE);
 }
 
 #[test]
@@ -135,22 +115,14 @@ fn a_stale_remote_identity_is_refused_and_the_stranger_lives() {
     let ssh = lose_power(&mut w);
     // The remote server dies and a stranger takes its pid: everything remote carrying the
     // cookie goes (the wrapper too), the frozen local client stays.
-    for p in carriers_except(&cookie, &[ssh]) {
+    for p in cookie.carriers_except(&[ssh]) {
         let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
     }
-    assert_only_left(&cookie, &[ssh], PATIENCE);
+    cookie.assert_only_left(&[ssh], PATIENCE);
     let bystanders = Cookie::new();
     let mut stranger = crate::ledger::bystander_with_pid(&bystanders, server).expect("the server's pid for a stranger");
     let report = reap(&cookie, &[]);
-    let refused = actions(&report, "remote-refused");
-    assert_eq!(refused.len(), 1, "{report:#}");
-    assert!(
-        refused[0]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .contains("started at another time"),
-        "{report:#}"
-    );
+    assert_one_action(&report, "remote-refused", "started at another time");
     assert!(
         stranger.try_wait().expect("try_wait").is_none(),
         "the stranger was signalled"
@@ -161,5 +133,5 @@ fn a_stale_remote_identity_is_refused_and_the_stranger_lives() {
     );
     stranger.kill().expect("kill the stranger");
     stranger.wait().expect("reap the stranger");
-    assert_only_left(&cookie, &[], PATIENCE);
+    cookie.assert_none_survive(PATIENCE);
 }

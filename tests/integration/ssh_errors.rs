@@ -6,8 +6,8 @@
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
-use crate::harness::{require, Cookie, Feature, Mode, WrapBuilder, Wrapped};
-use crate::ssh_tether::{assert_only_left, remote_record, PATIENCE};
+use crate::harness::{require, Cookie, Feature, Mode, WrapBuilder};
+use crate::ssh_tether::{remote_record, PATIENCE};
 use crate::sshd::Sshd;
 
 /// Runs `tether wrap` with these flags in front of the fixture, closes nothing, waits for it to
@@ -18,10 +18,7 @@ fn fails(cookie: &Cookie, tether: &[String], command: Option<&[&str]>) -> (Optio
     if let Some(c) = command {
         b = b.command(c);
     }
-    let mut w: Wrapped = b.spawn();
-    let status = w.wait_exit(PATIENCE);
-    assert_only_left(cookie, &[], PATIENCE);
-    (status.code(), w.stderr_lines().join("\n"))
+    b.run_to_exit(PATIENCE)
 }
 
 #[test]

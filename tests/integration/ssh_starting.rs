@@ -12,7 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::harness::{Cookie, ZOO};
-use crate::ssh_tether::{assert_only_left, remote_record, wrap, PATIENCE, REMOTE_DEADLINE};
+use crate::ssh_tether::{remote_record, wrap, PATIENCE, REMOTE_DEADLINE};
 use crate::sshd::Sshd;
 
 /// How long the login sleeps before it runs the requested command.
@@ -34,7 +34,7 @@ fn stdin_closed_during_the_login_still_ends_the_server_once_it_runs() {
     w.wait_exit(PATIENCE);
     let rec = remote_record(&cookie);
     assert!(rec.identity.is_some(), "the server started and was recorded: {rec:?}");
-    assert_only_left(&cookie, &[], REMOTE_DEADLINE);
+    cookie.assert_none_survive(REMOTE_DEADLINE);
     assert!(rec.settled, "{rec:?}");
 }
 
@@ -47,7 +47,7 @@ fn a_stop_during_the_login_starts_nothing_remotely() {
     kill(Pid::from_raw(w.pid()), Signal::SIGTERM).expect("term tether");
     w.wait_exit(PATIENCE);
     // Give the login its time to reach the wrapper, had it gone on after the connection closed.
-    assert_only_left(&cookie, &[], LOGIN + REMOTE_DEADLINE);
+    cookie.assert_none_survive(LOGIN + REMOTE_DEADLINE);
     assert!(
         !w.stderr_lines().iter().any(|l| l.starts_with("tether-fixture: ready")),
         "the server started after its connection was gone: {:#?}",

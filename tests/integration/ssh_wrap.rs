@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{Cookie, ZOO, ZOO_SLEEPERS};
 use crate::ssh_tether::{
-    assert_only_left, initialize_and_echo, local_ssh, remote_record, row, wait_identity, watchdog, wrap, PATIENCE,
-    REMOTE_DEADLINE,
+    initialize_and_echo, local_ssh, remote_record, row, wait_identity, watchdog, wrap, PATIENCE, REMOTE_DEADLINE,
 };
 use crate::sshd::Sshd;
 
@@ -35,7 +34,7 @@ fn a_session_runs_and_ends_through_ssh_and_the_identity_line_is_not_forwarded() 
     drop(w.stdin.take());
     let t0 = Instant::now();
     assert_eq!(w.wait_exit(PATIENCE).code(), Some(0));
-    assert_only_left(&cookie, &[], REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
+    cookie.assert_none_survive(REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
     let lines = w.stderr_lines();
     assert!(lines.iter().any(|l| l == "tether-fixture: stderr line 2"), "{lines:#?}");
     assert!(
@@ -59,7 +58,7 @@ fn zoo_ends(end: impl FnOnce(&mut crate::harness::Wrapped)) -> Option<String> {
     wait_identity(&cookie);
     let t0 = Instant::now();
     end(&mut w);
-    assert_only_left(&cookie, &[], REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
+    cookie.assert_none_survive(REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
     w.wait_exit(PATIENCE);
     let mut rec = remote_record(&cookie);
     // The watchdog's `settle-remote` may still be writing its outcome.
@@ -132,7 +131,7 @@ fn a_remote_server_exiting_by_itself_takes_its_tree_along() {
         Some(7),
         "the remote server's status is tether's"
     );
-    assert_only_left(&cookie, &[], REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
+    cookie.assert_none_survive(REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
     let rec = remote_record(&cookie);
     assert!(rec.settled, "{rec:?}");
 }
@@ -163,5 +162,5 @@ fn every_byte_and_a_megabyte_json_line_round_trip_over_ssh() {
     assert_eq!(received.len(), sent.len());
     assert!(received == sent, "bytes differ");
     assert_eq!(w.wait_exit(PATIENCE).code(), Some(0));
-    assert_only_left(&cookie, &[], Duration::from_secs(3));
+    cookie.assert_none_survive(Duration::from_secs(3));
 }

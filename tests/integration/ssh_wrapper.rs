@@ -16,7 +16,7 @@ use tether_supervisor::ssh::replies::{KillReport, Leader, Preflight, Refusal};
 use tether_supervisor::ssh::scripts::{self, Shell};
 use tether_supervisor::ssh::RemoteIdentity;
 
-use crate::harness::{eventually, FIXTURE, ZOO, ZOO_ESCAPEES, ZOO_SLEEPERS};
+use crate::harness::{eventually, which, FIXTURE, ZOO, ZOO_ESCAPEES, ZOO_SLEEPERS};
 use crate::ssh_remote::{bash, dash, Case, Remote, GRACE, PATIENCE};
 
 /// How long survivors of a teardown may take to be gone.
@@ -371,15 +371,6 @@ fn preflight_accepts_posix_login_shells() {
 fn session_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..].split_whitespace().nth(3)?.parse().ok()
-}
-
-fn which(tool: &str) -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{tool} not found on PATH"))
 }
 
 fn first_difference(got: &[u8], want: &[u8]) -> String {

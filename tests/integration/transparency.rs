@@ -137,29 +137,25 @@ fn garbage_from_the_server_reaches_the_client_untouched() {
 #[test]
 fn a_missing_command_fails_like_a_shell_and_leaves_nothing() {
     let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, Mode::Cgroup)
+    // Nothing is left either (no watchdog, no cgroup): run_to_exit proves it.
+    let (code, stderr) = WrapBuilder::new(&cookie, Mode::Cgroup)
         .command(&["/nonexistent/mcp-server", "--flag"])
-        .spawn();
-    assert_eq!(w.wait_exit(SLACK).code(), Some(127));
-    let stderr = w.stderr_lines().join("\n");
+        .run_to_exit(SLACK);
+    assert_eq!(code, Some(127), "{stderr}");
     assert!(
         stderr.contains("/nonexistent/mcp-server: command not found"),
         "{stderr}"
     );
-    // Nothing is left: no watchdog, no cgroup.
-    cookie.assert_none_survive(SLACK);
 }
 
 #[test]
 fn bad_arguments_are_named() {
     let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, Mode::Cgroup)
+    let (code, stderr) = WrapBuilder::new(&cookie, Mode::Cgroup)
         .tether(&["--disable", "cgroups"])
-        .spawn();
-    assert_eq!(w.wait_exit(SLACK).code(), Some(125));
-    let stderr = w.stderr_lines().join("\n");
+        .run_to_exit(SLACK);
+    assert_eq!(code, Some(125), "{stderr}");
     assert!(stderr.contains("unknown containment layer \"cgroups\""), "{stderr}");
-    cookie.assert_none_survive(SLACK);
 }
 
 #[test]

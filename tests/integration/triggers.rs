@@ -5,7 +5,7 @@
 
 #![allow(clippy::disallowed_methods)]
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use tether_supervisor::launch::{Launch, LedgerChoice, ServerCommand};
 use tether_supervisor::layers::Layer;
 
-use crate::harness::{Cookie, Mode, WrapBuilder, Wrapped, COOKIE_VAR, FIXTURE, ZOO, ZOO_ESCAPEES, ZOO_SLEEPERS};
+use crate::harness::{Cookie, Mode, WrapBuilder, Wrapped, FIXTURE, ZOO, ZOO_ESCAPEES, ZOO_SLEEPERS};
 
 const GRACE: Duration = Duration::from_millis(300);
 const SLACK: Duration = Duration::from_secs(1);
@@ -95,14 +95,8 @@ in_every_mode!(client_process_exits, |mode| {
     // open, so the only trigger is the parent's exit.
     let cookie = Cookie::new();
     let builder = WrapBuilder::new(&cookie, mode).grace(GRACE).fixture(ZOO);
-    let mut client = Command::new("sh")
-        .arg("-c")
-        .arg(r#"trap 'exit 0' USR1; "$@" <&0 & wait"#)
-        .arg("sh")
-        .arg(crate::harness::TETHER)
-        .args(builder.argv())
-        .env(COOKIE_VAR, &cookie.0)
-        .env("TETHER_LOG", "info")
+    let mut client = builder
+        .command_via_sh(r#"trap 'exit 0' USR1; "$@" <&0 & wait"#)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -228,16 +222,8 @@ fn a_client_that_ignores_sigchld_still_gets_the_servers_status() {
     // resets it, or it would lose the server's status and its pinned process group.
     let cookie = Cookie::new();
     let builder = WrapBuilder::new(&cookie, Mode::Cgroup).fixture(&["--exit-code", "3", "--children", "1"]);
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(r#"trap '' CHLD; exec "$@""#)
-        .arg("sh")
-        .arg(crate::harness::TETHER)
-        .args(builder.argv())
-        .env(COOKIE_VAR, &cookie.0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut cmd = builder.command_via_sh(r#"trap '' CHLD; exec "$@""#);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn");
     cookie.wait_for_carriers(4);
     drop(child.stdin.take());

@@ -162,7 +162,8 @@ pub fn sshd_binary() -> Option<&'static str> {
     SSHD_CANDIDATES.into_iter().find(|p| std::path::Path::new(p).is_file())
 }
 
-fn on_path(tool: &str) -> Option<std::path::PathBuf> {
+/// `tool`'s path in one of PATH's directories.
+pub fn on_path(tool: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
