@@ -180,32 +180,3 @@ fn a_closed_stderr_does_not_stop_tether_from_ending_the_tree() {
     assert_ne!(status.signal(), Some(libc::SIGABRT), "tether aborted: {status:?}");
     cookie.assert_none_survive(SLACK);
 }
-
-#[test]
-#[allow(clippy::disallowed_methods)]
-fn an_absurd_grace_is_refused_before_anything_starts() {
-    let cookie = Cookie::new();
-    let out = std::process::Command::new(crate::harness::TETHER)
-        .args([
-            "wrap",
-            "--grace",
-            "1e20",
-            "--",
-            crate::harness::FIXTURE,
-            "--tag",
-            &cookie.0,
-        ])
-        .output()
-        .expect("run tether");
-    assert_eq!(
-        out.status.code(),
-        Some(125),
-        "a usage error is 125, like every failure of Tether's own"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--grace") && stderr.contains("longer than a day"),
-        "{stderr}"
-    );
-    cookie.assert_none_survive(SLACK);
-}
