@@ -8,18 +8,17 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tether_supervisor::ledger::{Ledger, ProcessRole};
 
-use crate::harness::{eventually, tether_run, Cookie, Mode, WrapBuilder};
+use crate::harness::{eventually, is_named, tether_json, Cookie, Mode, WrapBuilder, ZOO};
 
 fn doctor(cookie: &Cookie) -> (bool, serde_json::Value) {
-    let out = tether_run(cookie, &["doctor", "--json"]);
-    let json = serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON");
+    let (out, json) = tether_json(cookie, "doctor", &[]);
     (out.status.success(), json)
 }
 
 #[test]
 fn doctor_names_each_orphan_and_its_fix_works() {
     let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup).fixture(&["--zoo"]).spawn();
+    let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup).fixture(ZOO).spawn();
     let ready = w.wait_ready();
     let env_i = ready.sleepers_of("env-i");
     // Wait until the shim recorded the scrubbed escapee: only the ledger can find it later.
@@ -43,7 +42,7 @@ fn doctor_names_each_orphan_and_its_fix_works() {
     let watchdogs: Vec<i32> = cookie
         .carriers()
         .into_iter()
-        .filter(|&p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "tether-watchdog"))
+        .filter(|&p| is_named(p, "tether-watchdog"))
         .collect();
     assert_eq!(watchdogs.len(), 1, "one watchdog expected");
     kill(Pid::from_raw(watchdogs[0]), Signal::SIGKILL).expect("kill watchdog");

@@ -5,6 +5,20 @@
 //! (`TETHER_TEST_COOKIE`, inherited by the whole tree) and in the fixture's `--tag` (passed in
 //! the argv of every process it spawns, so even `env -i` escapees are found). A [`Cookie`]
 //! kills whatever still carries it, by PID, when it is dropped: a failing test never leaks.
+//!
+//! A test that needs something of the host calls [`require`] first (one helper for the whole
+//! suite and the library's unit tests: `tether_supervisor::testing`). Without the feature it
+//! fails if `TETHER_TEST_REQUIRE` names it, else it says on stderr that it skips or runs the
+//! fallback, and why. The names, comma-separated (CI, through `.ci/run`, requires them all):
+//! - `cgroup`: a writable cgroup v2 where the test runs (the cgroup layer, `cgroup.kill` after
+//!   a SIGKILLed shim, `--max-procs`);
+//! - `ssh`: an OpenSSH server and client (every test that starts an [`crate::sshd::Sshd`]);
+//! - `pidfs`: pidfd inodes unique per process (Linux ≥ 6.9; a unit test of identities);
+//! - `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid` (a stranger given a recorded pid).
+//!
+//! `TETHER_TEST_PRETEND_MISSING` (same names) makes the tests see a feature as missing on a host
+//! that has it: requiring it then fails, and otherwise the fallbacks run here. For `cgroup` the
+//! `tether` under test gets `--disable cgroup` too, so that it agrees.
 
 #![allow(clippy::disallowed_methods)] // Tests start the processes they observe.
 
@@ -14,12 +28,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use tether_supervisor::testing::{require, Feature};
+
 /// The `tether` binary under test.
 pub const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 /// The fixture server.
 pub const FIXTURE: &str = env!("CARGO_BIN_EXE_tether-fixture");
 /// The environment variable that carries a test's cookie.
 pub const COOKIE_VAR: &str = "TETHER_TEST_COOKIE";
+
+/// The fixture's whole escapee zoo: two group children, a setsid child, a double-forked daemon
+/// and an `env -i` double fork, all ignoring SIGTERM, under a server that ignores EOF and
+/// SIGTERM.
+pub const ZOO: &[&str] = &["--zoo"];
+/// The zoo's escapees under a server that behaves (it exits on EOF, on SIGTERM or after
+/// `--exit-after`): for the tests where the server ends by itself.
+pub const ZOO_ESCAPEES: &[&str] = &[
+    "--children",
+    "2",
+    "--setsid-escapee",
+    "--double-fork",
+    "--env-i-escapee",
+    "--tough-children",
+];
+/// How many sleepers the zoo (and [`ZOO_ESCAPEES`]) leaves: the fixture's ready line lists them.
+pub const ZOO_SLEEPERS: usize = 5;
 
 /// Polls `cond` until it holds or `within` passes; returns whether it held.
 pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
@@ -49,6 +82,12 @@ impl Cookie {
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state-{}", self.0))
     }
 
+    /// Puts the cookie and the test's own ledger in `cmd`'s environment: whatever it starts
+    /// is found by the survivor checks, and no test writes to the ledger of the user.
+    pub fn set_env<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env(COOKIE_VAR, &self.0).env("TETHER_STATE_DIR", self.state_dir())
+    }
+
     /// Live processes (not zombies) whose environment or command line holds the cookie.
     pub fn carriers(&self) -> Vec<i32> {
         let me = std::process::id() as i32;
@@ -71,9 +110,20 @@ impl Cookie {
     /// Waits up to `within` for every carrier to be gone; on failure kills them and panics
     /// with what survived.
     pub fn assert_none_survive(&self, within: Duration) {
+        self.assert_only_left(&[], within);
+    }
+
+    /// Carriers other than `except` (a frozen ssh client the test ends itself, say).
+    pub fn carriers_except(&self, except: &[i32]) -> Vec<i32> {
+        self.carriers().into_iter().filter(|p| !except.contains(p)).collect()
+    }
+
+    /// Waits up to `within` until nothing but `except` carries the cookie; on failure kills
+    /// every carrier and panics with what survived.
+    pub fn assert_only_left(&self, except: &[i32], within: Duration) {
         let mut last = Vec::new();
         if eventually(within, || {
-            last = self.carriers();
+            last = self.carriers_except(except);
             last.is_empty()
         }) {
             return;
@@ -121,6 +171,16 @@ impl Drop for Cookie {
     }
 }
 
+/// True when `pid`'s command name (`/proc/PID/comm`) is `name`.
+pub fn is_named(pid: i32, name: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+}
+
+/// `tool`'s path on PATH; panics when there is none.
+pub fn which(tool: &str) -> std::path::PathBuf {
+    tether_supervisor::testing::on_path(tool).unwrap_or_else(|| panic!("{tool} not found on PATH"))
+}
+
 /// `pid (state) cmdline`, for failure messages.
 pub fn describe(pid: i32) -> String {
     use tether_supervisor::process::procfs;
@@ -130,15 +190,6 @@ pub fn describe(pid: i32) -> String {
         procfs::parent_of(pid),
         procfs::cmdline_of(pid).unwrap_or_default()
     )
-}
-
-/// Whether this host gives Tether a writable cgroup v2 hierarchy, and if not, why.
-pub fn cgroup_v2_available() -> Result<(), String> {
-    let loc = tether_supervisor::cgroup::mounts::locate_v2()?;
-    if loc.mount.read_only {
-        return Err(format!("{} is read-only", loc.mount.mount_point.display()));
-    }
-    tether_supervisor::cgroup::mounts::writable(&loc.own_dir)
 }
 
 /// Containment modes the tests run in.
@@ -155,6 +206,8 @@ pub enum Mode {
 impl Mode {
     fn disable(self) -> Option<&'static str> {
         match self {
+            // A cgroup the tests pretend is missing must be missing for Tether too.
+            Mode::Cgroup if Feature::Cgroup.pretended_missing() => Some("cgroup"),
             Mode::Cgroup => None,
             Mode::NoCgroup => Some("cgroup"),
             Mode::Bare => Some("cgroup,subreaper"),
@@ -297,12 +350,36 @@ impl<'a> WrapBuilder<'a> {
     /// A `Command` for `tether` with the cookie and info-level logs.
     pub fn command_for_tether(&self) -> Command {
         let mut cmd = Command::new(TETHER);
-        cmd.args(self.argv())
-            .env(COOKIE_VAR, &self.cookie.0)
-            .env("TETHER_STATE_DIR", self.cookie.state_dir())
+        cmd.args(self.argv());
+        self.set_env(&mut cmd);
+        cmd
+    }
+
+    /// `sh -c SCRIPT sh tether wrap …`: a client shell whose script runs tether as `"$@"`, in
+    /// the environment of [`WrapBuilder::command_for_tether`].
+    pub fn command_via_sh(&self, script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script, "sh", TETHER]).args(self.argv());
+        self.set_env(&mut cmd);
+        cmd
+    }
+
+    fn set_env(&self, cmd: &mut Command) {
+        self.cookie
+            .set_env(cmd)
             .env("TETHER_LOG", "info")
             .env_remove("RUST_BACKTRACE");
-        cmd
+    }
+
+    /// Runs it with the client holding stdin open, so that it ends by itself (a wrap that
+    /// fails, mostly); proves that nothing of the test survives it. Returns its exit code and
+    /// its stderr.
+    pub fn run_to_exit(self, within: Duration) -> (Option<i32>, String) {
+        let cookie = self.cookie;
+        let mut w = self.spawn();
+        let status = w.wait_exit(within);
+        cookie.assert_none_survive(within);
+        (status.code(), w.stderr_lines().join("\n"))
     }
 
     /// Spawns it with piped stdio.
@@ -385,13 +462,13 @@ impl Wrapped {
                 .is_some_and(|rest| rest.split([',', ' ']).any(|l| l == layer))
         };
         match mode {
-            Mode::Cgroup => match cgroup_v2_available() {
-                Ok(()) => assert!(has("cgroup"), "cgroup layer not in force on a host that has it: {line}"),
-                Err(why) => {
-                    eprintln!("host lacks a writable cgroup v2 ({why}): exercising the fallback");
+            Mode::Cgroup => {
+                if require(Feature::Cgroup, "exercising the fallback, the cgroup layer must be off") {
+                    assert!(has("cgroup"), "cgroup layer not in force on a host that has it: {line}");
+                } else {
                     assert!(!has("cgroup"), "{line}");
                 }
-            },
+            }
             Mode::NoCgroup => assert!(!has("cgroup") && has("subreaper"), "{line}"),
             Mode::Bare => assert!(!has("cgroup") && !has("subreaper"), "{line}"),
         }
@@ -426,35 +503,69 @@ fn parse_ready(line: &str) -> Option<Ready> {
 
 /// Runs `tether ARGS…` to completion against the test's own ledger.
 pub fn tether_run(cookie: &Cookie, args: &[&str]) -> std::process::Output {
-    Command::new(TETHER)
+    cookie
+        .set_env(&mut Command::new(TETHER))
         .args(args)
-        .env("TETHER_STATE_DIR", cookie.state_dir())
-        .env(COOKIE_VAR, &cookie.0)
         .stdin(Stdio::null())
         .output()
         .expect("running tether")
 }
 
-/// `tether reap --json`, parsed; panics with stderr when it fails.
-pub fn reap(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["reap", "--json"];
+/// Runs `tether SUBCOMMAND --json EXTRA…`: how it ended, and what it printed, parsed.
+pub fn tether_json(cookie: &Cookie, subcommand: &str, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
+    let mut args = vec![subcommand, "--json"];
     args.extend(extra);
     let out = tether_run(cookie, &args);
-    assert!(
-        out.status.success(),
-        "tether reap failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("reap --json prints JSON")
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "tether {subcommand} --json printed no JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
 }
 
-/// Pids of the report's actions of `kind` (`killed`, `skipped-stranger`, …).
-pub fn report_pids(report: &serde_json::Value, kind: &str) -> Vec<i32> {
+/// [`tether_json`] for a subcommand that must succeed; panics with its stderr otherwise.
+pub fn tether_json_ok(cookie: &Cookie, subcommand: &str, extra: &[&str]) -> serde_json::Value {
+    let (out, json) = tether_json(cookie, subcommand, extra);
+    assert!(
+        out.status.success(),
+        "tether {subcommand} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json
+}
+
+/// `tether reap --json`, parsed; panics when it fails.
+pub fn reap(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
+    tether_json_ok(cookie, "reap", extra)
+}
+
+/// The report's actions of `kind` (`killed`, `skipped-stranger`, `remote-killed`, …).
+pub fn actions<'a>(report: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
     report["actions"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|a| a["kind"] == kind)
+        .collect()
+}
+
+/// Asserts that the report has exactly one action of `kind`, and that its reason mentions
+/// `reason`.
+pub fn assert_one_action(report: &serde_json::Value, kind: &str, reason: &str) {
+    let found = actions(report, kind);
+    assert_eq!(found.len(), 1, "one {kind} action expected: {report:#}");
+    assert!(
+        found[0]["reason"].as_str().is_some_and(|r| r.contains(reason)),
+        "the {kind} action's reason does not mention {reason:?}: {report:#}"
+    );
+}
+
+/// Pids of the report's actions of `kind`.
+pub fn report_pids(report: &serde_json::Value, kind: &str) -> Vec<i32> {
+    actions(report, kind)
+        .into_iter()
         .filter_map(|a| a["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
         .collect()
 }

@@ -12,7 +12,7 @@ use tether_supervisor::ledger::{Intent, Ledger, ProcessRole};
 use tether_supervisor::process::identity::ProcessIdentity;
 use tether_supervisor::process::procfs;
 
-use crate::harness::{random_below, reap, report_pids, Cookie, COOKIE_VAR, FIXTURE, TETHER};
+use crate::harness::{random_below, reap, report_pids, require, Cookie, Feature, FIXTURE, TETHER};
 
 /// A fixture that just waits on its stdin (kept open by the returned `Child`).
 pub fn bystander(cookie: &Cookie) -> Child {
@@ -33,21 +33,22 @@ fn dead_identity(cookie: &Cookie) -> ProcessIdentity {
     id
 }
 
-/// Makes the next fork of this host get `pid`, through `ns_last_pid` (root only). Returns a
-/// bystander holding that pid, or `None` when the host does not allow it.
-pub fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Option<Child> {
+/// Makes the next fork of this host get `pid`, through `ns_last_pid` (see
+/// [`Feature::PidReuse`]). Returns a bystander holding that pid, or why there is none.
+pub fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Result<Child, String> {
     for _ in 0..50 {
-        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+            .map_err(|e| format!("writing ns_last_pid: {e}"))?;
         let child = bystander(cookie);
         if child.id() as i32 == pid {
-            return Some(child);
+            return Ok(child);
         }
         // Another fork of this busy host won the race: try again.
         let mut child = child;
         let _ = child.kill();
         let _ = child.wait();
     }
-    None
+    Err(format!("other forks took pid {pid} 50 times in a row"))
 }
 
 fn orphan_intent(cookie: &Cookie, holder: ProcessIdentity) -> Intent {
@@ -72,12 +73,16 @@ fn a_stranger_holding_a_recorded_pid_is_never_signalled() {
     let holder = dead_identity(&cookie);
     let server = dead_identity(&cookie);
     // The pid of the dead, recorded server goes to a process Tether never started.
-    let (mut stranger, how) = match bystander_with_pid(&cookie, server.pid) {
-        Some(child) => (child, "real pid reuse through ns_last_pid"),
-        None => {
-            eprintln!("cannot write ns_last_pid here (not root?): simulating reuse with a live process");
-            (bystander(&cookie), "a live process recorded with another start time")
-        }
+    let (mut stranger, how) = if require(
+        Feature::PidReuse,
+        "exercising the fallback, a live process recorded with another start time",
+    ) {
+        (
+            bystander_with_pid(&cookie, server.pid).expect("the recorded pid for a stranger"),
+            "real pid reuse through ns_last_pid",
+        )
+    } else {
+        (bystander(&cookie), "a live process recorded with another start time")
     };
     let recorded = ProcessIdentity {
         pid: stranger.id() as i32,
@@ -113,7 +118,8 @@ fn a_stranger_holding_a_recorded_pid_is_never_signalled() {
 /// `sh` that appends its pid to `pidfile`, then execs the fixture (same pid): a line in the
 /// file proves that process ran, so its identity must be in the ledger.
 fn recorded_writer(cookie: &Cookie, pidfile: &std::path::Path) -> Child {
-    Command::new(TETHER)
+    cookie
+        .set_env(&mut Command::new(TETHER))
         .args([
             "wrap",
             "--disable",
@@ -125,8 +131,6 @@ fn recorded_writer(cookie: &Cookie, pidfile: &std::path::Path) -> Child {
         ])
         .arg(pidfile)
         .args([FIXTURE, &cookie.0])
-        .env(COOKIE_VAR, &cookie.0)
-        .env("TETHER_STATE_DIR", cookie.state_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -189,10 +193,9 @@ fn a_hundred_concurrent_shims_share_the_ledger() {
     let cookie = Cookie::new();
     let mut shims: Vec<Child> = (0..100)
         .map(|_| {
-            Command::new(TETHER)
+            cookie
+                .set_env(&mut Command::new(TETHER))
                 .args(["wrap", "--", FIXTURE, "--tag", &cookie.0])
-                .env(COOKIE_VAR, &cookie.0)
-                .env("TETHER_STATE_DIR", cookie.state_dir())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

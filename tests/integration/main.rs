@@ -24,3 +24,4 @@ mod ssh_wrapper;
 mod sshd;
 mod transparency;
 mod triggers;
+mod usage;

@@ -4,28 +4,16 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::harness::{tether_run, Cookie, Mode, WrapBuilder};
-
-fn ps_json(cookie: &Cookie, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["ps", "--json"];
-    args.extend(extra);
-    let out = tether_run(cookie, &args);
-    assert!(
-        out.status.success(),
-        "ps failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("ps --json prints JSON")
-}
+use crate::harness::{tether_json_ok, tether_run, Cookie, Mode, WrapBuilder, ZOO};
 
 fn lists_the_whole_tree(mode: Mode) {
     let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, mode).fixture(&["--zoo"]).spawn();
+    let mut w = WrapBuilder::new(&cookie, mode).fixture(ZOO).spawn();
     let ready = w.wait_ready();
     let mut expected: BTreeSet<i32> = ready.sleepers.iter().map(|(p, _)| *p).collect();
     expected.insert(ready.pid);
 
-    let listing = ps_json(&cookie, &[]);
+    let listing = tether_json_ok(&cookie, "ps", &[]);
     let owners = listing["owners"].as_array().expect("owners");
     assert_eq!(owners.len(), 1, "{listing:#}");
     let owner = &owners[0];
@@ -58,9 +46,9 @@ fn lists_the_whole_tree(mode: Mode) {
 
     w.stdin.take();
     w.wait_exit(Duration::from_secs(5));
-    let after = ps_json(&cookie, &[]);
+    let after = tether_json_ok(&cookie, "ps", &[]);
     assert!(after["owners"].as_array().is_some_and(Vec::is_empty), "{after:#}");
-    let all = ps_json(&cookie, &["--all"]);
+    let all = tether_json_ok(&cookie, "ps", &["--all"]);
     assert_eq!(all["owners"][0]["instances"][0]["state"], "ended", "{all:#}");
     cookie.assert_none_survive(Duration::from_secs(1));
 }

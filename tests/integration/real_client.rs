@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{Cookie, COOKIE_VAR, TETHER};
+use crate::harness::{which, Cookie, COOKIE_VAR, TETHER};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -109,10 +109,11 @@ fn openclaw_entry_runs_the_server_under_tether_and_leaves_nothing() {
 #[test]
 fn the_sdk_client_calls_server_everything_over_ssh_through_tether() {
     let (_, node_dir) = test_deps();
-    let sshd = crate::sshd::Sshd::start();
+    let Some(sshd) = crate::sshd::Sshd::start() else { return };
     let cookie = Cookie::new();
     let server = node_dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    let node = which_node();
+    // By absolute path: the remote login's PATH is not the test's.
+    let node = which("node").display().to_string();
     let mut args: Vec<String> = vec!["wrap".into()];
     args.extend(sshd.tether_flags());
     // The test cookie rides in the remote server's environment, so the survivor check finds it.
@@ -123,15 +124,4 @@ fn the_sdk_client_calls_server_everything_over_ssh_through_tether() {
     assert_eq!(out["server"], "mcp-servers/everything");
     assert_eq!(out["result"], "Echo: hello over ssh");
     cookie.assert_none_survive(Duration::from_secs(3));
-}
-
-/// The node binary by absolute path: the remote login's PATH is not the test's.
-fn which_node() -> String {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("node"))
-        .find(|p| p.is_file())
-        .map(|p| p.display().to_string())
-        .expect("node on PATH")
 }

@@ -5,7 +5,7 @@
 //! `tether reap`, nothing of the tree survives and every kill is in the report.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -13,7 +13,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tether_supervisor::process::procfs;
 
-use crate::harness::{eventually, random_below, reap, report_pids, Cookie, COOKIE_VAR, FIXTURE, TETHER};
+use crate::harness::{
+    eventually, is_named, random_below, reap, report_pids, Cookie, Mode, WrapBuilder, ZOO, ZOO_ESCAPEES,
+};
 
 /// When the shim dies.
 #[derive(Debug, Clone, Copy)]
@@ -33,40 +35,23 @@ struct Client {
     lines: mpsc::Receiver<String>,
 }
 
-/// The whole zoo: group children, a setsid child, a double fork, an `env -i` double fork.
-const ZOO: &[&str] = &["--zoo"];
 /// The zoo without the `env -i` escapee: everything the cookie finds.
-const COOKIE_ZOO: &[&str] = &[
-    "--children",
-    "2",
-    "--setsid-escapee",
-    "--double-fork",
-    "--tough-children",
-    "--ignore-sigterm",
-    "--ignore-eof",
-];
+fn cookie_zoo() -> Vec<&'static str> {
+    ZOO_ESCAPEES
+        .iter()
+        .copied()
+        .filter(|&f| f != "--env-i-escapee")
+        .chain(["--ignore-sigterm", "--ignore-eof"])
+        .collect()
+}
 
 fn start(cookie: &Cookie, failpoint: Option<&str>, zoo: &[&str]) -> Client {
-    let mut cmd = Command::new("sh");
     // Not `exec`: the shell stays, as the client, the shim's parent.
-    cmd.args([
-        "-c",
-        "\"$@\"; exit $?",
-        "sh",
-        TETHER,
-        "wrap",
-        "--grace",
-        "300ms",
-        "--disable",
-        "cgroup",
-    ])
-    .args(["--", FIXTURE, "--tag", &cookie.0])
-    .args(zoo)
-    .env(COOKIE_VAR, &cookie.0)
-    .env("TETHER_STATE_DIR", cookie.state_dir())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = WrapBuilder::new(cookie, Mode::NoCgroup)
+        .grace(Duration::from_millis(300))
+        .fixture(zoo)
+        .command_via_sh("\"$@\"; exit $?");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(point) = failpoint {
         cmd.env(tether_supervisor::failpoint::VAR, point);
     }
@@ -125,10 +110,7 @@ fn kill_at(cookie: &Cookie, moment: Moment, zoo: &[&str]) {
     let _ = client.sh.wait();
     drop(client.sh.stdin.take());
     // The watchdog (a Tether process carrying the test cookie) does its part first.
-    let is_tether = |p: i32| {
-        std::fs::read_to_string(format!("/proc/{p}/comm"))
-            .is_ok_and(|c| matches!(c.trim(), "tether" | "tether-watchdog"))
-    };
+    let is_tether = |p: i32| is_named(p, "tether") || is_named(p, "tether-watchdog");
     let settled = eventually(Duration::from_secs(10), || {
         !cookie.carriers().into_iter().any(is_tether)
     });
@@ -187,7 +169,7 @@ fn killed_at_random_moments_reap_leaves_nothing() {
     for _ in 0..10 {
         let cookie = Cookie::new();
         let moment = Moment::After(Duration::from_millis(random_below(100)));
-        assert_reap_ends_everything(&cookie, moment, COOKIE_ZOO);
+        assert_reap_ends_everything(&cookie, moment, &cookie_zoo());
     }
 }
 

@@ -12,20 +12,22 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::harness::{cgroup_v2_available, eventually, Cookie, Mode, WrapBuilder};
+use crate::harness::{eventually, require, Cookie, Feature, Mode, WrapBuilder, ZOO, ZOO_SLEEPERS};
 
 const SLACK: Duration = Duration::from_secs(1);
 
 #[test]
 fn sigkilled_shim_with_cgroup_leaves_nothing() {
-    let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, Mode::Cgroup).fixture(&["--zoo"]).spawn();
-    assert_eq!(w.wait_ready().sleepers.len(), 5);
-    w.assert_layers(Mode::Cgroup);
-    if let Err(why) = cgroup_v2_available() {
-        eprintln!("host lacks a writable cgroup v2 ({why}): the no-cgroup test covers this host");
+    if !require(
+        Feature::Cgroup,
+        "skipping: sigkilled_shim_without_cgroup_leaves_only_the_env_i_escapee covers this host",
+    ) {
         return;
     }
+    let cookie = Cookie::new();
+    let mut w = WrapBuilder::new(&cookie, Mode::Cgroup).fixture(ZOO).spawn();
+    assert_eq!(w.wait_ready().sleepers.len(), ZOO_SLEEPERS);
+    w.assert_layers(Mode::Cgroup);
     kill(Pid::from_raw(w.pid()), Signal::SIGKILL).expect("kill tether");
     cookie.assert_none_survive(SLACK);
     w.wait_exit(SLACK);
@@ -51,7 +53,7 @@ fn assert_only_these_survive_then_clean_up(cookie: &Cookie, expected: &[i32]) {
 #[test]
 fn sigkilled_shim_without_cgroup_leaves_only_the_env_i_escapee() {
     let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup).fixture(&["--zoo"]).spawn();
+    let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup).fixture(ZOO).spawn();
     let ready = w.wait_ready();
     w.assert_layers(Mode::NoCgroup);
     let env_i = ready.sleepers_of("env-i");
@@ -67,7 +69,7 @@ fn without_cgroup_or_subreaper_the_env_i_escapee_is_the_known_gap() {
     // that left the group and scrubbed its environment: this is why the subreaper and the
     // cgroup exist. A failure here means a layer stopped doing its part.
     let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, Mode::Bare).fixture(&["--zoo"]).spawn();
+    let mut w = WrapBuilder::new(&cookie, Mode::Bare).fixture(ZOO).spawn();
     let ready = w.wait_ready();
     w.assert_layers(Mode::Bare);
     let env_i = ready.sleepers_of("env-i");

@@ -13,7 +13,7 @@ use tether_supervisor::ledger::{InstanceRow, Ledger};
 use tether_supervisor::process::procfs;
 use tether_supervisor::ssh::RemoteSide;
 
-use crate::harness::{eventually, Cookie, Mode, WrapBuilder, Wrapped};
+use crate::harness::{eventually, is_named, Cookie, Mode, WrapBuilder, Wrapped};
 use crate::sshd::Sshd;
 
 /// What the issue allows for a remote server to be gone, from the moment its end was caused.
@@ -62,9 +62,7 @@ pub fn watchdog(w: &Wrapped) -> i32 {
 
 /// A child of `parent` whose command name is `name`.
 fn child_named(parent: i32, name: &str) -> Option<i32> {
-    procfs::children_of(parent)
-        .into_iter()
-        .find(|&p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name))
+    procfs::children_of(parent).into_iter().find(|&p| is_named(p, name))
 }
 
 /// The ledger's row for this test's instance.
@@ -121,21 +119,4 @@ pub fn initialize_and_echo(w: &mut Wrapped, text: &str) {
         Some(text),
         "{reply}"
     );
-}
-
-/// Pids carrying the cookie other than `except` (the frozen local ssh client, say).
-pub fn carriers_except(cookie: &Cookie, except: &[i32]) -> Vec<i32> {
-    cookie.carriers().into_iter().filter(|p| !except.contains(p)).collect()
-}
-
-/// Waits up to `within` until nothing but `except` carries the cookie; panics with the
-/// survivors otherwise (the cookie's drop kills them).
-pub fn assert_only_left(cookie: &Cookie, except: &[i32], within: Duration) {
-    let mut last = Vec::new();
-    let ok = eventually(within, || {
-        last = carriers_except(cookie, except);
-        last.is_empty()
-    });
-    let described: Vec<String> = last.iter().map(|&p| crate::harness::describe(p)).collect();
-    assert!(ok, "survived {within:?}:\n  {}", described.join("\n  "));
 }

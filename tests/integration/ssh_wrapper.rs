@@ -16,7 +16,7 @@ use tether_supervisor::ssh::replies::{KillReport, Leader, Preflight, Refusal};
 use tether_supervisor::ssh::scripts::{self, Shell};
 use tether_supervisor::ssh::RemoteIdentity;
 
-use crate::harness::{eventually, FIXTURE};
+use crate::harness::{eventually, which, FIXTURE, ZOO, ZOO_ESCAPEES, ZOO_SLEEPERS};
 use crate::ssh_remote::{bash, dash, Case, Remote, GRACE, PATIENCE};
 
 /// How long survivors of a teardown may take to be gone.
@@ -51,7 +51,7 @@ with_both_shells!(
 );
 
 fn identity_first_then_json_rpc(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     // The server writes to stderr as soon as it runs: the identity must still come before.
     let mut r = case.start(shell, &["--stderr-lines", "20"]);
     let id = r.identity();
@@ -88,12 +88,12 @@ fn identity_first_then_json_rpc(shell: &Shell) {
 }
 
 fn client_sigkill_leaves_no_survivor(shell: &Shell) {
-    let case = Case::new();
-    let mut r = case.start(shell, &["--zoo"]);
+    let Some(case) = Case::new() else { return };
+    let mut r = case.start(shell, ZOO);
     r.identity();
     r.wait_ready();
-    // Server and five sleepers (same group, setsid, double fork, env -i) carry the tag.
-    case.tag.wait_for_carriers(6);
+    // The server and its sleepers (same group, setsid, double fork, env -i) carry the tag.
+    case.tag.wait_for_carriers(1 + ZOO_SLEEPERS);
     r.child.kill().expect("SIGKILL to ssh");
     r.child.wait().expect("reaping ssh");
     let t0 = Instant::now();
@@ -106,23 +106,12 @@ fn client_sigkill_leaves_no_survivor(shell: &Shell) {
 }
 
 fn server_exit_status_passes_through(shell: &Shell) {
-    let case = Case::new();
-    let flags = [
-        "--exit-after",
-        "1",
-        "--exit-code",
-        "7",
-        "--children",
-        "2",
-        "--setsid-escapee",
-        "--double-fork",
-        "--env-i-escapee",
-        "--tough-children",
-    ];
+    let Some(case) = Case::new() else { return };
+    let flags = [&["--exit-after", "1", "--exit-code", "7"], ZOO_ESCAPEES].concat();
     let mut r = case.start(shell, &flags);
     r.identity();
     r.wait_ready();
-    case.tag.wait_for_carriers(6);
+    case.tag.wait_for_carriers(1 + ZOO_SLEEPERS);
     r.send(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"x\"}}}\n");
     let reply: Value = serde_json::from_str(&r.read_line(PATIENCE)).expect("a JSON reply");
     assert_eq!(reply["id"], 1, "{reply}");
@@ -134,7 +123,7 @@ fn server_exit_status_passes_through(shell: &Shell) {
 }
 
 fn a_missing_command_exits_127(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let missing = format!("/nonexistent/{}", case.tag.0);
     let mut r = case.start_server(shell, &[missing.clone().into()]);
     r.identity();
@@ -148,7 +137,7 @@ fn a_missing_command_exits_127(shell: &Shell) {
 /// An escapee in a session of its own with /dev/null as stdio is out of reach of the group
 /// kill and of the stdio sweep: only the cookie in its environment finds it.
 fn cookie_sweep_takes_an_escapee_without_stdio(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let server = ["sh", "-c", "setsid sleep 600 </dev/null >/dev/null 2>&1 & exec cat"].map(OsString::from);
     let mut r = case.start_server(shell, &server);
     r.identity();
@@ -174,11 +163,11 @@ fn cookie_sweep_takes_an_escapee_without_stdio(shell: &Shell) {
 }
 
 fn remote_kill_refuses_strangers_then_kills(shell: &Shell) {
-    let case = Case::new();
-    let mut r = case.start(shell, &["--zoo"]);
+    let Some(case) = Case::new() else { return };
+    let mut r = case.start(shell, ZOO);
     let id = r.identity();
     r.wait_ready();
-    case.tag.wait_for_carriers(6);
+    case.tag.wait_for_carriers(1 + ZOO_SLEEPERS);
 
     let mut bystander = Command::new("sleep")
         .arg("600")
@@ -239,7 +228,7 @@ fn remote_kill_refuses_strangers_then_kills(shell: &Shell) {
 }
 
 fn remote_kill_lets_a_polite_server_go_on_sigterm(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let mut r = case.start(shell, &["--ignore-eof", "--children", "1"]);
     let id = r.identity();
     r.wait_ready();
@@ -268,7 +257,7 @@ fn remote_kill_lets_a_polite_server_go_on_sigterm(shell: &Shell) {
 }
 
 fn every_byte_and_a_megabyte_line_round_trip(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let mut r = case.start(shell, &["--raw-echo"]);
     r.identity();
     let mut payload: Vec<u8> = (0..=255u8).collect();
@@ -304,7 +293,7 @@ fn every_byte_and_a_megabyte_line_round_trip(shell: &Shell) {
 /// wrapper signals it by pid; the cookie and stdio sweeps must still take the rest. Run
 /// directly (no ssh) with a PATH that lacks setsid, in a group of its own as under sshd.
 fn without_setsid_the_sweeps_still_clean_up(shell: &Shell) {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     let bin = RemovedOnDrop(std::env::temp_dir().join(format!("tether-nosetsid-{}", case.cookie.0)));
     let bin = &bin.0;
     std::fs::create_dir_all(bin).expect("creating the PATH dir");
@@ -361,7 +350,7 @@ impl Drop for RemovedOnDrop {
 
 #[test]
 fn preflight_accepts_posix_login_shells() {
-    let case = Case::new();
+    let Some(case) = Case::new() else { return };
     for shell in [Shell::default(), dash(), bash()] {
         let out = case
             .sshd
@@ -382,15 +371,6 @@ fn preflight_accepts_posix_login_shells() {
 fn session_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..].split_whitespace().nth(3)?.parse().ok()
-}
-
-fn which(tool: &str) -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{tool} not found on PATH"))
 }
 
 fn first_difference(got: &[u8], want: &[u8]) -> String {

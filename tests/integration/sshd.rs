@@ -5,7 +5,9 @@
 //! user (root in CI), a `known_hosts` that pins the host key, the config and the debug log
 //! (`-E`, never `-e`: see [`spawn_listening`]). The client side is hermetic too (`-F /dev/null`,
 //! no agent, no multiplexing): see [`Sshd::ssh_args`]. sshd also needs `/run/sshd`, which a
-//! container that never ran the service lacks: it is created when missing.
+//! container that never ran the service lacks: it is created when missing. On a host without
+//! OpenSSH, [`Sshd::start`] returns `None` and the test skips, saying so, unless
+//! `TETHER_TEST_REQUIRE` names `ssh` (see [`crate::harness::require`]).
 //!
 //! sshd rewrites its argv and environment with setproctitle, so neither an environment cookie nor
 //! a tag finds its per-connection children: on drop the tree is found by ancestry instead, frozen
@@ -26,10 +28,10 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tether_supervisor::process::procfs;
 
-use crate::harness::eventually;
+use tether_supervisor::testing::sshd_binary;
 
-/// Where Debian (and most distributions) install the server; it must be run by absolute path.
-const SSHD_CANDIDATES: [&str; 3] = ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"];
+use crate::harness::{eventually, require, Feature};
+
 /// sshd refuses to start without its privilege-separation directory.
 const PRIVSEP_DIR: &str = "/run/sshd";
 
@@ -46,17 +48,21 @@ pub struct Sshd {
 }
 
 impl Sshd {
-    /// Starts one and waits until a real `ssh … true` succeeds.
-    pub fn start() -> Sshd {
+    /// Starts one and waits until a real `ssh … true` succeeds; `None` (the test skips) on a
+    /// host without OpenSSH, unless `TETHER_TEST_REQUIRE` names `ssh`.
+    pub fn start() -> Option<Sshd> {
         Sshd::start_with("")
     }
 
-    /// Starts one with `extra` lines appended to its config (a `ForceCommand`, say).
-    pub fn start_with(extra: &str) -> Sshd {
-        let binary = SSHD_CANDIDATES
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("no sshd binary: install openssh-server (see .ci/run)");
+    /// [`Sshd::start`] with `extra` lines appended to its config (a `ForceCommand`, say).
+    pub fn start_with(extra: &str) -> Option<Sshd> {
+        if !require(
+            Feature::Ssh,
+            "skipping (install openssh-server and openssh-client, see .ci/run)",
+        ) {
+            return None;
+        }
+        let binary = sshd_binary().expect("probed");
         ensure_privsep_dir();
         let dir = std::env::temp_dir().join(format!(
             "tether-sshd-{}",
@@ -80,7 +86,7 @@ impl Sshd {
                         child,
                     };
                     sshd.wait_login();
-                    return sshd;
+                    return Some(sshd);
                 }
                 Err(log) => why = log,
             }
@@ -396,7 +402,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8
 
 #[test]
 fn sshd_runs_commands_and_drop_kills_its_sessions() {
-    let sshd = Sshd::start();
+    let Some(sshd) = Sshd::start() else { return };
     let out = sshd.run("echo hello; echo oops >&2; exit 3", Duration::from_secs(20));
     assert_eq!(out.stdout, b"hello\n", "{out:?}");
     assert_eq!(out.stderr, b"oops\n", "{out:?}");

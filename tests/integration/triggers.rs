@@ -5,7 +5,7 @@
 
 #![allow(clippy::disallowed_methods)]
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -13,21 +13,21 @@ use nix::unistd::Pid;
 use tether_supervisor::launch::{Launch, LedgerChoice, ServerCommand};
 use tether_supervisor::layers::Layer;
 
-use crate::harness::{Cookie, Mode, WrapBuilder, Wrapped, COOKIE_VAR};
+use crate::harness::{Cookie, Mode, WrapBuilder, Wrapped, FIXTURE, ZOO, ZOO_ESCAPEES, ZOO_SLEEPERS};
 
 const GRACE: Duration = Duration::from_millis(300);
 const SLACK: Duration = Duration::from_secs(1);
 
 /// Starts the zoo under `tether wrap` and checks it is all there and contained as `mode` says.
 fn zoo(cookie: &Cookie, mode: Mode) -> Wrapped {
-    let w = WrapBuilder::new(cookie, mode).grace(GRACE).fixture(&["--zoo"]).spawn();
+    let w = WrapBuilder::new(cookie, mode).grace(GRACE).fixture(ZOO).spawn();
     let ready = w.wait_ready();
-    assert_eq!(ready.sleepers.len(), 5, "zoo incomplete: {ready:?}");
+    assert_eq!(ready.sleepers.len(), ZOO_SLEEPERS, "zoo incomplete: {ready:?}");
     w.assert_layers(mode);
     // The zoo is alive: the check at the end is not vacuous.
     assert!(
-        cookie.carriers().len() >= 7,
-        "expected tether, server and 5 sleepers: {:?}",
+        cookie.carriers().len() >= 2 + ZOO_SLEEPERS,
+        "expected tether, server and {ZOO_SLEEPERS} sleepers: {:?}",
         cookie.carriers()
     );
     w
@@ -94,15 +94,9 @@ in_every_mode!(client_process_exits, |mode| {
     // async list would get /dev/null) and exits on SIGUSR1, while the test keeps both pipes
     // open, so the only trigger is the parent's exit.
     let cookie = Cookie::new();
-    let builder = WrapBuilder::new(&cookie, mode).grace(GRACE).fixture(&["--zoo"]);
-    let mut client = Command::new("sh")
-        .arg("-c")
-        .arg(r#"trap 'exit 0' USR1; "$@" <&0 & wait"#)
-        .arg("sh")
-        .arg(crate::harness::TETHER)
-        .args(builder.argv())
-        .env(COOKIE_VAR, &cookie.0)
-        .env("TETHER_LOG", "info")
+    let builder = WrapBuilder::new(&cookie, mode).grace(GRACE).fixture(ZOO);
+    let mut client = builder
+        .command_via_sh(r#"trap 'exit 0' USR1; "$@" <&0 & wait"#)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -145,17 +139,10 @@ in_every_mode!(server_exits_and_its_leftovers_die_at_once, |mode| {
     let cookie = Cookie::new();
     let mut w = WrapBuilder::new(&cookie, mode)
         .grace(Duration::from_secs(30))
-        .fixture(&[
-            "--children",
-            "2",
-            "--setsid-escapee",
-            "--double-fork",
-            "--env-i-escapee",
-            "--tough-children",
-        ])
+        .fixture(ZOO_ESCAPEES)
         .fixture(&["--exit-after", "1", "--exit-code", "7"])
         .spawn();
-    assert_eq!(w.wait_ready().sleepers.len(), 5);
+    assert_eq!(w.wait_ready().sleepers.len(), ZOO_SLEEPERS);
     let request =
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"bye"}}}"#;
     use std::io::{BufRead, Write};
@@ -172,12 +159,9 @@ in_every_mode!(server_exits_and_its_leftovers_die_at_once, |mode| {
 fn lifeline_cut_ends_the_tree() {
     for mode in [Mode::Cgroup, Mode::NoCgroup] {
         let cookie = Cookie::new();
-        let server = ServerCommand::Local(vec![
-            crate::harness::FIXTURE.into(),
-            "--tag".into(),
-            cookie.0.clone().into(),
-            "--zoo".into(),
-        ]);
+        let mut argv = vec![FIXTURE.into(), "--tag".into(), cookie.0.clone().into()];
+        argv.extend(ZOO.iter().map(Into::into));
+        let server = ServerCommand::Local(argv);
         let mut launch = Launch::new(
             crate::harness::TETHER.into(),
             server,
@@ -193,8 +177,8 @@ fn lifeline_cut_ends_the_tree() {
         let mut shim = launch.spawn().expect("launch");
         // The client keeps the server's stdin open: only the lifeline can trigger.
         let _stdin = shim.stdin.take();
-        // tether and its watchdog (the tag is in their argv), the server and its 5 sleepers.
-        cookie.wait_for_carriers(8);
+        // tether and its watchdog (the tag is in their argv), the server and its sleepers.
+        cookie.wait_for_carriers(3 + ZOO_SLEEPERS);
         shim.cut_lifeline();
         cookie.assert_none_survive(GRACE + SLACK);
         let status = shim.child.wait().expect("wait shim");
@@ -238,16 +222,8 @@ fn a_client_that_ignores_sigchld_still_gets_the_servers_status() {
     // resets it, or it would lose the server's status and its pinned process group.
     let cookie = Cookie::new();
     let builder = WrapBuilder::new(&cookie, Mode::Cgroup).fixture(&["--exit-code", "3", "--children", "1"]);
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(r#"trap '' CHLD; exec "$@""#)
-        .arg("sh")
-        .arg(crate::harness::TETHER)
-        .args(builder.argv())
-        .env(COOKIE_VAR, &cookie.0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut cmd = builder.command_via_sh(r#"trap '' CHLD; exec "$@""#);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn");
     cookie.wait_for_carriers(4);
     drop(child.stdin.take());

@@ -14,6 +14,8 @@
 //! - [`ssh`]: servers on SSH hosts, with the remote half as POSIX-sh scripts.
 //! - [`host`]: what this host supports, proven by probes (behind `tether doctor`);
 //!   [`inventory`]: what is alive now, joined from the ledger and `/proc` (behind `tether ps`).
+//! - `testing` (tests only, the `testing` feature): what the host must provide for a test
+//!   (`TETHER_TEST_REQUIRE`), shared by the unit tests and the integration suite.
 //!
 //! Everything Linux-specific (cgroups, pidfds, the subreaper, `prctl`, signalfd) lives in this
 //! crate: the gateway above it only uses [`launch`], [`ledger`] and [`sweep`].
@@ -31,6 +33,8 @@ pub mod process;
 pub mod shim;
 pub mod ssh;
 pub mod sweep;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// The exit status of Tether's own failures (bad flags or configuration, an OS error), kept
 /// clear of 126 (not executable) and 127 (not found) like `env`, `timeout` and `chroot` do.

@@ -247,18 +247,16 @@ pub fn remove_dir_when_empty(dir: &Path, patience: Duration) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{require, Feature};
 
     #[test]
     #[allow(clippy::disallowed_methods)] // The test starts the member it waits for.
     fn wait_empty_returns_when_the_last_member_exits_and_not_before() {
+        if !require(Feature::Cgroup, "skipping: the v1/re-read path is the only one here") {
+            return;
+        }
         let id = crate::ids::random_id().unwrap();
-        let cg = match InstanceCgroup::create(&id, None) {
-            Ok((cg, _)) => cg,
-            Err(e) => {
-                eprintln!("no writable cgroup v2 here ({e}): the v1/re-read path is the only one");
-                return;
-            }
-        };
+        let (cg, _) = InstanceCgroup::create(&id, None).unwrap();
         let mut child = std::process::Command::new("sleep").arg("0.3").spawn().unwrap();
         fs::write(cg.dir().join("cgroup.procs"), child.id().to_string()).unwrap();
         assert!(cg.populated());
