@@ -83,19 +83,19 @@ fn remove_one(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
             why: "processes are still in it".into(),
         });
     }
-    remove_dir_when_empty(dir, deadline.saturating_duration_since(Instant::now())).map_err(
-        |source| match foreign_child(dir) {
-            Some(name) => CgroupError::Held {
-                path: dir.to_path_buf(),
-                why: format!("it holds {name:?}, which is not an instance cgroup and is left alone"),
-            },
-            None => CgroupError::Io {
-                action: "rmdir",
-                path: dir.to_path_buf(),
-                source,
-            },
-        },
-    )
+    // Nothing will remove a directory that is not Tether's: retrying the rmdir would only burn
+    // the patience.
+    if let Some(name) = foreign_child(dir) {
+        return Err(CgroupError::Held {
+            path: dir.to_path_buf(),
+            why: format!("it holds {name:?}, which is not an instance cgroup and is left alone"),
+        });
+    }
+    remove_dir_when_empty(dir, deadline.saturating_duration_since(Instant::now())).map_err(|source| CgroupError::Io {
+        action: "rmdir",
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// A child directory of `dir` that is not an instance cgroup (one the server made, say): the
