@@ -268,3 +268,65 @@ fn with_the_watchdogs_gone_one_reap_removes_the_nest() {
     );
     cookie.assert_none_survive(Duration::from_secs(1));
 }
+
+/// Actions of `kind` in a reap report.
+fn actions_of<'r>(report: &'r serde_json::Value, kind: &str) -> Vec<&'r serde_json::Value> {
+    report["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn a_row_whose_cgroup_cannot_be_removed_stays_open_until_it_can() {
+    // Plain directories stand in for an orphan's cgroup (mkdir, readdir and rmdir are the
+    // same calls): a nested instance cgroup, which the reap removes, and a directory that is
+    // not Tether's (a cgroup the server made, say), which it must leave, and so the row.
+    let cookie = Cookie::new();
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("nest-{}", cookie.0));
+    let id = tether_supervisor::ids::random_id().expect("id");
+    let outer = scratch.join(format!("tether-{id}"));
+    let nested = outer.join(format!("tether-{}", tether_supervisor::ids::random_id().expect("id")));
+    let foreign = outer.join("server.slice");
+    for d in [&nested, &foreign] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    let intent = tether_supervisor::ledger::Intent {
+        id: id.clone(),
+        cgroup: Some(outer.clone()),
+        ..crate::ledger::orphan_intent(&cookie, crate::ledger::dead_identity(&cookie))
+    };
+    Ledger::open(&cookie.state_dir())
+        .and_then(|mut l| l.record_intent(&intent))
+        .expect("recording the orphan");
+    let state = || {
+        let ledger = Ledger::open(&cookie.state_dir()).expect("ledger");
+        ledger.instance(&id).expect("read").expect("row").state
+    };
+
+    for attempt in ["first", "second"] {
+        let report = reap(&cookie, &[]);
+        let left_open = actions_of(&report, "left-open");
+        assert_eq!(left_open.len(), 1, "{attempt} reap: {report:#}");
+        let why = left_open[0]["reason"].as_str().unwrap_or_default();
+        assert!(why.contains("server.slice"), "{attempt} reap, reason {why:?}");
+        assert!(state().is_open(), "{attempt} reap closed a row whose cgroup exists");
+        assert!(
+            !nested.exists(),
+            "{attempt} reap: the nested instance cgroup was not removed"
+        );
+        assert!(
+            foreign.exists(),
+            "{attempt} reap removed a directory that is not Tether's"
+        );
+    }
+    std::fs::remove_dir(&foreign).expect("rmdir the foreign directory");
+    let report = reap(&cookie, &[]);
+    assert!(actions_of(&report, "left-open").is_empty(), "{report:#}");
+    assert_eq!(state(), InstanceState::Reaped, "{report:#}");
+    assert!(!outer.exists(), "{report:#}");
+    let _ = std::fs::remove_dir_all(&scratch);
+    cookie.assert_none_survive(Duration::from_secs(1));
+}
