@@ -25,7 +25,7 @@ pub fn bystander(cookie: &Cookie) -> Child {
 }
 
 /// Starts and ends a process; returns the identity it had.
-fn dead_identity(cookie: &Cookie) -> ProcessIdentity {
+pub fn dead_identity(cookie: &Cookie) -> ProcessIdentity {
     let mut child = bystander(cookie);
     let id = ProcessIdentity::of(child.id() as i32).expect("identity");
     child.kill().expect("kill");
@@ -51,7 +51,7 @@ pub fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Result<Child, String> {
     Err(format!("other forks took pid {pid} 50 times in a row"))
 }
 
-fn orphan_intent(cookie: &Cookie, holder: ProcessIdentity) -> Intent {
+pub fn orphan_intent(cookie: &Cookie, holder: ProcessIdentity) -> Intent {
     Intent {
         id: tether_supervisor::ids::random_id().expect("id"),
         owner_id: tether_supervisor::ids::random_id().expect("id"),

@@ -10,6 +10,7 @@ mod doctor_host;
 mod harness;
 mod ledger;
 mod max_procs;
+mod nested_wrap;
 mod ps;
 mod real_client;
 mod reap;

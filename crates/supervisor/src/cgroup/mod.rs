@@ -4,11 +4,12 @@
 //! holds even `env -i` + `setsid` double-forked escapees; `cgroup.kill` ends all members at once
 //! and `cgroup.events` says when none is left. The instance cgroup is made under this process's
 //! own v2 cgroup (so no other part of the tree is touched), named `tether-<instance id>`, and
-//! removed when the instance ends. A `pids.max` limit comes from the v2 `pids` controller
-//! when the parent offers it, else from the v1 `pids` hierarchy of a hybrid host (see
-//! [`pids`]).
+//! removed when the instance ends, with any instance cgroup nested in it (see [`nested`]). A
+//! `pids.max` limit comes from the v2 `pids` controller when the parent offers it, else from the
+//! v1 `pids` hierarchy of a hybrid host (see [`pids`]).
 
 pub mod mounts;
+pub mod nested;
 pub mod pids;
 
 use std::fs::{self, File, OpenOptions};
@@ -17,6 +18,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use nested::{instance_id_of, nested_instance_dirs, remove_tree_when_empty};
 use pids::PidsLimit;
 
 /// Prefix of every instance cgroup's directory name; the sweep looks for it.
@@ -38,6 +40,14 @@ pub enum CgroupError {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+    /// An instance cgroup is not removed, and must not be: something is still in it.
+    #[error("not removing {path}: {why}")]
+    Held {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// What is still in it.
+        why: String,
     },
 }
 
@@ -140,9 +150,10 @@ impl InstanceCgroup {
     }
 
     /// Removes the cgroup (and the pids one) once it is empty, retrying briefly while the
-    /// kernel still releases the last members. Leaves nothing behind on success.
-    pub fn remove(self) -> io::Result<()> {
-        let v2 = remove_dir_when_empty(&self.dir, Duration::from_secs(2));
+    /// kernel still releases the last members, with the instance cgroups of shims that ran
+    /// inside it. Leaves nothing behind on success.
+    pub fn remove(self) -> Result<(), CgroupError> {
+        let v2 = remove_tree_when_empty(&self.dir, Duration::from_secs(2));
         let v1 = self.pids.map_or(Ok(()), PidsLimit::remove);
         v2.and(v1)
     }
@@ -164,28 +175,36 @@ pub fn populated(dir: &Path) -> bool {
     }
 }
 
-/// Kills every member of the cgroup at `dir`: `cgroup.kill` where the kernel has it (≥ 5.14),
-/// else SIGKILL to each listed member until none is left (members are ours by construction:
-/// only processes forked inside the cgroup are in it).
+/// Kills every member of the cgroup at `dir` and of the cgroups below it: `cgroup.kill` where
+/// the kernel has it (≥ 5.14), else SIGKILL to each listed member of `dir` and of the instance
+/// cgroups nested in it until none is left (members are ours by construction: only processes
+/// forked inside the cgroup are in it).
 pub fn kill_dir(dir: &Path) -> io::Result<()> {
     let kill_file = dir.join("cgroup.kill");
     if kill_file.exists() {
         let mut f = OpenOptions::new().write(true).open(&kill_file)?;
         return f.write_all(b"1");
     }
-    // Kernels before 5.14: SIGKILL each member through a pidfd, re-checking membership after
-    // opening it, so a member that left and whose pid was recycled is never hit.
+    // Kernels before 5.14, and v1 directories: SIGKILL each member through a pidfd,
+    // re-checking membership after opening it, so a member that left and whose pid was
+    // recycled is never hit. `cgroup.procs` lists only a cgroup's own members, so the nested
+    // instance cgroups are read too.
     for _ in 0..100 {
-        let members = members_of(dir);
-        if members.is_empty() {
-            return Ok(());
-        }
-        for pid in members {
-            if let Ok(fd) = crate::process::pidfd::Pidfd::open(pid) {
-                if members_of(dir).contains(&pid) {
-                    let _ = fd.signal(nix::sys::signal::Signal::SIGKILL);
+        let mut dirs = nested_instance_dirs(dir);
+        dirs.push(dir.to_path_buf());
+        let mut any = false;
+        for d in &dirs {
+            for pid in members_of(d) {
+                any = true;
+                if let Ok(fd) = crate::process::pidfd::Pidfd::open(pid) {
+                    if members_of(d).contains(&pid) {
+                        let _ = fd.signal(nix::sys::signal::Signal::SIGKILL);
+                    }
                 }
             }
+        }
+        if !any {
+            return Ok(());
         }
     }
     Ok(())

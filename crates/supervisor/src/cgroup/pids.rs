@@ -66,13 +66,14 @@ impl PidsLimit {
         }
     }
 
-    /// Removes the v1 cgroup once empty (the v2 limit goes with its cgroup).
-    pub fn remove(self) -> std::io::Result<()> {
+    /// Removes the v1 cgroup once empty, with the v1 cgroups of limited shims that ran inside
+    /// it (the v2 limit goes with its cgroup).
+    pub fn remove(self) -> Result<(), super::CgroupError> {
         match self {
             PidsLimit::V2 { .. } => Ok(()),
             PidsLimit::V1 { dir, procs, .. } => {
                 drop(procs);
-                super::remove_dir_when_empty(&dir, Duration::from_secs(2))
+                super::remove_tree_when_empty(&dir, Duration::from_secs(2))
             }
         }
     }

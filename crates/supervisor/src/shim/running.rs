@@ -271,9 +271,9 @@ impl Instance {
         }
         self.ledger.ended(&format!("{cause}; server {}", exit.describe()));
         if let Some(cg) = cgroup {
-            let dir = cg.dir().to_path_buf();
+            // The error names the directory (ours, or a nested one an inner shim left).
             if let Err(e) = cg.remove() {
-                tracing::warn!("removing cgroup {}: {e}", dir.display());
+                tracing::warn!("instance {}: removing its cgroup: {e}", self.id);
             }
         }
         if let Some(w) = self.watchdog.take() {

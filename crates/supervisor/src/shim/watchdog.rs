@@ -5,9 +5,9 @@
 //! client's process group does not reach it), drops every fd but one end of a pipe, and waits.
 //! When the shim tears down normally it writes one byte, `C`, and the watchdog exits at once.
 //! When the pipe reaches EOF with no byte, the shim died: the watchdog kills the instance
-//! cgroup, sweeps the cookie, removes the cgroups, ends an SSH server's remote side over a
-//! connection of its own, and exits. It is not in the instance cgroup, so `cgroup.kill` does not
-//! reach it.
+//! cgroup, sweeps the cookie, removes the cgroups (the instance cgroups nested in them first),
+//! ends an SSH server's remote side over a connection of its own, and exits. It is not in the
+//! instance cgroup, so `cgroup.kill` does not reach it.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -177,8 +177,10 @@ fn clean_up(charge: &Charge) {
             }
         }
     }
+    // Bottom-up: the instance cgroups of shims that ran inside ours (`tether wrap -- tether
+    // wrap -- …`) died with them, unremoved, and would keep ours from being removed.
     for dir in &charge.cgroups {
-        let _ = cgroup::remove_dir_when_empty(dir, Duration::from_secs(2));
+        let _ = cgroup::remove_tree_when_empty(dir, Duration::from_secs(2));
     }
     if let Some(r) = &charge.remote {
         r.exec();

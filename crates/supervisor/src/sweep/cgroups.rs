@@ -1,38 +1,60 @@
 //! Instance cgroups left by dead shims: kill their members, then remove them.
 //!
 //! Membership in `tether-<instance>` is proof of ownership (only processes forked into it are
-//! members), so a recorded cgroup of a dead holder is killed whole. A `tether-*` directory that
-//! no ledger row explains is removed only when empty: it may belong to another user's or
-//! another state directory's Tether, still running.
+//! members), so a recorded cgroup of a dead holder is killed whole, with the instance cgroups
+//! nested in it. A `tether-*` directory that no ledger row explains is removed only when empty:
+//! it may belong to another user's or another state directory's Tether, still running.
 
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cgroup::{self, mounts, NAME_PREFIX};
+use crate::cgroup::{self, mounts};
 
 /// How long a killed cgroup may take to empty before it is reported as stuck.
 const EMPTY_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Kills every member of `dir` and removes it. Returns how many members it had, or `None`
-/// when the directory no longer exists.
+/// Kills every member of `dir` and of the instance cgroups nested in it (those of shims that
+/// ran inside the instance and died with it), then removes them all, deepest first. Returns how
+/// many members there were, or `None` when the directory no longer exists.
 pub fn kill_and_remove(dir: &Path) -> Option<Result<usize, String>> {
     if !dir.is_dir() {
         return None;
     }
-    let members = cgroup::members_of(dir).len();
-    if members > 0 {
+    let members = members_in_tree(dir);
+    // `populated` also sees members of cgroups below that are not Tether's, which
+    // `cgroup.kill` reaches as well.
+    if members > 0 || cgroup::populated(dir) {
         if let Err(e) = cgroup::kill_dir(dir) {
-            return Some(Err(format!("cgroup.kill: {e}")));
+            return Some(Err(format!("writing {}/cgroup.kill: {e}", dir.display())));
         }
         cgroup::wait_empty(dir, EMPTY_PATIENCE);
     }
     Some(
-        cgroup::remove_dir_when_empty(dir, Duration::from_secs(2))
+        cgroup::remove_tree_when_empty(dir, Duration::from_secs(2))
             .map(|()| members)
-            .map_err(|e| format!("rmdir: {e}")),
+            .map_err(|e| e.to_string()),
     )
+}
+
+/// How many processes are in `dir` and in the instance cgroups nested in it (`cgroup.procs`
+/// lists only a cgroup's own members).
+pub fn members_in_tree(dir: &Path) -> usize {
+    let nested = cgroup::nested_instance_dirs(dir);
+    nested
+        .iter()
+        .map(PathBuf::as_path)
+        .chain([dir])
+        .map(|d| cgroup::members_of(d).len())
+        .sum()
+}
+
+/// Removes a `tether-*` directory no ledger row explains, with the instance cgroups nested in
+/// it, when nothing at all is in it. True when it was removed.
+pub fn remove_if_unpopulated(dir: &Path) -> bool {
+    // Populated counts the members of every cgroup below: a live shim inside makes it so.
+    !cgroup::populated(dir) && cgroup::remove_tree_when_empty(dir, Duration::ZERO).is_ok()
 }
 
 /// `tether-*` directories under the given parents and under this process's own v2 cgroup.
@@ -45,9 +67,8 @@ pub fn instance_dirs(parents: impl IntoIterator<Item = PathBuf>) -> Vec<(String,
     for parent in parents {
         let Ok(entries) = fs::read_dir(&parent) else { continue };
         for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_prefix(NAME_PREFIX) {
-                if crate::ids::is_valid_id(id) && e.path().is_dir() {
+            if let Some(id) = cgroup::instance_id_of(&e.file_name()) {
+                if e.path().is_dir() {
                     found.push((id.to_string(), e.path()));
                 }
             }

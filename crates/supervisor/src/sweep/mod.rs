@@ -3,9 +3,11 @@
 //! Run by `tether reap`, and as a library call by any long-lived Tether process when it
 //! starts. For every open instance of this boot whose holder (the shim responsible for it) is
 //! dead, it re-checks each recorded process identity and SIGKILLs the ones that still match
-//! through a pidfd, kills and removes the instance's cgroup, and kills every process still
-//! carrying the instance's cookie (one `/proc` pass for all instances). A recorded pid that now
-//! belongs to another process is skipped and reported. Instances of earlier boots are closed
+//! through a pidfd, kills and removes the instance's cgroup (with the instance cgroups of shims
+//! that ran inside it, deepest first), and kills every process still carrying the instance's
+//! cookie (one `/proc` pass for all instances), then closes its row, unless its cgroup could
+//! not be removed: that row stays open for the next sweep. A recorded pid that now belongs to
+//! another process is skipped and reported. Instances of earlier boots are closed
 //! as lost (their local processes died with that boot). SSH servers whose owner died before
 //! their remote side was known to be over get a remote kill ([`remote_kills`]), whatever the boot.
 //! Closed rows older than a week are compacted away, except those still awaiting a remote kill.
@@ -17,7 +19,7 @@ pub mod remote_kills;
 mod report;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -91,6 +93,8 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
         dry_run,
         victims: Vec::new(),
     };
+    // Why a cgroup of an orphan could not be removed, for the report on its row left open.
+    let mut cgroup_failures: HashMap<PathBuf, String> = HashMap::new();
     let verb = if dry_run {
         ActionKind::WouldKill
     } else {
@@ -125,7 +129,9 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
             }
         }
         for dir in inst.intent.cgroup.iter().chain(inst.intent.cgroup_v1.iter()) {
-            kill_cgroup(inst, dir, dry_run, &mut report);
+            if let Some(why) = kill_cgroup(inst, dir, dry_run, &mut report) {
+                cgroup_failures.insert(dir.clone(), why);
+            }
         }
     }
 
@@ -182,7 +188,7 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
         let old = std::fs::metadata(&dir)
             .and_then(|m| m.modified())
             .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_CGROUP_AGE));
-        if old && crate::cgroup::members_of(&dir).is_empty() && !dry_run && std::fs::remove_dir(&dir).is_ok() {
+        if old && !dry_run && cgroups::remove_if_unpopulated(&dir) {
             report.push(Action {
                 instance: id,
                 server: String::new(),
@@ -196,26 +202,53 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
 
     wait_dead(&killer.victims);
     if !dry_run {
-        close(ledger, &orphans, &lost, &mut report)?;
+        close(ledger, &orphans, &lost, &cgroup_failures, &mut report)?;
         ledger.compact(now_ms() - i64::try_from(KEEP_CLOSED.as_millis()).unwrap_or(i64::MAX))?;
     }
     Ok(report)
 }
 
-/// Closes the orphans as reaped and earlier boots' instances as lost.
+/// Closes the orphans as reaped and earlier boots' instances as lost. An orphan whose cgroup
+/// directory still exists stays open, so that the next sweep tries again: a closed row would
+/// leave that directory to the much later, unexplained-cgroup clean-up, or to nobody.
 fn close(
     ledger: &mut Ledger,
     orphans: &[InstanceRow],
     lost: &[InstanceRow],
+    cgroup_failures: &HashMap<PathBuf, String>,
     report: &mut Report,
 ) -> Result<(), SweepError> {
-    let ids: Vec<String> = orphans.iter().map(|i| i.intent.id.clone()).collect();
+    let mut reaped = Vec::new();
+    for inst in orphans {
+        let left = inst
+            .intent
+            .cgroup
+            .iter()
+            .chain(inst.intent.cgroup_v1.iter())
+            .find(|d| d.exists());
+        match left {
+            Some(dir) => {
+                let why = cgroup_failures.get(dir).map_or("it was not removed", String::as_str);
+                report.push(Action {
+                    cgroup: Some(dir.display().to_string()),
+                    ..action(
+                        inst,
+                        ActionKind::LeftOpen,
+                        None,
+                        format!("its cgroup still exists ({why}); left open for the next sweep"),
+                    )
+                });
+            }
+            None => reaped.push(inst),
+        }
+    }
+    let ids: Vec<String> = reaped.iter().map(|i| i.intent.id.clone()).collect();
     ledger.finish(
         &ids,
         InstanceState::Reaped,
         "its shim died; the sweep ended what was left",
     )?;
-    for inst in orphans {
+    for inst in reaped {
         report.push(action(
             inst,
             ActionKind::Reaped,
@@ -236,29 +269,34 @@ fn close(
     Ok(())
 }
 
-fn kill_cgroup(inst: &InstanceRow, dir: &Path, dry_run: bool, report: &mut Report) {
+/// Kills and removes one cgroup of an orphan (or, dry run, reports what it would kill).
+/// Returns why it could not be removed, when it could not.
+fn kill_cgroup(inst: &InstanceRow, dir: &Path, dry_run: bool, report: &mut Report) -> Option<String> {
     let cgroup = Some(dir.display().to_string());
     if dry_run {
-        let members = crate::cgroup::members_of(dir).len();
+        let members = cgroups::members_in_tree(dir);
         if members > 0 {
             report.push(Action {
                 cgroup,
                 ..action(inst, ActionKind::WouldKillCgroup, None, format!("{members} member(s)"))
             });
         }
-        return;
+        return None;
     }
     match cgroups::kill_and_remove(dir) {
-        None => {}
-        Some(Ok(0)) => report.push(Action {
-            cgroup,
-            ..action(
-                inst,
-                ActionKind::CgroupRemoved,
-                None,
-                "empty cgroup of a dead shim".into(),
-            )
-        }),
+        None => None,
+        Some(Ok(0)) => {
+            report.push(Action {
+                cgroup,
+                ..action(
+                    inst,
+                    ActionKind::CgroupRemoved,
+                    None,
+                    "empty cgroup of a dead shim".into(),
+                )
+            });
+            None
+        }
         Some(Ok(n)) => {
             report.killed += n;
             report.push(Action {
@@ -270,11 +308,15 @@ fn kill_cgroup(inst: &InstanceRow, dir: &Path, dry_run: bool, report: &mut Repor
                     format!("{n} member(s) killed, cgroup removed"),
                 )
             });
+            None
         }
-        Some(Err(e)) => report.push(Action {
-            cgroup,
-            ..action(inst, ActionKind::CgroupKilled, None, format!("failed: {e}"))
-        }),
+        Some(Err(e)) => {
+            report.push(Action {
+                cgroup,
+                ..action(inst, ActionKind::CgroupFailed, None, e.clone())
+            });
+            Some(e)
+        }
     }
 }
 

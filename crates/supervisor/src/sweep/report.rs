@@ -39,8 +39,13 @@ pub enum ActionKind {
     WouldKillCgroup,
     /// A stale cgroup directory was removed.
     CgroupRemoved,
+    /// An orphan's cgroup could not be killed or removed; the reason says which and why.
+    CgroupFailed,
     /// An orphaned instance was closed in the ledger.
     Reaped,
+    /// An orphaned instance was left open because its cgroup still exists; the next sweep
+    /// tries again.
+    LeftOpen,
     /// An instance of an earlier boot was closed (its local processes died with that boot).
     Lost,
     /// A remote kill ended (or found ended) an SSH server whose owner died.
@@ -93,7 +98,9 @@ impl fmt::Display for ActionKind {
             ActionKind::CgroupKilled => "killed cgroup",
             ActionKind::WouldKillCgroup => "would kill cgroup",
             ActionKind::CgroupRemoved => "removed cgroup",
+            ActionKind::CgroupFailed => "cgroup not removed",
             ActionKind::Reaped => "reaped",
+            ActionKind::LeftOpen => "left open",
             ActionKind::Lost => "lost (earlier boot)",
             ActionKind::RemoteKilled => "killed remote",
             ActionKind::RemoteRefused => "remote refused",
