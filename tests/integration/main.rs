@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod doctor_advice;
+mod doctor_dead_shim;
 mod doctor_host;
 mod harness;
 mod ledger;

@@ -32,8 +32,9 @@ pub struct Diagnosis {
     pub host: HostReport,
     /// The ledger's state.
     pub ledger: LedgerHealth,
-    /// Processes left by dead Tether processes, and cgroups of dead shims. `None` when the
-    /// ledger cannot be read, so nothing can tell.
+    /// What `tether reap` would end or close: processes and cgroups left by dead Tether
+    /// processes, and instances whose shim died with nothing left running (their open rows).
+    /// `None` when the ledger cannot be read, so nothing can tell.
     pub orphans: Option<Vec<Orphan>>,
     /// Processes carrying a cookie this ledger has no record of (every carrier, when the
     /// ledger cannot be read): another state directory's (or another user's) Tether may own
@@ -58,7 +59,7 @@ pub struct LedgerHealth {
     pub advice: Option<String>,
 }
 
-/// One thing a sweep would end.
+/// One thing a sweep would end or close.
 #[derive(Debug, serde::Serialize)]
 pub struct Orphan {
     /// The process, if one.
@@ -76,13 +77,13 @@ pub struct Orphan {
 }
 
 impl Diagnosis {
-    /// True when something needs doing: the ledger is unusable, or a sweep would kill.
+    /// True when something needs doing: the ledger is unusable, or a sweep has work.
     pub fn needs_attention(&self) -> bool {
         !self.ledger.ok || self.orphans.as_ref().is_some_and(|o| !o.is_empty())
     }
 }
 
-/// Runs `tether doctor`. Exit status 0 when the ledger is sound and no orphan was found, else 1.
+/// Runs `tether doctor`. Exit status 0 when the ledger is sound and nothing needs reaping, else 1.
 pub fn run(args: &DoctorArgs, state_dir: Option<&Path>) -> ExitCode {
     let d = diagnose(state_dir);
     if args.json {
@@ -129,10 +130,7 @@ pub fn diagnose(state_dir: Option<&Path>) -> Diagnosis {
     let ledger = LedgerHealth {
         path,
         ok: true,
-        detail: format!(
-            "opens, quick_check ok; {} live instance(s), {} orphaned",
-            report.live_instances, report.orphaned_instances
-        ),
+        detail: format!("opens, quick_check ok; {} live instance(s)", report.live_instances),
         fix: None,
         advice: None,
     };

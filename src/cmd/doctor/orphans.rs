@@ -1,7 +1,12 @@
 //! The doctor's verdict on what a sweep would do: a dry-run [`Report`] turned into orphans, each
 //! with the exact `tether reap` command that ends it, and the cookie carriers no ledger row
 //! explains.
+//!
+//! One verdict for one instance: an open row whose shim is dead needs reaping even when its
+//! processes are all gone (a watchdog ended them, but only a sweep closes the row), so such an
+//! instance is an orphan of its own when no process or cgroup of it is listed.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use tether_supervisor::sweep::{self, Action, ActionKind, Report};
@@ -13,14 +18,26 @@ use crate::cmd::shell::quote;
 pub fn from_dry_run(report: Report, state_dir: &Path) -> (Vec<Orphan>, Vec<Orphan>) {
     let reap = reap_command(state_dir);
     let (mut orphans, mut unknown) = (Vec::new(), Vec::new());
+    let mut closing = Vec::new();
     for a in report.actions {
         match a.kind {
             ActionKind::WouldKill | ActionKind::WouldKillCgroup | ActionKind::WouldKillRemote => {
                 orphans.push(orphan(a, reap.clone()));
             }
+            ActionKind::WouldReap | ActionKind::WouldCloseLost => closing.push(a),
             ActionKind::SkippedUnknown => unknown.push(unknown_carrier(a)),
             _ => {}
         }
+    }
+    let listed: HashSet<String> = orphans.iter().map(|o| o.instance.clone()).collect();
+    for mut a in closing.into_iter().filter(|a| !listed.contains(&a.instance)) {
+        a.reason = match a.kind {
+            ActionKind::WouldCloseLost => {
+                "recorded in an earlier boot; nothing of it runs now; `tether reap` closes its row".into()
+            }
+            _ => "shim died; nothing left running; `tether reap` closes its row".into(),
+        };
+        orphans.push(orphan(a, reap.clone()));
     }
     (orphans, unknown)
 }

@@ -42,12 +42,15 @@ fn render_orphans(out: &mut String, orphans: &[Orphan]) {
         let _ = writeln!(out, "orphans: none");
         return;
     }
-    let _ = writeln!(out, "orphans: {}", orphans.len());
+    let mut instances: Vec<&str> = orphans.iter().map(|o| o.instance.as_str()).collect();
+    instances.sort_unstable();
+    instances.dedup();
+    let _ = writeln!(out, "orphans: {} instance(s) need `tether reap`", instances.len());
     for o in orphans {
         let what = match (o.pid, &o.cgroup) {
             (Some(pid), _) => format!("pid {pid} [{} {}]", o.server, short(&o.instance)),
             (None, Some(c)) => format!("{c} [{} {}]", o.server, short(&o.instance)),
-            (None, None) => format!("? [{} {}]", o.server, short(&o.instance)),
+            (None, None) => format!("instance {} [{}]", short(&o.instance), o.server),
         };
         let _ = writeln!(out, "  {what}: {}", o.reason);
         let _ = writeln!(out, "    fix: {}", o.fix);
