@@ -1,8 +1,12 @@
-//! One module per subcommand: its arguments, turned into a validated configuration, and its run.
+//! One module per subcommand: its arguments, turned into a validated configuration, and its run;
+//! and what several of them print: a ledger that cannot be used ([`ledger_trouble`]), commands
+//! quoted for a shell ([`shell`]).
 
 pub mod demo;
 pub mod doctor;
+mod ledger_trouble;
 pub mod ps;
 pub mod reap;
 pub mod settle_remote;
+mod shell;
 pub mod wrap;

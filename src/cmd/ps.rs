@@ -1,14 +1,20 @@
 //! `tether ps`: the ledger joined with `/proc` ([`tether_supervisor::inventory`]), as JSON or
 //! as text for people: one block per owner, one per instance, one line per process.
+//!
+//! When the ledger cannot be used, it still shows what `/proc` alone shows (the cookie
+//! carriers, by instance), marked unverified, says once what is wrong with the ledger and how
+//! to fix it, and exits with 1.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use tether_supervisor::inventory::{self, Listing};
+use tether_supervisor::inventory::unverified::{self, CookieInstance};
+use tether_supervisor::inventory::{self, Listing, ProcessView};
 use tether_supervisor::ledger::{location, Ledger};
 use tether_supervisor::sweep::short;
+
+use super::ledger_trouble::LedgerTrouble;
 
 /// `tether ps`.
 #[derive(Debug, clap::Args)]
@@ -21,26 +27,80 @@ pub struct PsArgs {
     pub all: bool,
 }
 
+/// What `tether ps --json` prints when the ledger cannot be used.
+#[derive(Debug, serde::Serialize)]
+struct UnverifiedListing {
+    /// Always false: no ledger vouches for any of this.
+    verified: bool,
+    /// What is wrong with the ledger, and the fix.
+    ledger_problem: LedgerTrouble,
+    /// The cookie carriers, by instance.
+    instances: Vec<CookieInstance>,
+}
+
 /// Runs `tether ps`.
 pub fn run(args: &PsArgs, state_dir: Option<&Path>) -> ExitCode {
-    let run = || -> anyhow::Result<()> {
-        let dir = location::state_dir(state_dir).map_err(anyhow::Error::msg)?;
-        let ledger = Ledger::open(&dir)?;
-        let listing = inventory::list(&ledger, args.all)?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&listing).context("encoding JSON")?);
-        } else {
-            print!("{}", text(&listing));
-        }
-        Ok(())
+    let dir = match location::state_dir(state_dir) {
+        Ok(dir) => dir,
+        Err(why) => return run_unverified(args, LedgerTrouble::no_state_dir(why)),
     };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
+    // The ledger is closed when this returns, before a fix naming its files is worked out.
+    let listing = Ledger::open(&dir).and_then(|ledger| inventory::list(&ledger, args.all));
+    let listing = match listing {
+        Ok(listing) => listing,
+        Err(e) => return run_unverified(args, LedgerTrouble::of(&e)),
+    };
+    if args.json {
+        print_json(&listing)
+    } else {
+        print!("{}", text(&listing));
+        ExitCode::SUCCESS
+    }
+}
+
+fn run_unverified(args: &PsArgs, trouble: LedgerTrouble) -> ExitCode {
+    let instances = unverified::list();
+    if args.json {
+        let _ = print_json(&UnverifiedListing {
+            verified: false,
+            ledger_problem: trouble,
+            instances,
+        });
+    } else {
+        tracing::error!("ps: {}\n{}", trouble.headline(), trouble.fix_text("  "));
+        print!("{}", unverified_text(&instances));
+    }
+    ExitCode::FAILURE
+}
+
+fn print_json(value: &impl serde::Serialize) -> ExitCode {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            tracing::error!("ps: {e:#}");
+            tracing::error!("ps: encoding JSON: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Renders the cookie carriers found without a ledger.
+fn unverified_text(instances: &[CookieInstance]) -> String {
+    let mut out = String::from(
+        "UNVERIFIED: the ledger cannot be read, so this is what /proc alone shows: processes carrying \
+         a Tether cookie, by instance. Which Tether started them, and whether it is alive, is unknown.\n",
+    );
+    if instances.is_empty() {
+        out.push_str("no process carries a Tether cookie\n");
+    }
+    for inst in instances {
+        let owner = inst.owner.as_deref().map_or("unknown".into(), |o| short(o).to_string());
+        let _ = writeln!(out, "  instance {} (owner {owner})", short(&inst.id));
+        process_table(&mut out, &inst.processes);
+    }
+    out
 }
 
 /// Renders the listing.
@@ -85,27 +145,32 @@ fn text(listing: &Listing) -> String {
                 let _ = writeln!(out, "    (no live process)");
                 continue;
             }
-            let _ = writeln!(
-                out,
-                "    {:>7} {:>7} S {:>9} {:>8}  {:<10} CMD",
-                "PID", "PPID", "RSS", "AGE", "FOUND-BY"
-            );
-            for p in &inst.processes {
-                let _ = writeln!(
-                    out,
-                    "    {:>7} {:>7} {} {:>9} {:>8}  {:<10} {}",
-                    p.pid,
-                    p.ppid.map_or("-".into(), |v| v.to_string()),
-                    p.state.unwrap_or('?'),
-                    p.rss_kib.map_or("-".into(), |k| format!("{k}K")),
-                    p.age_secs.map_or("-".into(), age),
-                    p.found_by,
-                    truncate(&p.cmdline, 60)
-                );
-            }
+            process_table(&mut out, &inst.processes);
         }
     }
     out
+}
+
+/// One header line, then one line per process.
+fn process_table(out: &mut String, processes: &[ProcessView]) {
+    let _ = writeln!(
+        out,
+        "    {:>7} {:>7} S {:>9} {:>8}  {:<10} CMD",
+        "PID", "PPID", "RSS", "AGE", "FOUND-BY"
+    );
+    for p in processes {
+        let _ = writeln!(
+            out,
+            "    {:>7} {:>7} {} {:>9} {:>8}  {:<10} {}",
+            p.pid,
+            p.ppid.map_or("-".into(), |v| v.to_string()),
+            p.state.unwrap_or('?'),
+            p.rss_kib.map_or("-".into(), |k| format!("{k}K")),
+            p.age_secs.map_or("-".into(), age),
+            p.found_by,
+            truncate(&p.cmdline, 60)
+        );
+    }
 }
 
 fn age(secs: f64) -> String {

@@ -6,14 +6,17 @@
 #![allow(clippy::disallowed_methods)]
 
 mod doctor_advice;
+mod doctor_dead_shim;
 mod doctor_host;
 mod harness;
 mod ledger;
+mod ledger_damaged;
 mod max_procs;
 mod nested_wrap;
 mod ps;
 mod real_client;
 mod reap;
+mod reap_stale_cgroups;
 mod shim_killed;
 mod ssh_crash;
 mod ssh_errors;
@@ -23,6 +26,8 @@ mod ssh_tether;
 mod ssh_wrap;
 mod ssh_wrapper;
 mod sshd;
+mod state_path_file;
 mod transparency;
 mod triggers;
 mod usage;
+mod unusable;

@@ -15,7 +15,7 @@ use tether_supervisor::ledger::{InstanceRow, InstanceState, Ledger};
 use tether_supervisor::process::pidfd::Pidfd;
 use tether_supervisor::process::procfs;
 
-use crate::harness::{cgroup_v2_available, eventually, reap, Cookie, Mode, WrapBuilder, Wrapped, FIXTURE, TETHER};
+use crate::harness::{eventually, require, Feature, reap, Cookie, Mode, WrapBuilder, Wrapped, FIXTURE, TETHER};
 
 /// How long the watchdog, or a reap's kills, may take on a loaded machine (polled, so a pass
 /// costs what it takes).
@@ -49,8 +49,7 @@ impl<'a> Nest<'a> {
     /// one inside the outer one. `None` on a host without a writable cgroup v2: there is no
     /// nesting to test.
     fn start(cookie: &'a Cookie) -> Option<Nest<'a>> {
-        if let Err(why) = cgroup_v2_available() {
-            eprintln!("host lacks a writable cgroup v2 ({why}): no nested cgroups to test");
+        if !require(Feature::Cgroup, "skipping: no nested cgroups to test") {
             return None;
         }
         let inner_wrap = [

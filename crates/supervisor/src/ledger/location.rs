@@ -37,17 +37,21 @@ pub fn state_dir(explicit: Option<&Path>) -> Result<PathBuf, String> {
 /// Creates `dir` (0700, parents too) or checks an existing one is private to this user.
 pub fn prepare_dir(dir: &Path) -> Result<(), LedgerError> {
     let io_err = |what| {
-        move |source| LedgerError::Io {
+        move |cause| LedgerError::Io {
             what,
             path: dir.to_path_buf(),
-            source,
+            cause,
         }
     };
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err("creating the state directory"))?;
+    if let Err(e) = DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        return Err(match file_in_the_way(dir) {
+            Some(blocker) => LedgerError::NotADirectory {
+                state_dir: dir.to_path_buf(),
+                blocker,
+            },
+            None => io_err("creating the state directory")(e),
+        });
+    }
     let meta = fs::metadata(dir).map_err(io_err("stat"))?;
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me {
@@ -62,6 +66,15 @@ pub fn prepare_dir(dir: &Path) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// The nearest of `dir` and its ancestors that exists, when it is not a directory: what stops
+/// the state directory from being created.
+fn file_in_the_way(dir: &Path) -> Option<PathBuf> {
+    let existing = dir
+        .ancestors()
+        .find(|p| !p.as_os_str().is_empty() && fs::metadata(p).is_ok())?;
+    (!existing.is_dir()).then(|| existing.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +83,33 @@ mod tests {
     fn explicit_dir_wins() {
         let p = Path::new("/tmp/x");
         assert_eq!(state_dir(Some(p)).unwrap(), p);
+    }
+
+    #[test]
+    fn a_file_at_or_above_the_state_directory_is_named() {
+        let file = std::env::temp_dir().join(format!("tether-loc-file-{}", std::process::id()));
+        fs::write(&file, "not a directory").unwrap();
+        for (dir, reason) in [
+            (
+                file.clone(),
+                "the state directory is a file, not a directory".to_string(),
+            ),
+            (
+                file.join("state"),
+                format!(
+                    "{}, above the state directory, is a file, not a directory",
+                    file.display()
+                ),
+            ),
+        ] {
+            let e = prepare_dir(&dir).unwrap_err();
+            assert!(
+                matches!(&e, LedgerError::NotADirectory { blocker, .. } if *blocker == file),
+                "{e}"
+            );
+            assert_eq!(e.reason(), reason);
+        }
+        fs::remove_file(&file).unwrap();
     }
 
     #[test]

@@ -11,55 +11,33 @@
 //! The file lives in the state directory ([`location`]), 0700, and is itself 0600, as are the
 //! WAL and shared-memory files SQLite derives from it.
 
+mod error;
 pub mod location;
 mod read;
 mod rows;
 mod write;
 
 use std::fs::{self, OpenOptions};
-use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use error::sql;
+
+pub use error::LedgerError;
 pub use rows::{InstanceRow, InstanceState, Intent, OwnerRow, ProcessRole, ProcessRow};
 
 /// The file name of the database inside the state directory.
 pub const FILE_NAME: &str = "ledger.sqlite3";
 /// The schema version this build writes; older ledgers are migrated, newer ones refused.
 const SCHEMA_VERSION: i64 = 1;
+/// The most problems `PRAGMA quick_check` lists (SQLite's own default).
+const QUICK_CHECK_LIMIT: usize = 100;
 /// How long a writer waits for another one before giving up. Writes take well under a
 /// millisecond; this only matters when hundreds of shims start at once on a loaded host.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Why the ledger could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    /// A file-system step on the state directory or the database file failed.
-    #[error("ledger {path}: {what}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// The state directory is not private to this user.
-    #[error("ledger {path}: {why}")]
-    Unsafe { path: PathBuf, why: String },
-    /// SQLite refused an operation.
-    #[error("ledger {path}: {what}: {source}")]
-    Sql {
-        what: String,
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The ledger was written by a newer Tether.
-    #[error("ledger {path}: schema version {found} is newer than this tether understands ({SCHEMA_VERSION})")]
-    TooNew { path: PathBuf, found: i64 },
-}
 
 /// An open ledger.
 pub struct Ledger {
@@ -162,19 +140,21 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Checks the database file's structure (`PRAGMA quick_check`); `Ok(())` when sound.
+    /// Checks the database file's structure (`PRAGMA quick_check`); `Ok(())` when sound, else
+    /// [`LedgerError::Damaged`] with the first problem found and how many there are.
     pub fn quick_check(&self) -> Result<(), LedgerError> {
-        let result: String = self
+        let mut stmt = self
             .conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .prepare(&format!("PRAGMA quick_check({QUICK_CHECK_LIMIT})"))
             .map_err(sql(&self.path, "quick_check"))?;
-        if result == "ok" {
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(Iterator::collect)
+            .map_err(sql(&self.path, "quick_check"))?;
+        if rows.iter().all(|r| r == "ok") {
             Ok(())
         } else {
-            Err(LedgerError::Unsafe {
-                path: self.path.clone(),
-                why: format!("integrity check failed: {result}"),
-            })
+            Err(error::quick_check_failed(&self.path, &rows, QUICK_CHECK_LIMIT))
         }
     }
 }
@@ -186,23 +166,14 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn sql<'a>(path: &'a Path, what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> LedgerError + 'a {
-    let what = what.into();
-    move |source| LedgerError::Sql {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Creates the database file 0600 if it does not exist (SQLite gives its WAL and shm files the
 /// database's mode), and refuses one that others can read or write.
 fn create_private_file(path: &Path) -> Result<(), LedgerError> {
     let io_err = |what| {
-        move |source| LedgerError::Io {
+        move |cause| LedgerError::Io {
             what,
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     };
     OpenOptions::new()

@@ -10,10 +10,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::report::{Action, ActionKind};
 use crate::cgroup::{self, mounts};
 
 /// How long a killed cgroup may take to empty before it is reported as stuck.
 const EMPTY_PATIENCE: Duration = Duration::from_secs(5);
+/// How long an unexplained, empty instance cgroup must have existed to be removed.
+const STALE_CGROUP_AGE: Duration = Duration::from_secs(60);
 
 /// Kills every member of `dir` and of the instance cgroups nested in it (those of shims that
 /// ran inside the instance and died with it), then removes them all, deepest first. Returns how
@@ -75,4 +78,35 @@ pub fn instance_dirs(parents: impl IntoIterator<Item = PathBuf>) -> Vec<(String,
         }
     }
     found
+}
+
+/// Removes the `tether-*` directories under `parents` (and this process's own cgroup) that
+/// `explained` does not claim, are empty, and have been for a while: a shim creates its cgroup
+/// empty and moves the server in a moment later, so only one that stayed empty is stale. An
+/// occupied one is never touched, whoever owns it. With `dry_run`, removes nothing.
+pub fn remove_stale(
+    parents: impl IntoIterator<Item = PathBuf>,
+    explained: impl Fn(&str) -> bool,
+    dry_run: bool,
+) -> Vec<Action> {
+    let mut removed = Vec::new();
+    for (id, dir) in instance_dirs(parents) {
+        if dry_run || explained(&id) {
+            continue;
+        }
+        let old = fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_CGROUP_AGE));
+        if old && remove_if_unpopulated(&dir) {
+            removed.push(Action {
+                instance: id,
+                server: String::new(),
+                kind: ActionKind::CgroupRemoved,
+                pid: None,
+                cgroup: Some(dir.display().to_string()),
+                reason: "empty instance cgroup left behind".into(),
+            });
+        }
+    }
+    removed
 }

@@ -11,12 +11,15 @@
 //! as lost (their local processes died with that boot). SSH servers whose owner died before
 //! their remote side was known to be over get a remote kill ([`remote_kills`]), whatever the boot.
 //! Closed rows older than a week are compacted away, except those still awaiting a remote kill.
+//! When the ledger cannot be read, [`sweep_without_ledger`] reports the cookie carriers, kills
+//! nothing, and removes only empty stale cgroups.
 
 mod cgroups;
 mod cookies;
 mod lock;
 pub mod remote_kills;
 mod report;
+mod unverified;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -33,13 +36,12 @@ use crate::process::procfs;
 pub use cookies::carriers_by_instance;
 pub use lock::SweepLock;
 pub use report::{short, Action, ActionKind, Report};
+pub use unverified::sweep_without_ledger;
 
 /// How long closed instances stay in the ledger for `tether ps --all`.
 const KEEP_CLOSED: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long killed processes get to disappear before the sweep reports them anyway.
 const DEATH_PATIENCE: Duration = Duration::from_secs(5);
-/// How long an unexplained, empty instance cgroup must have existed to be removed.
-const STALE_CGROUP_AGE: Duration = Duration::from_secs(60);
 /// Cookie passes: a carrier may fork while an earlier pass runs.
 const COOKIE_PASSES: usize = 3;
 
@@ -175,33 +177,27 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
     }
 
     // Stale cgroups no ledger row explains: remove the empty ones.
-    let parents = orphans
+    let parents: Vec<_> = orphans
         .iter()
         .flat_map(|i| i.intent.cgroup.iter())
-        .filter_map(|d| d.parent().map(Path::to_path_buf));
-    for (id, dir) in cgroups::instance_dirs(parents.collect::<Vec<_>>()) {
-        if live.contains(&id) || orphan_ids.contains_key(id.as_str()) {
-            continue;
-        }
-        // A shim creates its cgroup empty and moves the server in a moment later: only one
-        // that stayed empty for a while is stale.
-        let old = std::fs::metadata(&dir)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_CGROUP_AGE));
-        if old && !dry_run && cgroups::remove_if_unpopulated(&dir) {
-            report.push(Action {
-                instance: id,
-                server: String::new(),
-                kind: ActionKind::CgroupRemoved,
-                pid: None,
-                cgroup: Some(dir.display().to_string()),
-                reason: "empty instance cgroup left behind".into(),
-            });
-        }
+        .filter_map(|d| d.parent().map(Path::to_path_buf))
+        .collect();
+    let explained = |id: &str| live.contains(id) || orphan_ids.contains_key(id);
+    for removed in cgroups::remove_stale(parents, explained, dry_run) {
+        report.push(removed);
     }
 
     wait_dead(&killer.victims);
-    if !dry_run {
+    if dry_run {
+        for inst in &orphans {
+            let reason = "shim dead; the instance would be closed".to_string();
+            report.push(action(inst, ActionKind::WouldReap, None, reason));
+        }
+        for inst in &lost {
+            let reason = "recorded in an earlier boot; the instance would be closed".to_string();
+            report.push(action(inst, ActionKind::WouldCloseLost, None, reason));
+        }
+    } else {
         close(ledger, &orphans, &lost, &cgroup_failures, &mut report)?;
         ledger.compact(now_ms() - i64::try_from(KEEP_CLOSED.as_millis()).unwrap_or(i64::MAX))?;
     }

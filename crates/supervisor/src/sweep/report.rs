@@ -46,8 +46,12 @@ pub enum ActionKind {
     /// An orphaned instance was left open because its cgroup still exists; the next sweep
     /// tries again.
     LeftOpen,
+    /// Dry run: this orphaned instance would have been closed.
+    WouldReap,
     /// An instance of an earlier boot was closed (its local processes died with that boot).
     Lost,
+    /// Dry run: this instance of an earlier boot would have been closed.
+    WouldCloseLost,
     /// A remote kill ended (or found ended) an SSH server whose owner died.
     RemoteKilled,
     /// A remote kill refused: the recorded remote process is no longer ours.
@@ -101,7 +105,9 @@ impl fmt::Display for ActionKind {
             ActionKind::CgroupFailed => "cgroup not removed",
             ActionKind::Reaped => "reaped",
             ActionKind::LeftOpen => "left open",
+            ActionKind::WouldReap => "would close (reaped)",
             ActionKind::Lost => "lost (earlier boot)",
+            ActionKind::WouldCloseLost => "would close (lost)",
             ActionKind::RemoteKilled => "killed remote",
             ActionKind::RemoteRefused => "remote refused",
             ActionKind::RemoteFailed => "remote kill failed",
@@ -119,19 +125,26 @@ impl fmt::Display for Report {
             self.live_instances, self.orphaned_instances, self.killed
         )?;
         for a in &self.actions {
-            let target = match (a.pid, &a.cgroup) {
-                (Some(pid), _) => format!("pid {pid}"),
-                (None, Some(dir)) => dir.clone(),
-                (None, None) => String::new(),
-            };
-            let inst = if a.instance.is_empty() {
-                String::new()
-            } else {
-                format!(" [{} {}]", a.server, short(&a.instance))
-            };
-            writeln!(f, "  {:<24} {target}{inst}: {}", a.kind.to_string(), a.reason)?;
+            writeln!(f, "  {a}")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for Action {
+    /// One line: what was done, to which process or cgroup, of which instance, and why.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = match (self.pid, &self.cgroup) {
+            (Some(pid), _) => format!("pid {pid}"),
+            (None, Some(dir)) => dir.clone(),
+            (None, None) => String::new(),
+        };
+        let inst = match (self.instance.is_empty(), self.server.is_empty()) {
+            (true, _) => String::new(),
+            (false, true) => format!(" [{}]", short(&self.instance)),
+            (false, false) => format!(" [{} {}]", self.server, short(&self.instance)),
+        };
+        write!(f, "{:<24} {target}{inst}: {}", self.kind.to_string(), self.reason)
     }
 }
 

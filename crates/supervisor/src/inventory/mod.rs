@@ -4,7 +4,10 @@
 //! The ledger says what was started and by whom; `/proc` says what is alive now. An instance's
 //! tree is the union of everything that can reach it: the recorded server (identity re-checked)
 //! and its descendants, its cgroup's members, recorded scrubbed descendants, and the processes
-//! carrying its cookie.
+//! carrying its cookie. When the ledger cannot be read, [`unverified`] lists the cookie
+//! carriers alone.
+
+pub mod unverified;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -98,6 +101,22 @@ pub struct ProcessView {
     pub cmdline: String,
 }
 
+impl ProcessView {
+    /// What `/proc` says about `pid`, unless it is gone or a zombie.
+    fn of_live(pid: i32, found_by: &'static str) -> Option<ProcessView> {
+        let state = procfs::state_of(pid).filter(|&s| s != 'Z')?;
+        Some(ProcessView {
+            pid,
+            ppid: procfs::parent_of(pid),
+            state: Some(state),
+            rss_kib: procfs::rss_kib(pid),
+            age_secs: procfs::age_secs(pid),
+            found_by,
+            cmdline: procfs::cmdline_of(pid).unwrap_or_default(),
+        })
+    }
+}
+
 /// Builds the listing: open instances (all instances with `all`), grouped by owner.
 pub fn list(ledger: &Ledger, all: bool) -> Result<Listing, LedgerError> {
     let instances = if all {
@@ -178,16 +197,7 @@ fn instance_view(inst: &InstanceRow, recorded: &[ProcessRow], cookie_pids: &[i32
     }
     let processes = found
         .into_iter()
-        .filter(|(pid, _)| procfs::state_of(*pid).is_some_and(|s| s != 'Z'))
-        .map(|(pid, found_by)| ProcessView {
-            pid,
-            ppid: procfs::parent_of(pid),
-            state: procfs::state_of(pid),
-            rss_kib: procfs::rss_kib(pid),
-            age_secs: procfs::age_secs(pid),
-            found_by,
-            cmdline: procfs::cmdline_of(pid).unwrap_or_default(),
-        })
+        .filter_map(|(pid, found_by)| ProcessView::of_live(pid, found_by))
         .collect();
     InstanceView {
         id: inst.intent.id.clone(),
