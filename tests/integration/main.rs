@@ -29,5 +29,5 @@ mod sshd;
 mod state_path_file;
 mod transparency;
 mod triggers;
-mod usage;
 mod unusable;
+mod usage;

@@ -15,7 +15,7 @@ use tether_supervisor::ledger::{InstanceRow, InstanceState, Ledger};
 use tether_supervisor::process::pidfd::Pidfd;
 use tether_supervisor::process::procfs;
 
-use crate::harness::{eventually, require, Feature, reap, Cookie, Mode, WrapBuilder, Wrapped, FIXTURE, TETHER};
+use crate::harness::{eventually, reap, require, Cookie, Feature, Mode, WrapBuilder, Wrapped, FIXTURE, TETHER};
 
 /// How long the watchdog, or a reap's kills, may take on a loaded machine (polled, so a pass
 /// costs what it takes).
