@@ -32,6 +32,9 @@ pub enum Command {
     /// Run an MCP stdio server under Tether: it and every process it starts end when the
     /// client goes away (stdin closed, stdout unread, client exited, or a signal).
     Wrap(Box<cmd::wrap::WrapArgs>),
+    /// Run the MCP gateway: every configured server behind one streamable-HTTP endpoint (or
+    /// stdio), each instance ended with its scope (session, request, reload, shutdown).
+    Serve(cmd::serve::ServeArgs),
     /// Show Tether at work: wrap the bundled fixture server, call its echo tool, end it, and
     /// prove that no process of it survived.
     Demo,

@@ -20,17 +20,29 @@ use tracing_subscriber::Layer as _;
 /// The environment variable that sets how much Tether says.
 pub const LOG_VAR: &str = "TETHER_LOG";
 
+/// How much to say when `TETHER_LOG` does not say.
+pub enum Default {
+    /// Warnings and errors (a shim, the tools).
+    Warn,
+    /// Lifecycle events too (the gateway).
+    Info,
+}
+
 /// Installs the subscriber for this process, at the level `TETHER_LOG` asks for.
-pub fn init() {
+pub fn init(default: Default) {
     let value = std::env::var(LOG_VAR).ok();
+    let fallback = match default {
+        Default::Warn => LevelFilter::WARN,
+        Default::Info => LevelFilter::INFO,
+    };
     let (level, unknown) = match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") => (LevelFilter::WARN, None),
+        None | Some("") => (fallback, None),
         Some("error") => (LevelFilter::ERROR, None),
         Some("warn" | "warning") => (LevelFilter::WARN, None),
         Some("info") => (LevelFilter::INFO, None),
         Some("debug") => (LevelFilter::DEBUG, None),
         Some("trace") => (LevelFilter::TRACE, None),
-        Some(other) => (LevelFilter::WARN, Some(other.to_string())),
+        Some(other) => (fallback, Some(other.to_string())),
     };
     let lines = tracing_subscriber::fmt::layer()
         .event_format(Lines)
@@ -40,7 +52,7 @@ pub fn init() {
         .with_filter(level);
     let installed = tracing_subscriber::registry().with(lines).try_init();
     if let (Ok(()), Some(other)) = (installed, unknown) {
-        tracing::warn!("{LOG_VAR}={other:?} is not one of error, warn, info, debug, trace; using warn");
+        tracing::warn!("{LOG_VAR}={other:?} is not one of error, warn, info, debug, trace; using the default");
     }
 }
 

@@ -14,7 +14,6 @@ use tether_supervisor::TETHER_FAILED;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    logging::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -24,11 +23,18 @@ fn main() -> ExitCode {
             return ExitCode::from(status);
         }
     };
+    // A gateway says what it does (sessions, instances); a shim stays quiet on its client's
+    // stderr unless something is wrong.
+    logging::init(match cli.command {
+        Command::Serve(_) => logging::Default::Info,
+        _ => logging::Default::Warn,
+    });
     let state_dir = cli.state_dir.as_deref();
     match cli.command {
         Command::Wrap(args) => cmd::wrap::run(*args, state_dir),
         Command::Ps(args) => cmd::ps::run(&args, state_dir),
         Command::Reap(args) => cmd::reap::run(&args, state_dir),
+        Command::Serve(args) => cmd::serve::run(&args, state_dir),
         Command::Doctor(args) => cmd::doctor::run(&args, state_dir),
         Command::SettleRemote(args) => cmd::settle_remote::run(&args, state_dir),
         Command::Demo => cmd::demo::run(),

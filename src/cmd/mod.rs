@@ -7,6 +7,7 @@ pub mod doctor;
 mod ledger_trouble;
 pub mod ps;
 pub mod reap;
+pub mod serve;
 pub mod settle_remote;
 mod shell;
 pub mod wrap;

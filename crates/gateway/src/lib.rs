@@ -4,5 +4,28 @@
 //! Portable by construction: it starts and ends processes only through
 //! `tether_supervisor::launch` (a shim per instance, tied to the gateway by a lifeline), so the
 //! Linux-specific containment stays below it.
+//!
+//! - [`config`]: the configuration, in Tether's TOML or the clients' own JSON files.
+//! - [`front`]: the streamable-HTTP and stdio front doors.
+//! - [`handshake`], [`route`]: a client's `initialize`, and where each of its messages goes.
+//! - [`session`], [`sessions`]: client sessions.
+//! - [`pool`]: instances by lifetime (`shared`, `session`, `request`), caps, idle and reload.
+//! - [`upstream`]: one instance: its shim, its pipes, its MCP session.
+//! - [`gateway`]: the whole, with the reaper, reload and shutdown.
+//! - [`jsonrpc`], [`protocol`]: messages as routed bytes; protocol revisions.
 
 pub mod config;
+pub mod front;
+pub mod gateway;
+pub mod handshake;
+pub mod jsonrpc;
+pub mod pool;
+pub mod protocol;
+pub mod route;
+pub mod session;
+pub mod sessions;
+pub mod upstream;
+
+mod run;
+
+pub use run::{run, Door};

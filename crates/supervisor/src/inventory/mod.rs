@@ -117,6 +117,15 @@ impl ProcessView {
     }
 }
 
+/// How many processes `pid` and its descendants are (0 when it is gone): what one instance's
+/// shim holds, for a gateway's process cap.
+pub fn tree_size(pid: i32) -> usize {
+    if procfs::state_of(pid).is_none() {
+        return 0;
+    }
+    1 + procfs::descendants_of(pid).len()
+}
+
 /// Builds the listing: open instances (all instances with `all`), grouped by owner.
 pub fn list(ledger: &Ledger, all: bool) -> Result<Listing, LedgerError> {
     let instances = if all {

@@ -21,6 +21,21 @@ pub struct OwnerRow {
     pub ended_ms: Option<i64>,
 }
 
+impl OwnerRow {
+    /// This very process as the owner `id` of kind `kind` (`gateway`): its identity and boot,
+    /// now. `None` when either cannot be read.
+    pub fn for_this_process(id: &str, kind: &str) -> Option<OwnerRow> {
+        Some(OwnerRow {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            boot_id: crate::process::procfs::boot_id().ok()?,
+            identity: ProcessIdentity::of_self()?,
+            started_ms: super::now_ms(),
+            ended_ms: None,
+        })
+    }
+}
+
 /// What is written before an instance's server is forked.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Intent {

@@ -1,0 +1,494 @@
+//! The streamable-HTTP front door: `/mcp/{server}` for one server, `/mcp` for all of them.
+//!
+//! - `POST`: one JSON-RPC message (or a batch, for 2025-03-26 clients). An `initialize` opens
+//!   a session and its answer carries `Mcp-Session-Id`; any other message needs that header
+//!   (400 without it, 404 for a session that is unknown, ended, opened with another token or at
+//!   another endpoint). Notifications and answers get 202. A request is answered as JSON when
+//!   its answer comes first, or as an event stream when the server says something during the
+//!   call (progress, logging, a sampling request), ending with the answer.
+//! - `GET`: the session's event stream for messages that answer no request.
+//! - `DELETE`: ends the session and its instances.
+//!
+//! Every request first passes the [`guard`](super::guard): Host, Origin, bearer token.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use super::body::{self, Body};
+use super::guard::{self, Refusal};
+use crate::gateway::Gateway;
+use crate::jsonrpc::{self, code, Kind, View};
+use crate::protocol;
+use crate::route::{self, Reply};
+use crate::session::{Endpoint, Session};
+use crate::upstream::Out;
+
+/// The session header.
+const SESSION_ID: &str = "mcp-session-id";
+/// The protocol revision header (2025-06-18 and later).
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+
+/// Answers one HTTP request.
+pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let _busy = gw.busy();
+    let cfg = gw.config();
+    let headers = req.headers();
+    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let token = match guard::check(
+        &cfg.gateway,
+        text(hyper::header::HOST),
+        text(hyper::header::ORIGIN),
+        text(hyper::header::AUTHORIZATION),
+    ) {
+        Ok(t) => t.map(str::to_string),
+        Err(Refusal::Forbidden(why)) => return Ok(plain(StatusCode::FORBIDDEN, &why)),
+        Err(Refusal::Unauthorized) => {
+            let mut r = plain(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required (Authorization: Bearer …)",
+            );
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tether\""),
+            );
+            return Ok(r);
+        }
+    };
+    let endpoint = match endpoint(&gw, req.uri().path()) {
+        Ok(e) => e,
+        Err(r) => return Ok(r),
+    };
+    let tag = gw.token_tag(token.as_deref());
+    Ok(match *req.method() {
+        Method::POST => post(&gw, endpoint, tag, req).await,
+        Method::GET => get(&gw, &endpoint, tag, req.headers()),
+        Method::DELETE => delete(&gw, &endpoint, tag, req.headers()),
+        _ => {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "use POST, GET or DELETE");
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+            r
+        }
+    })
+}
+
+/// `/mcp` or `/mcp/{server}` (percent-decoded), or the response that refuses the path.
+#[allow(clippy::result_large_err)] // The error is the response itself.
+fn endpoint(gw: &Gateway, path: &str) -> Result<Endpoint, Response<Body>> {
+    let path = path.trim_end_matches('/');
+    if path == "/mcp" {
+        return Ok(Endpoint::All);
+    }
+    let Some(raw) = path.strip_prefix("/mcp/") else {
+        return Err(plain(
+            StatusCode::NOT_FOUND,
+            "not found: the MCP endpoints are /mcp and /mcp/{server}",
+        ));
+    };
+    let name = percent_decode(raw).ok_or_else(|| {
+        plain(
+            StatusCode::BAD_REQUEST,
+            "the server name in the path is not valid percent-encoded UTF-8",
+        )
+    })?;
+    match gw.pool.config(&name) {
+        Some(c) if c.enabled => Ok(Endpoint::Server(name)),
+        Some(_) => Err(json_error(
+            StatusCode::NOT_FOUND,
+            "null",
+            code::METHOD_NOT_FOUND,
+            &format!("server {name:?} is disabled (enabled = false)"),
+        )),
+        None => Err(json_error(
+            StatusCode::NOT_FOUND,
+            "null",
+            code::METHOD_NOT_FOUND,
+            &format!(
+                "no server named {name:?} is configured (configured: {})",
+                gw.pool.enabled().join(", ")
+            ),
+        )),
+    }
+}
+
+async fn post(gw: &Gateway, endpoint: Endpoint, tag: u64, req: Request<Incoming>) -> Response<Body> {
+    let headers = req.headers().clone();
+    if let Some(ct) = header(&headers, CONTENT_TYPE.as_str()) {
+        if !ct.to_ascii_lowercase().starts_with("application/json") {
+            return plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("Content-Type {ct:?}: expected application/json"),
+            );
+        }
+    }
+    let accept = Accepts::of(&headers);
+    if !accept.json && !accept.events {
+        return plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "Accept must include application/json or text/event-stream",
+        );
+    }
+    if let Some(v) = header(&headers, PROTOCOL_VERSION).filter(|v| !protocol::is_supported(v)) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "null",
+            code::INVALID_REQUEST,
+            &format!(
+                "MCP-Protocol-Version {v:?} is not supported (supported: {})",
+                protocol::SUPPORTED.join(", ")
+            ),
+        );
+    }
+    let max = gw.config().gateway.max_message_size;
+    let bytes = match http_body_util::Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "null",
+                code::TOO_LARGE,
+                &format!("the message is larger than max_message_size ({max} bytes)"),
+            )
+        }
+        Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("reading the request body: {e}")),
+    };
+    let text = match jsonrpc::utf8(&bytes) {
+        Ok(t) => t,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, "null", e.code(), &e.to_string()),
+    };
+    if jsonrpc::is_batch(text) {
+        return batch(gw, &endpoint, tag, &headers, text).await;
+    }
+    let view = match View::parse(text) {
+        Ok(v) => v,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, "null", e.code(), &e.to_string()),
+    };
+    let id = view.id.map_or("null", |i| i.get());
+    if view.kind == Kind::Request && view.method() == "initialize" {
+        return match crate::handshake::open(gw, endpoint, tag, &view).await {
+            Ok((session, answer)) => {
+                let mut r = json(StatusCode::OK, answer);
+                if let Ok(v) = HeaderValue::from_str(&session.id) {
+                    r.headers_mut().insert(SESSION_ID, v);
+                }
+                r
+            }
+            Err(answer) => json(StatusCode::OK, answer),
+        };
+    }
+    let session = match session_of(gw, &endpoint, tag, &headers, id) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match route::dispatch(gw, &session, &view).await {
+        Reply::Accepted => empty(StatusCode::ACCEPTED),
+        Reply::Now(answer) => json(StatusCode::OK, answer),
+        Reply::Later(call) => answer_call(call, accept).await,
+    }
+}
+
+/// A batch (2025-03-26 clients): each message dispatched, the answers in one JSON array.
+async fn batch(gw: &Gateway, endpoint: &Endpoint, tag: u64, headers: &HeaderMap, text: &str) -> Response<Body> {
+    let items = match jsonrpc::split_batch(text) {
+        Ok(i) => i,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, "null", e.code(), &e.to_string()),
+    };
+    let session = match session_of(gw, endpoint, tag, headers, "null") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if session.version != "2025-03-26" {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "null",
+            code::INVALID_REQUEST,
+            &format!(
+                "JSON-RPC batches are not part of protocol revision {} (only 2025-03-26)",
+                session.version
+            ),
+        );
+    }
+    let mut calls = Vec::new();
+    let mut answers: Vec<Bytes> = Vec::new();
+    for item in items {
+        match View::parse(item.get()) {
+            Err(e) => answers.push(jsonrpc::error_response("null", e.code(), &e.to_string())),
+            Ok(view) if view.method() == "initialize" => answers.push(jsonrpc::error_response(
+                view.id.map_or("null", |i| i.get()),
+                code::INVALID_REQUEST,
+                "initialize cannot be part of a batch",
+            )),
+            Ok(view) => match route::dispatch(gw, &session, &view).await {
+                Reply::Accepted => {}
+                Reply::Now(a) => answers.push(a),
+                Reply::Later(call) => calls.push(call),
+            },
+        }
+    }
+    for mut call in calls {
+        while let Some(out) = call.next().await {
+            match out {
+                Out::Interim(m) => {
+                    session.push(m);
+                }
+                Out::Answer(a) => answers.push(a),
+            }
+        }
+    }
+    if answers.is_empty() {
+        return empty(StatusCode::ACCEPTED);
+    }
+    let mut out = Vec::with_capacity(answers.iter().map(Bytes::len).sum::<usize>() + answers.len() + 2);
+    out.push(b'[');
+    for (i, a) in answers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(a);
+    }
+    out.push(b']');
+    json(StatusCode::OK, Bytes::from(out))
+}
+
+/// The answer to a call: JSON when the answer comes first, else an event stream that ends with
+/// it (or, for a client that takes only JSON, the answer alone, its interim messages sent on the
+/// session's GET stream).
+async fn answer_call(mut call: route::Call, accept: Accepts) -> Response<Body> {
+    let first = match call.next().await {
+        Some(Out::Answer(a)) => return json(StatusCode::OK, a),
+        Some(Out::Interim(m)) => m,
+        None => return plain(StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer"),
+    };
+    if !accept.events {
+        let mut interim = vec![first];
+        loop {
+            match call.next().await {
+                Some(Out::Interim(m)) => interim.push(m),
+                Some(Out::Answer(a)) => return json(StatusCode::OK, a),
+                None => return plain(StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer"),
+            }
+        }
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        if tx.send(body::event(&first)).await.is_err() {
+            return;
+        }
+        while let Some(out) = call.next().await {
+            let (m, last) = match out {
+                Out::Interim(m) => (m, false),
+                Out::Answer(a) => (a, true),
+            };
+            if tx.send(body::event(&m)).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    events(rx)
+}
+
+fn get(gw: &Gateway, endpoint: &Endpoint, tag: u64, headers: &HeaderMap) -> Response<Body> {
+    if !Accepts::of(headers).events {
+        return plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "the GET stream is text/event-stream: Accept must include it",
+        );
+    }
+    let session = match session_of(gw, endpoint, tag, headers, "null") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (tx, mut messages) = mpsc::unbounded_channel::<Bytes>();
+    session.set_stream(tx);
+    let (out, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut keepalive = tokio::time::interval(body::KEEPALIVE);
+        keepalive.tick().await;
+        loop {
+            let frame = tokio::select! {
+                m = messages.recv() => match m {
+                    Some(m) => body::event(&m),
+                    None => return,
+                },
+                _ = keepalive.tick() => body::keepalive(),
+            };
+            if out.send(frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    events(rx)
+}
+
+fn delete(gw: &Gateway, endpoint: &Endpoint, tag: u64, headers: &HeaderMap) -> Response<Body> {
+    let session = match session_of(gw, endpoint, tag, headers, "null") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    gw.end_session(&session, "the client sent DELETE");
+    empty(StatusCode::OK)
+}
+
+/// The session a request names, or the response that refuses it.
+#[allow(clippy::result_large_err)] // The error is the response itself.
+fn session_of(
+    gw: &Gateway,
+    endpoint: &Endpoint,
+    tag: u64,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Arc<Session>, Response<Body>> {
+    let Some(sid) = header(headers, SESSION_ID) else {
+        return Err(json_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            code::INVALID_REQUEST,
+            "no Mcp-Session-Id header: send initialize first, then its Mcp-Session-Id with every request",
+        ));
+    };
+    match gw.sessions.get(sid) {
+        Some(s) if s.token_tag == tag && s.endpoint == *endpoint && !s.is_ended() => Ok(s),
+        _ => Err(json_error(
+            StatusCode::NOT_FOUND,
+            id,
+            code::INVALID_REQUEST,
+            "session not found (it ended, or it belongs to another endpoint or token): send initialize again",
+        )),
+    }
+}
+
+/// What a client accepts.
+#[derive(Debug, Clone, Copy)]
+struct Accepts {
+    json: bool,
+    events: bool,
+}
+
+impl Accepts {
+    fn of(headers: &HeaderMap) -> Accepts {
+        let mut a = Accepts {
+            json: false,
+            events: false,
+        };
+        let values = headers.get_all(ACCEPT);
+        let mut any = false;
+        for v in values.iter().filter_map(|v| v.to_str().ok()) {
+            any = true;
+            for item in v.split(',') {
+                match item
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+                    .as_str()
+                {
+                    "application/json" => a.json = true,
+                    "text/event-stream" => a.events = true,
+                    "*/*" | "application/*" => {
+                        a.json = true;
+                        a.events = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !any {
+            // No Accept header at all: anything goes.
+            a = Accepts {
+                json: true,
+                events: true,
+            };
+        }
+        a
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Body::full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn json_error(status: StatusCode, id: &str, code: i64, message: &str) -> Response<Body> {
+    json(status, jsonrpc::error_response(id, code, message))
+}
+
+fn events(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Body::Events(rx));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    r.headers_mut()
+        .insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn plain(status: StatusCode, message: &str) -> Response<Body> {
+    let mut r = Response::new(Body::full(format!("{message}\n")));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("my%20server").as_deref(), Some("my server"));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn accept_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        let a = Accepts::of(&h);
+        assert!(a.json && a.events);
+        h.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let a = Accepts::of(&h);
+        assert!(a.json && !a.events);
+        let a = Accepts::of(&HeaderMap::new());
+        assert!(a.json && a.events);
+    }
+}

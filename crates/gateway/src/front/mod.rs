@@ -1,0 +1,47 @@
+//! The front doors: streamable HTTP ([`http`]) and stdio ([`stdio`]), with the checks every
+//! HTTP request passes first ([`guard`]) and the bodies it answers with ([`body`]).
+
+pub mod body;
+pub mod guard;
+pub mod http;
+pub mod stdio;
+
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::gateway::Gateway;
+
+/// Accepts HTTP connections until `stop`; each is served on its own task.
+pub async fn serve_http(gw: Arc<Gateway>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of fds, say: back off a little rather than spin.
+                tracing::warn!("accepting a connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| http::handle(gw.clone(), req));
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,150 @@
+//! The stdio front door (`tether serve --stdio`): one local client, one JSON-RPC message per
+//! line on stdin and stdout, as a Claude Desktop entry would run a server.
+//!
+//! The client's `initialize` opens its one session; every configured server is behind it. Its
+//! EOF ends the gateway, so closing the client ends every instance it caused. Requests are
+//! handled concurrently: each one's messages go to stdout as they come, whole lines, never
+//! interleaved (one writer task).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, watch};
+
+use crate::gateway::Gateway;
+use crate::jsonrpc::{self, code, Kind, View};
+use crate::route::{self, Reply};
+use crate::session::{Endpoint, Session};
+use crate::upstream::Out;
+
+/// Serves the client on stdin/stdout until EOF, then sets `stop`.
+pub async fn serve(gw: Arc<Gateway>, stop: watch::Sender<bool>) {
+    let (out, rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(write(rx));
+    let max = gw.config().gateway.max_message_size;
+    let mut lines = BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+    let mut session: Option<Arc<Session>> = None;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!("reading the client's stdin: {e}");
+                break;
+            }
+        }
+        if line.len() > max {
+            let _ = out.send(jsonrpc::error_response(
+                "null",
+                code::TOO_LARGE,
+                &format!("the message is larger than max_message_size ({max} bytes)"),
+            ));
+            continue;
+        }
+        let text = match jsonrpc::utf8(line.trim_ascii()) {
+            Ok("") => continue,
+            Ok(t) => t.to_string(),
+            Err(e) => {
+                let _ = out.send(jsonrpc::error_response("null", e.code(), &e.to_string()));
+                continue;
+            }
+        };
+        message(&gw, &mut session, &out, text).await;
+    }
+    tracing::info!("the stdio client closed stdin");
+    if let Some(s) = session {
+        gw.end_session(&s, "the stdio client closed stdin");
+    }
+    let _ = stop.send(true);
+    drop(out);
+    let _ = writer.await;
+}
+
+/// Handles one line; a request's answer is written when it comes.
+async fn message(
+    gw: &Arc<Gateway>,
+    session: &mut Option<Arc<Session>>,
+    out: &mpsc::UnboundedSender<Bytes>,
+    text: String,
+) {
+    let view = match View::parse(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = out.send(jsonrpc::error_response("null", e.code(), &e.to_string()));
+            return;
+        }
+    };
+    let id = view.id.map_or("null", |i| i.get());
+    if view.kind == Kind::Request && view.method() == "initialize" {
+        if session.is_some() {
+            let _ = out.send(jsonrpc::error_response(
+                id,
+                code::INVALID_REQUEST,
+                "already initialized",
+            ));
+            return;
+        }
+        match crate::handshake::open(gw, Endpoint::All, 0, &view).await {
+            Ok((s, answer)) => {
+                s.set_stream(out.clone());
+                *session = Some(s);
+                let _ = out.send(answer);
+            }
+            Err(answer) => {
+                let _ = out.send(answer);
+            }
+        }
+        return;
+    }
+    let Some(s) = session.clone() else {
+        if view.kind == Kind::Request {
+            let _ = out.send(jsonrpc::error_response(
+                id,
+                code::INVALID_REQUEST,
+                "send initialize first",
+            ));
+        }
+        return;
+    };
+    let gw = gw.clone();
+    let out = out.clone();
+    // Each request on its own task: a slow call must not hold up the next line.
+    tokio::spawn(async move {
+        let Ok(view) = View::parse(&text) else { return };
+        match route::dispatch(&gw, &s, &view).await {
+            Reply::Accepted => {}
+            Reply::Now(answer) => {
+                let _ = out.send(answer);
+            }
+            Reply::Later(mut call) => {
+                while let Some(m) = call.next().await {
+                    let (Out::Interim(m) | Out::Answer(m)) = m;
+                    if out.send(m).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Writes whole lines to stdout until every sender is gone.
+async fn write(mut rx: mpsc::UnboundedReceiver<Bytes>) {
+    let mut stdout = tokio::io::stdout();
+    let mut buf = Vec::with_capacity(16 * 1024);
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        buf.extend_from_slice(&first);
+        buf.push(b'\n');
+        while let Ok(more) = rx.try_recv() {
+            buf.extend_from_slice(&more);
+            buf.push(b'\n');
+        }
+        if stdout.write_all(&buf).await.is_err() || stdout.flush().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The gateway: its configuration, its instances ([`Pool`]) and its sessions ([`Sessions`]),
+//! and the three things that end scopes on their own schedule: the idle reaper, a reload, and
+//! shutdown.
+//!
+//! Shutdown (SIGTERM, SIGINT, the stdio client's EOF): stop accepting, let calls in flight
+//! finish for up to [`DRAIN`], then end every instance at once and wait for each shim to report
+//! its tree gone (each within its grace), so the process exits within the longest grace plus a
+//! second. A reload (SIGHUP, or the configuration file changing) ends exactly the instances of
+//! removed or changed servers; a configuration that does not validate changes nothing.
+
+use std::hash::BuildHasher;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{self, Config, Source};
+use crate::pool::Pool;
+use crate::session::Session;
+use crate::sessions::Sessions;
+use crate::upstream::{StartOptions, Upstream};
+
+/// How long calls in flight may go on after shutdown begins.
+pub const DRAIN: Duration = Duration::from_millis(500);
+/// How often idle sessions and instances are looked for.
+const REAPER_TICK: Duration = Duration::from_millis(200);
+/// How often every instance's processes are counted (for `max_processes`).
+const COUNT_EVERY: Duration = Duration::from_secs(1);
+/// How often the configuration file is checked for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// The gateway's state.
+pub struct Gateway {
+    /// The instances, by server and lifetime.
+    pub pool: Pool,
+    /// The client sessions.
+    pub sessions: Sessions,
+    /// The configuration in force.
+    config: Mutex<Arc<Config>>,
+    /// Keys for hashing bearer tokens into session tags.
+    token_hasher: std::collections::hash_map::RandomState,
+    /// Client requests being handled (for the drain at shutdown).
+    in_flight: AtomicUsize,
+}
+
+/// Counts one request being handled while it lives.
+pub struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gateway {
+    /// A gateway for `config`, starting instances with `opts`.
+    pub fn new(config: Config, opts: StartOptions) -> Arc<Gateway> {
+        let pool = Pool::new(opts, &config.servers, config.gateway.max_processes);
+        Arc::new(Gateway {
+            pool,
+            sessions: Sessions::default(),
+            config: Mutex::new(Arc::new(config)),
+            token_hasher: std::collections::hash_map::RandomState::new(),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The tag of a presented bearer token, so a session opened with one token is unknown to
+    /// another (0 when no token is configured).
+    pub fn token_tag(&self, presented: Option<&str>) -> u64 {
+        presented.map_or(0, |t| self.token_hasher.hash_one(t))
+    }
+
+    /// Marks one request as being handled until the returned guard drops.
+    pub fn busy(&self) -> Busy<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(&self.in_flight)
+    }
+
+    /// Ends a session and its instances.
+    pub fn end_session(&self, session: &Arc<Session>, why: &str) -> Vec<Arc<Upstream>> {
+        self.sessions.remove(&session.id);
+        session.end(why)
+    }
+
+    /// One pass of the idle reaper: sessions idle past `session_idle_timeout`, instances idle
+    /// past their server's `idle_timeout`.
+    pub fn reap_idle(&self) {
+        let limit = self.config().gateway.session_idle_timeout;
+        for session in self.sessions.take_idle(limit) {
+            session.end(&format!(
+                "idle for session_idle_timeout ({})",
+                humantime::format_duration(limit)
+            ));
+        }
+        self.pool.end_idle();
+    }
+
+    /// Reads the configuration's file again and applies it; a file that does not validate
+    /// changes nothing. Returns whether anything was applied.
+    pub fn reload(&self) -> bool {
+        let current = self.config();
+        let Source::File(path) = &current.source else {
+            tracing::info!("reload: serving the embedded default, no file to read again");
+            return false;
+        };
+        match config::load(path) {
+            Ok(new) => {
+                self.apply(new);
+                true
+            }
+            Err(e) => {
+                tracing::error!("reload refused, the configuration in force stays: {e}");
+                false
+            }
+        }
+    }
+
+    /// Applies a new configuration: removed and changed servers' instances end, the rest stay.
+    pub fn apply(&self, mut new: Config) {
+        let current = self.config();
+        if new.gateway.listen != current.gateway.listen {
+            tracing::warn!(
+                "reload: listen changed from {} to {}; that takes a restart, the gateway stays on {}",
+                current.gateway.listen,
+                new.gateway.listen,
+                current.gateway.listen
+            );
+            new.gateway.listen = current.gateway.listen;
+        }
+        let ended = self.pool.reconfigure(&new.servers, new.gateway.max_processes);
+        let removed: Vec<&String> = current
+            .servers
+            .keys()
+            .filter(|n| !new.servers.contains_key(*n))
+            .collect();
+        let added: Vec<&String> = new
+            .servers
+            .keys()
+            .filter(|n| !current.servers.contains_key(*n))
+            .collect();
+        let changed: Vec<&String> = new
+            .servers
+            .iter()
+            .filter(|(n, c)| current.servers.get(*n).is_some_and(|old| old != *c))
+            .map(|(n, _)| n)
+            .collect();
+        tracing::info!(
+            "reload applied: {} server(s) added {added:?}, {} removed {removed:?}, {} changed {changed:?}; {} instance(s) ended",
+            added.len(),
+            removed.len(),
+            changed.len(),
+            ended.len()
+        );
+        if let Ok(mut c) = self.config.lock() {
+            *c = Arc::new(new);
+        }
+    }
+
+    /// Ends everything: refuses new instances, lets calls in flight finish for up to
+    /// [`DRAIN`], ends every session and instance at once, and waits for every shim.
+    pub async fn shutdown(&self, why: &str) {
+        tracing::info!("shutting down: {why}");
+        let drain_until = Instant::now() + DRAIN;
+        while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < drain_until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut all: Vec<Arc<Upstream>> = Vec::new();
+        for session in self.sessions.take_all() {
+            all.extend(session.end(why));
+        }
+        all.extend(self.pool.close());
+        wait_all(&all).await;
+    }
+
+    /// The configuration file to watch, if any.
+    fn watched(&self) -> Option<PathBuf> {
+        match &self.config().source {
+            Source::File(p) => Some(p.clone()),
+            Source::Embedded => None,
+        }
+    }
+}
+
+/// Waits for every instance's shim to exit, each up to its grace plus a second.
+pub async fn wait_all(instances: &[Arc<Upstream>]) {
+    let waits = instances.iter().map(|up| {
+        let patience = up.server.grace + Duration::from_secs(1);
+        async move {
+            if up.wait_exit(patience).await.is_none() && !up.exited() {
+                tracing::warn!(server = %up.name(), instance = %crate::upstream::short(&up.id), "its shim did not exit within the grace; the sweep will find what is left");
+            }
+        }
+    });
+    for w in waits {
+        w.await;
+    }
+}
+
+/// Runs the idle reaper and the process counter until `stop`.
+pub async fn reaper(gw: Arc<Gateway>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(REAPER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_count = Instant::now() - COUNT_EVERY;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        gw.reap_idle();
+        if last_count.elapsed() >= COUNT_EVERY && gw.config().gateway.max_processes.is_some() {
+            last_count = Instant::now();
+            let gw = gw.clone();
+            let _ = tokio::task::spawn_blocking(move || gw.pool.count_processes()).await;
+        }
+    }
+}
+
+/// Reloads when the configuration file changes (its size, modification time or inode), until
+/// `stop`. Polling keeps this portable and cheap: one `stat` a second.
+pub async fn watch_config(gw: Arc<Gateway>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(path) = gw.watched() else { return };
+    let stamp = |p: &PathBuf| {
+        std::fs::metadata(p).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.len(), m.modified().ok(), m.ino())
+        })
+    };
+    let mut last = stamp(&path);
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = stamp(&path);
+        if now != last && now.is_some() {
+            last = now;
+            tracing::info!("{} changed: reloading", path.display());
+            gw.reload();
+        }
+    }
+}

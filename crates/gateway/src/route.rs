@@ -1,0 +1,350 @@
+//! A client's message, wherever it arrived (HTTP or stdio), taken to where it goes.
+//!
+//! Requests go to the instance that serves the session ([`crate::pool`]) under an upstream id
+//! of the gateway's; the answer and whatever the server says during the call come back as a
+//! [`Call`]. `ping` is answered here. A client's answer to a server's request goes back to that
+//! server with the server's own id; a client's `notifications/cancelled` reaches the upstream
+//! request it names.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::config::ToolFilter;
+use crate::gateway::Gateway;
+use crate::jsonrpc::{self, code, Kind, View};
+use crate::pool::{AcquireError, Lease};
+use crate::session::{Endpoint, Session};
+use crate::upstream::{ClientRoute, Out, Route};
+
+/// What the front door answers a client's message with.
+pub enum Reply {
+    /// Nothing (a notification, an answer): HTTP 202.
+    Accepted,
+    /// An answer, now.
+    Now(Bytes),
+    /// An answer to come, perhaps after interim messages.
+    Later(Call),
+}
+
+/// A request in flight: its interim messages, then its answer.
+pub struct Call {
+    /// Messages for this request.
+    rx: mpsc::UnboundedReceiver<Out>,
+    /// When the server's time is up.
+    deadline: tokio::time::Instant,
+    /// The instance (a `request` instance ends when the lease goes).
+    lease: Lease,
+    /// The request's upstream id.
+    upstream_id: u64,
+    /// The client's id, as written.
+    client_id: Box<str>,
+    /// The client's session.
+    session: Arc<Session>,
+    /// The server's `request_timeout`.
+    timeout: Duration,
+    /// The tools filter to apply to a `tools/list` answer.
+    filter: Option<ToolFilter>,
+    /// The answer went out.
+    done: bool,
+}
+
+impl Call {
+    /// The next message for the client: interim ones, then the answer (an error one when the
+    /// server's time is up); `None` after the answer.
+    pub async fn next(&mut self) -> Option<Out> {
+        if self.done {
+            return None;
+        }
+        let next = tokio::time::timeout_at(self.deadline, self.rx.recv()).await;
+        let answer = match next {
+            Ok(Some(Out::Interim(m))) => return Some(Out::Interim(m)),
+            Ok(Some(Out::Answer(m))) => match &self.filter {
+                Some(f) => filter_tools(m, f),
+                None => m,
+            },
+            Ok(None) => jsonrpc::error_response(
+                &self.client_id,
+                code::SERVER_UNAVAILABLE,
+                &format!("server {:?}: the request was cancelled", self.lease.upstream.name()),
+            ),
+            Err(_) => {
+                let server = self.lease.upstream.name().to_string();
+                let timeout = humantime::format_duration(self.timeout);
+                self.lease.upstream.cancel(
+                    self.upstream_id,
+                    &format!("Tether: no answer within request_timeout ({timeout})"),
+                );
+                self.session.request_done(&self.client_id);
+                jsonrpc::error_response(
+                    &self.client_id,
+                    code::SERVER_TIMEOUT,
+                    &format!("server {server:?} did not answer within its request_timeout ({timeout})"),
+                )
+            }
+        };
+        self.done = true;
+        Some(Out::Answer(answer))
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.done {
+            // The client went away before the answer: nobody will read it.
+            self.lease.upstream.forget(self.upstream_id);
+            self.session.request_done(&self.client_id);
+        }
+    }
+}
+
+/// Takes one message of `session`'s client where it goes.
+pub async fn dispatch(gw: &Gateway, session: &Arc<Session>, view: &View<'_>) -> Reply {
+    session.touch();
+    match view.kind {
+        Kind::Request => request(gw, session, view).await,
+        Kind::Notification => {
+            notification(gw, session, view);
+            Reply::Accepted
+        }
+        Kind::Response => {
+            match session.answer_to_server(view) {
+                Some((up, message)) => {
+                    if let Err(why) = up.send(message) {
+                        tracing::debug!(server = %up.name(), "a client's answer could not be passed on: {why}");
+                    }
+                }
+                None => tracing::debug!(session = %session.key, "an answer to no request of a server's: dropped"),
+            }
+            Reply::Accepted
+        }
+    }
+}
+
+async fn request(gw: &Gateway, session: &Arc<Session>, view: &View<'_>) -> Reply {
+    let id = view.id.map_or("null", |i| i.get());
+    match view.method() {
+        "ping" => return Reply::Now(jsonrpc::result_response(id, "{}")),
+        "initialize" => {
+            return Reply::Now(jsonrpc::error_response(
+                id,
+                code::INVALID_REQUEST,
+                "this session is already initialized (send initialize without an Mcp-Session-Id to start another)",
+            ))
+        }
+        _ => {}
+    }
+    let server = match server_for(gw, session) {
+        Ok(s) => s,
+        Err(why) => return Reply::Now(jsonrpc::error_response(id, code::METHOD_NOT_FOUND, &why)),
+    };
+    let lease = match gw.pool.acquire(&server, session).await {
+        Ok(l) => l,
+        Err(e) => return Reply::Now(jsonrpc::error_response(id, acquire_code(&e), &e.to_string())),
+    };
+    let up = lease.upstream.clone();
+    let tools = &up.server.tools;
+    if view.method() == "tools/call" && !tools.is_all() {
+        if let Some(name) = tool_name(view.params).filter(|n| !tools.allows(n)) {
+            return Reply::Now(jsonrpc::error_response(
+                id,
+                code::INVALID_PARAMS,
+                &format!(
+                    "tool {name:?} is not offered by server {:?} (its tools filter)",
+                    up.name()
+                ),
+            ));
+        }
+    }
+    let filter = (view.method() == "tools/list" && !tools.is_all()).then(|| tools.clone());
+    let upstream_id = up.reserve_id();
+    let progress = progress_token(view.params);
+    let message = match &progress {
+        None => Bytes::from(view.with_id(&upstream_id.to_string())),
+        Some(_) => with_progress_token(view, upstream_id),
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let route = Route::Client(ClientRoute {
+        session: session.clone(),
+        client_id: id.into(),
+        reply: tx,
+        progress,
+    });
+    session.request_sent(id, &up, upstream_id);
+    if let Err(why) = up.send_request(upstream_id, message, route) {
+        session.request_done(id);
+        return Reply::Now(jsonrpc::error_response(
+            id,
+            code::SERVER_UNAVAILABLE,
+            &format!("server {:?}: {why}", up.name()),
+        ));
+    }
+    let timeout = up.server.request_timeout;
+    Reply::Later(Call {
+        rx,
+        deadline: tokio::time::Instant::now() + timeout,
+        lease,
+        upstream_id,
+        client_id: id.into(),
+        session: session.clone(),
+        timeout,
+        filter,
+        done: false,
+    })
+}
+
+fn notification(gw: &Gateway, session: &Arc<Session>, view: &View<'_>) {
+    match view.method() {
+        // The gateway initialized each instance itself.
+        "notifications/initialized" => {}
+        "notifications/cancelled" => {
+            #[derive(Deserialize)]
+            struct Params<'a> {
+                #[serde(borrow, rename = "requestId")]
+                request_id: &'a RawValue,
+                reason: Option<String>,
+            }
+            let Some(p) = view
+                .params
+                .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
+            else {
+                return;
+            };
+            if let Some((up, upstream_id)) = session.upstream_of(p.request_id.get()) {
+                up.cancel(upstream_id, p.reason.as_deref().unwrap_or("cancelled by the client"));
+                session.request_done(p.request_id.get());
+            }
+        }
+        _ => {
+            // Say it to the instances this session already talks to; none is started for it.
+            let message = Bytes::copy_from_slice(view.text.as_bytes());
+            let Ok(server) = server_for(gw, session) else { return };
+            let target = session.instance(&server).or_else(|| {
+                gw.pool
+                    .live()
+                    .into_iter()
+                    .find(|u| u.name() == server && u.lifetime() == crate::config::Lifetime::Shared)
+            });
+            if let Some(up) = target {
+                let _ = up.send(message);
+            }
+        }
+    }
+}
+
+/// The server a session's requests go to.
+pub fn server_for(gw: &Gateway, session: &Session) -> Result<String, String> {
+    match &session.endpoint {
+        Endpoint::Server(name) => Ok(name.clone()),
+        Endpoint::All => {
+            let enabled = gw.pool.enabled();
+            match enabled.as_slice() {
+                [only] => Ok(only.clone()),
+                [] => Err("no server is enabled".into()),
+                many => Err(format!(
+                    "{} servers are configured ({}): address one at /mcp/{{server}}, or serve one",
+                    many.len(),
+                    many.join(", ")
+                )),
+            }
+        }
+    }
+}
+
+/// The JSON-RPC code for a failure to get an instance.
+pub fn acquire_code(e: &AcquireError) -> i64 {
+    match e {
+        AcquireError::Unknown(_) | AcquireError::Disabled(_) => code::METHOD_NOT_FOUND,
+        AcquireError::Cap(_) => code::CAP_REACHED,
+        AcquireError::Start(_) | AcquireError::Backoff { .. } | AcquireError::ShuttingDown => code::SERVER_UNAVAILABLE,
+    }
+}
+
+fn tool_name(params: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct P {
+        name: String,
+    }
+    serde_json::from_str::<P>(params?.get()).ok().map(|p| p.name)
+}
+
+/// The client's progress token, as written, when the request asks for progress.
+fn progress_token(params: Option<&RawValue>) -> Option<Box<str>> {
+    let p = params?;
+    // Cheap test first: almost no request asks for progress.
+    if !p.get().contains("progressToken") {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(borrow, rename = "progressToken")]
+        token: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct P<'a> {
+        #[serde(borrow, rename = "_meta")]
+        meta: Option<Meta<'a>>,
+    }
+    let parsed: P<'_> = serde_json::from_str(p.get()).ok()?;
+    parsed.meta?.token.map(|t| t.get().into())
+}
+
+/// The request with the upstream id as both its id and its progress token.
+fn with_progress_token(view: &View<'_>, upstream_id: u64) -> Bytes {
+    let Ok(mut message) = serde_json::from_str::<serde_json::Value>(view.text) else {
+        return Bytes::from(view.with_id(&upstream_id.to_string()));
+    };
+    message["id"] = upstream_id.into();
+    if let Some(meta) = message
+        .get_mut("params")
+        .and_then(|p| p.get_mut("_meta"))
+        .and_then(|m| m.as_object_mut())
+    {
+        meta.insert("progressToken".into(), upstream_id.into());
+    }
+    Bytes::from(serde_json::to_vec(&message).unwrap_or_default())
+}
+
+/// A `tools/list` answer with the tools the filter refuses taken out.
+fn filter_tools(answer: Bytes, filter: &ToolFilter) -> Bytes {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&answer) else {
+        return answer;
+    };
+    if let Some(tools) = v.pointer_mut("/result/tools").and_then(|t| t.as_array_mut()) {
+        tools.retain(|t| t.get("name").and_then(|n| n.as_str()).is_some_and(|n| filter.allows(n)));
+    }
+    serde_json::to_vec(&v).map(Bytes::from).unwrap_or(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_tokens_are_found_and_replaced() {
+        let text = r#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"x","_meta":{"progressToken":"tok"}}}"#;
+        let view = View::parse(text).unwrap();
+        assert_eq!(progress_token(view.params).as_deref(), Some("\"tok\""));
+        let out: serde_json::Value = serde_json::from_slice(&with_progress_token(&view, 9)).unwrap();
+        assert_eq!(out["id"], 9);
+        assert_eq!(out["params"]["_meta"]["progressToken"], 9);
+        assert_eq!(out["params"]["name"], "x");
+        let plain = View::parse(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
+        assert_eq!(progress_token(plain.params), None);
+    }
+
+    #[test]
+    fn tools_are_filtered() {
+        let answer = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"}]}}"#);
+        let f = ToolFilter {
+            include: None,
+            exclude: vec!["b".into()],
+        };
+        let out: serde_json::Value = serde_json::from_slice(&filter_tools(answer, &f)).unwrap();
+        assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 1);
+    }
+}

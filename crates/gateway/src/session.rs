@@ -1,0 +1,295 @@
+//! A client session: one `Mcp-Session-Id` at the HTTP front door, or the one client of the
+//! stdio front door.
+//!
+//! It holds what the client declared at `initialize`, the stream for messages that answer no
+//! request of its (the GET stream, or stdout), the instances that live as long as it does
+//! (`lifetime = "session"`), its requests in flight (so a client's `notifications/cancelled`
+//! reaches the right upstream request), and the server-to-client requests it owes an answer
+//! to (so the answer reaches the right server, with the server's own id).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::jsonrpc::{self, View};
+use crate::protocol::ClientInit;
+use crate::upstream::{Out, Upstream};
+
+/// What a session serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// One server: `/mcp/{server}`.
+    Server(String),
+    /// Every enabled server: `/mcp`, and the stdio front door.
+    All,
+}
+
+/// A request of the client's in flight on an upstream.
+struct InFlight {
+    upstream: Weak<Upstream>,
+    upstream_id: u64,
+}
+
+/// A server's request waiting for this client's answer.
+struct Owed {
+    upstream: Weak<Upstream>,
+    server_id: Box<str>,
+}
+
+/// One client session.
+pub struct Session {
+    /// The session id (`Mcp-Session-Id`; 128 random bits), a credential: never logged whole.
+    pub id: String,
+    /// A short label for logs and the ledger's scope (`session:KEY`), unrelated to the id.
+    pub key: String,
+    /// What it serves.
+    pub endpoint: Endpoint,
+    /// Which bearer token opened it (a keyed hash), so another token cannot use it.
+    pub token_tag: u64,
+    /// What the client declared.
+    pub client: ClientInit,
+    /// The protocol revision negotiated with it.
+    pub version: &'static str,
+    /// Where messages that answer no request go (the GET stream; stdout for stdio).
+    stream: Mutex<Option<UnboundedSender<Bytes>>>,
+    /// Instances that live as long as this session, by server name.
+    instances: Mutex<HashMap<String, Arc<Upstream>>>,
+    /// Requests in flight, by the client's id.
+    in_flight: Mutex<HashMap<Box<str>, InFlight>>,
+    /// Server requests awaiting this client's answer, by the id the client was given.
+    owed: Mutex<HashMap<Box<str>, Owed>>,
+    /// The next id for a server request sent to this client.
+    next_owed: AtomicU64,
+    /// When the client was last heard from.
+    last_seen: Mutex<Instant>,
+    /// Set once the session ended.
+    ended: AtomicBool,
+    /// Held while one of its instances starts, so concurrent requests start one, not several.
+    pub start_lock: tokio::sync::Mutex<()>,
+}
+
+impl Session {
+    /// A new session.
+    pub fn new(
+        id: String,
+        key: String,
+        endpoint: Endpoint,
+        token_tag: u64,
+        client: ClientInit,
+        version: &'static str,
+    ) -> Session {
+        Session {
+            id,
+            key,
+            endpoint,
+            token_tag,
+            client,
+            version,
+            stream: Mutex::new(None),
+            instances: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            owed: Mutex::new(HashMap::new()),
+            next_owed: AtomicU64::new(1),
+            last_seen: Mutex::new(Instant::now()),
+            ended: AtomicBool::new(false),
+            start_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Notes that the client was heard from.
+    pub fn touch(&self) {
+        if let Ok(mut t) = self.last_seen.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    /// How long since the client was last heard from (zero while a request is in flight).
+    pub fn idle_for(&self) -> Duration {
+        if self.in_flight.lock().is_ok_and(|f| !f.is_empty()) {
+            return Duration::ZERO;
+        }
+        self.last_seen.lock().map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    /// Whether it has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Sets the stream for messages that answer no request (a new GET stream replaces the
+    /// old one, which ends).
+    pub fn set_stream(&self, tx: UnboundedSender<Bytes>) {
+        if let Ok(mut s) = self.stream.lock() {
+            *s = Some(tx);
+        }
+    }
+
+    /// Sends a message on the session's stream; false when there is none open.
+    pub fn push(&self, message: Bytes) -> bool {
+        let Ok(mut stream) = self.stream.lock() else {
+            return false;
+        };
+        match stream.as_ref().map(|s| s.send(message)) {
+            Some(Ok(())) => true,
+            Some(Err(_)) => {
+                *stream = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The session's instance of `server`, if it has a live one.
+    pub fn instance(&self, server: &str) -> Option<Arc<Upstream>> {
+        let instances = self.instances.lock().ok()?;
+        instances.get(server).filter(|u| !u.is_gone()).cloned()
+    }
+
+    /// Keeps `up` as the session's instance of its server.
+    pub fn keep_instance(&self, up: Arc<Upstream>) {
+        if let Ok(mut i) = self.instances.lock() {
+            i.insert(up.name().to_string(), up);
+        }
+    }
+
+    /// Removes and returns the session's instances matching `pick` (all of them at the end).
+    pub fn take_instances(&self, pick: impl Fn(&Upstream) -> bool) -> Vec<Arc<Upstream>> {
+        let Ok(mut i) = self.instances.lock() else {
+            return Vec::new();
+        };
+        let names: Vec<String> = i.iter().filter(|(_, u)| pick(u)).map(|(n, _)| n.clone()).collect();
+        names.into_iter().filter_map(|n| i.remove(&n)).collect()
+    }
+
+    /// The session's live instances.
+    pub fn instances(&self) -> Vec<Arc<Upstream>> {
+        self.instances
+            .lock()
+            .map(|i| i.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Records a request in flight on `up` under the upstream id `upstream_id`.
+    pub fn request_sent(&self, client_id: &str, up: &Arc<Upstream>, upstream_id: u64) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.insert(
+                client_id.into(),
+                InFlight {
+                    upstream: Arc::downgrade(up),
+                    upstream_id,
+                },
+            );
+        }
+    }
+
+    /// Forgets a request that was answered.
+    pub fn request_done(&self, client_id: &str) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.remove(client_id);
+        }
+        self.touch();
+    }
+
+    /// The upstream request behind the client's request `client_id`, if in flight.
+    pub fn upstream_of(&self, client_id: &str) -> Option<(Arc<Upstream>, u64)> {
+        let f = self.in_flight.lock().ok()?;
+        let entry = f.get(client_id)?;
+        Some((entry.upstream.upgrade()?, entry.upstream_id))
+    }
+
+    /// Sends a server's request on to this client, with an id of the gateway's, on the stream
+    /// of the call it belongs to (`reply`) or else the session's stream.
+    pub fn forward_server_request(
+        &self,
+        up: &Arc<Upstream>,
+        view: &View<'_>,
+        reply: Option<UnboundedSender<Out>>,
+    ) -> Result<(), String> {
+        let needed = match view.method() {
+            "sampling/createMessage" => Some("sampling"),
+            "elicitation/create" => Some("elicitation"),
+            "roots/list" => Some("roots"),
+            _ => None,
+        };
+        if let Some(cap) = needed.filter(|c| !self.client.has_capability(c)) {
+            return Err(format!("the client did not declare the {cap} capability"));
+        }
+        let id = format!("\"tether-{}\"", self.next_owed.fetch_add(1, Ordering::Relaxed));
+        let server_id = view.id.map_or("null", |i| i.get());
+        if let Ok(mut owed) = self.owed.lock() {
+            owed.insert(
+                id.as_str().into(),
+                Owed {
+                    upstream: Arc::downgrade(up),
+                    server_id: server_id.into(),
+                },
+            );
+        }
+        let message = Bytes::from(view.with_id(&id));
+        let sent = reply.is_some_and(|r| r.send(Out::Interim(message.clone())).is_ok()) || self.push(message);
+        if !sent {
+            if let Ok(mut owed) = self.owed.lock() {
+                owed.remove(id.as_str());
+            }
+            return Err("the client has no open stream to receive it (no call in flight, no GET stream)".into());
+        }
+        Ok(())
+    }
+
+    /// The client's answer to a server request: the upstream it goes to and the message with
+    /// the server's own id.
+    pub fn answer_to_server(&self, view: &View<'_>) -> Option<(Arc<Upstream>, Bytes)> {
+        let id = view.id?.get();
+        let owed = self.owed.lock().ok()?.remove(id)?;
+        let up = owed.upstream.upgrade()?;
+        Some((up, Bytes::from(view.with_id(&owed.server_id))))
+    }
+
+    /// A server cancels a request it sent this client: passed on with the client's id. True
+    /// when the request was this session's.
+    pub fn server_cancelled(&self, up: &Arc<Upstream>, view: &View<'_>) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow, rename = "requestId")]
+            request_id: &'a serde_json::value::RawValue,
+        }
+        let Some(p) = view
+            .params
+            .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
+        else {
+            return false;
+        };
+        let client_id = {
+            let Ok(mut owed) = self.owed.lock() else { return false };
+            let found = owed
+                .iter()
+                .find(|(_, o)| &*o.server_id == p.request_id.get() && o.upstream.as_ptr() == Arc::as_ptr(up))
+                .map(|(k, _)| k.clone());
+            let Some(k) = found else { return false };
+            owed.remove(&k);
+            k
+        };
+        self.push(Bytes::from(jsonrpc::replace_id(view.text, p.request_id, &client_id)));
+        true
+    }
+
+    /// Ends the session: its instances are ended (the caller waits for them), its stream closed.
+    pub fn end(&self, why: &str) -> Vec<Arc<Upstream>> {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        tracing::info!(session = %self.key, "session ended: {why}");
+        if let Ok(mut s) = self.stream.lock() {
+            s.take();
+        }
+        let instances = self.take_instances(|_| true);
+        for up in &instances {
+            up.end(&format!("its session ended ({why})"));
+        }
+        instances
+    }
+}

@@ -1,0 +1,341 @@
+//! An upstream: one running instance of a configured server, and the gateway's MCP session
+//! with it.
+//!
+//! An instance is a shim (`tether wrap --lifeline-fd 3 …`) started through
+//! `tether_supervisor::launch` ([`start`]); the gateway holds its lifeline and the server's
+//! stdin and stdout. One task writes queued messages to stdin, one reads lines from stdout and
+//! routes each ([`reader`]): an answer to the request whose upstream id it carries, a
+//! notification or a request to the client it belongs to. Requests get ids of the gateway's
+//! own (a counter per instance), so any number of clients can share one instance with the same
+//! ids of theirs. Ending an instance is dropping its lifeline: the shim ends the whole tree.
+
+mod reader;
+mod start;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tether_supervisor::launch::Lifeline;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::{Lifetime, ServerConfig};
+use crate::protocol::ServerInit;
+use crate::session::Session;
+
+pub use start::{start, StartError, StartOptions};
+
+/// Where an upstream's answer goes.
+pub enum Route {
+    /// To a client.
+    Client(ClientRoute),
+    /// To the gateway itself (its `initialize`, its own listings).
+    Internal(oneshot::Sender<Result<Bytes, String>>),
+}
+
+/// A message for a client's request: an interim one (progress, logging, a server request said
+/// during the call), or its answer, which comes last.
+#[derive(Debug)]
+pub enum Out {
+    /// Said during the call.
+    Interim(Bytes),
+    /// The answer: nothing follows.
+    Answer(Bytes),
+}
+
+/// A client's request in flight on an upstream.
+pub struct ClientRoute {
+    /// The client's session.
+    pub session: Arc<Session>,
+    /// The client's id, as it wrote it.
+    pub client_id: Box<str>,
+    /// Where messages for this request go (the POST's response stream).
+    pub reply: mpsc::UnboundedSender<Out>,
+    /// The client's progress token, as it wrote it; upstream it is the request's own id.
+    pub progress: Option<Box<str>>,
+}
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone)]
+pub enum State {
+    /// Spawned, `initialize` in flight.
+    Starting,
+    /// Initialized, serving.
+    Ready,
+    /// Ended, or died; why.
+    Gone(Arc<str>),
+}
+
+/// Who an instance serves.
+#[derive(Debug, Clone)]
+pub enum Owner {
+    /// Every client.
+    Shared,
+    /// One session.
+    Session(Weak<Session>),
+    /// One request.
+    Request,
+}
+
+/// One running instance.
+pub struct Upstream {
+    /// The instance id (the ledger's, and the cookie in its processes).
+    pub id: String,
+    /// The server's configuration when it started.
+    pub server: Arc<ServerConfig>,
+    /// Who it serves.
+    pub owner: Owner,
+    /// What the server declared at `initialize`.
+    init: std::sync::OnceLock<ServerInit>,
+    /// Messages for the server's stdin, written by the writer task.
+    outbox: mpsc::UnboundedSender<Bytes>,
+    /// Requests in flight, by the upstream id the gateway gave them.
+    pending: Mutex<HashMap<u64, Route>>,
+    /// The next upstream id.
+    next_id: AtomicU64,
+    /// Starting, ready or gone.
+    state: watch::Sender<State>,
+    /// The lifeline's write end; taking it ends the instance.
+    lifeline: Mutex<Option<Lifeline>>,
+    /// When the last request went to it (for idle timeouts).
+    last_used: Mutex<Instant>,
+    /// Sessions that used a shared instance, for its notifications that answer no request.
+    attached: Mutex<Vec<Weak<Session>>>,
+    /// The shim's exit, once it exited: its status in words.
+    exit: watch::Receiver<Option<String>>,
+    /// The shim's pid, for counting the instance's processes.
+    pub pid: Option<u32>,
+}
+
+impl Upstream {
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.server.name
+    }
+
+    /// Its lifetime.
+    pub fn lifetime(&self) -> Lifetime {
+        self.server.lifetime
+    }
+
+    /// What the server declared at `initialize` (once ready).
+    pub fn init(&self) -> Option<&ServerInit> {
+        self.init.get()
+    }
+
+    /// Its state now.
+    pub fn state(&self) -> State {
+        self.state.borrow().clone()
+    }
+
+    /// Whether it is gone (ended or dead).
+    pub fn is_gone(&self) -> bool {
+        matches!(*self.state.borrow(), State::Gone(_))
+    }
+
+    /// How long since it last served a request.
+    pub fn idle_for(&self) -> Duration {
+        self.last_used.lock().map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    /// Records `session` as a user of this (shared) instance.
+    pub fn attach(&self, session: &Arc<Session>) {
+        if let Ok(mut a) = self.attached.lock() {
+            if !a.iter().any(|w| w.as_ptr() == Arc::as_ptr(session)) {
+                a.retain(|w| w.strong_count() > 0);
+                a.push(Arc::downgrade(session));
+            }
+        }
+    }
+
+    /// The sessions a notification that answers no request goes to.
+    pub fn audience(&self) -> Vec<Arc<Session>> {
+        match &self.owner {
+            Owner::Session(s) => s.upgrade().into_iter().collect(),
+            Owner::Shared | Owner::Request => self
+                .attached
+                .lock()
+                .map(|a| a.iter().filter_map(Weak::upgrade).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A fresh upstream id for a request.
+    pub fn reserve_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a request under the upstream id `id` (from [`Upstream::reserve_id`]), its answer
+    /// going to `route`.
+    pub fn send_request(&self, id: u64, message: Bytes, route: Route) -> Result<(), String> {
+        if let State::Gone(why) = self.state() {
+            return Err(why.to_string());
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, route);
+        }
+        if let Ok(mut t) = self.last_used.lock() {
+            *t = Instant::now();
+        }
+        if self.outbox.send(message).is_err() {
+            self.forget(id);
+            return Err(self.gone_reason());
+        }
+        Ok(())
+    }
+
+    /// Sends a request of the gateway's own and waits for its answer (the whole response).
+    pub async fn call(&self, method: &str, params: Option<&str>, within: Duration) -> Result<Bytes, String> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.reserve_id();
+        self.send_request(
+            id,
+            crate::jsonrpc::request(&id.to_string(), method, params),
+            Route::Internal(tx),
+        )?;
+        match tokio::time::timeout(within, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(self.gone_reason()),
+            Err(_) => {
+                self.forget(id);
+                Err(format!(
+                    "no answer to {method} within {}",
+                    humantime::format_duration(within)
+                ))
+            }
+        }
+    }
+
+    /// Queues a message that expects no answer (a notification, a response to the server).
+    pub fn send(&self, message: Bytes) -> Result<(), String> {
+        self.outbox.send(message).map_err(|_| self.gone_reason())
+    }
+
+    /// Drops the route of a request that will not be answered (timed out, client gone).
+    pub fn forget(&self, id: u64) -> Option<Route> {
+        self.pending.lock().ok().and_then(|mut p| p.remove(&id))
+    }
+
+    /// Tells the server a request was cancelled, and drops its route.
+    pub fn cancel(&self, id: u64, reason: &str) {
+        if self.forget(id).is_some() {
+            let params = format!(
+                r#"{{"requestId":{id},"reason":{}}}"#,
+                serde_json::to_string(reason).unwrap_or_default()
+            );
+            let _ = self.send(crate::jsonrpc::notification("notifications/cancelled", Some(&params)));
+        }
+    }
+
+    /// Ends the instance: the lifeline is cut, so the shim ends the server's whole tree; every
+    /// request in flight is answered with an error naming `why`.
+    pub fn end(&self, why: &str) {
+        let lifeline = self.lifeline.lock().ok().and_then(|mut l| l.take());
+        if let Some(l) = lifeline {
+            tracing::info!(server = %self.name(), instance = %short(&self.id), "ending the instance: {why}");
+            l.cut();
+        }
+        self.mark_gone(why);
+    }
+
+    /// Waits until the shim has exited (the tree is gone), up to `within`; returns its status.
+    pub async fn wait_exit(&self, within: Duration) -> Option<String> {
+        let mut exit = self.exit.clone();
+        let done = tokio::time::timeout(within, exit.wait_for(Option::is_some)).await;
+        match done {
+            Ok(Ok(status)) => status.clone(),
+            _ => None,
+        }
+    }
+
+    /// Whether the gateway ended it (rather than the server dying by itself).
+    pub fn was_ended(&self) -> bool {
+        self.lifeline.lock().is_ok_and(|l| l.is_none())
+    }
+
+    /// Client requests in flight on it.
+    pub fn in_flight(&self) -> usize {
+        self.pending
+            .lock()
+            .map(|p| p.values().filter(|r| matches!(r, Route::Client(_))).count())
+            .unwrap_or(0)
+    }
+
+    /// Whether the shim has exited.
+    pub fn exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// Marks the instance gone and fails what is in flight.
+    fn mark_gone(&self, why: &str) {
+        let first = self.state.send_if_modified(|s| match s {
+            State::Gone(_) => false,
+            _ => {
+                *s = State::Gone(why.into());
+                true
+            }
+        });
+        if !first {
+            return;
+        }
+        let routes: Vec<Route> = self
+            .pending
+            .lock()
+            .map(|mut p| p.drain().map(|(_, r)| r).collect())
+            .unwrap_or_default();
+        let message = format!("server {:?}: {why}", self.name());
+        for route in routes {
+            match route {
+                Route::Client(c) => {
+                    c.session.request_done(&c.client_id);
+                    let _ = c.reply.send(Out::Answer(crate::jsonrpc::error_response(
+                        &c.client_id,
+                        crate::jsonrpc::code::SERVER_UNAVAILABLE,
+                        &message,
+                    )));
+                }
+                Route::Internal(tx) => {
+                    let _ = tx.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+
+    fn gone_reason(&self) -> String {
+        match self.state() {
+            State::Gone(why) => why.to_string(),
+            _ => "the instance stopped taking messages".into(),
+        }
+    }
+
+    /// Waits until it is ready or gone.
+    async fn ready(&self) -> Result<(), String> {
+        let mut rx = self.state.subscribe();
+        let state = rx
+            .wait_for(|s| !matches!(s, State::Starting))
+            .await
+            .map_err(|_| self.gone_reason())?;
+        match &*state {
+            State::Gone(why) => Err(why.to_string()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        // The lifeline goes with it anyway; this only names why in the log.
+        if let Ok(Some(l)) = self.lifeline.get_mut().map(Option::take) {
+            tracing::debug!(server = %self.server.name, instance = %short(&self.id), "instance dropped: ending it");
+            l.cut();
+        }
+    }
+}
+
+/// The first 8 digits of an id, for logs.
+pub fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}

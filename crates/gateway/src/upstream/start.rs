@@ -1,0 +1,245 @@
+//! Starting an instance: a shim through `tether_supervisor::launch`, the tasks around its
+//! pipes, and the MCP `initialize` handshake, bounded by the server's `startup_timeout`.
+//!
+//! This is the one place the gateway hands a command to tokio's process API: a command that
+//! `Launch::prepare` built, which execs `tether wrap` at once in the child (nothing else runs
+//! between fork and exec in this multi-threaded process but moving the lifeline to fd 3).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tether_supervisor::launch::{Launch, LedgerChoice, Prepared, Scope, ServerCommand, StderrMode};
+use tether_supervisor::layers::Disabled;
+use tether_supervisor::ssh::SshServer;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, watch};
+
+use super::{reader, short, writer, Owner, State, Upstream};
+use crate::config::{ServerConfig, StdioCommand, Transport};
+use crate::jsonrpc::{self, View};
+use crate::protocol::{self, ClientInit, ServerInit};
+
+/// How long a gone server's shim is given to report its exit status, for the error message.
+const EXIT_STATUS_PATIENCE: Duration = Duration::from_secs(1);
+
+/// What every instance of this gateway shares.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// The `tether` executable that runs the shims.
+    pub tether: PathBuf,
+    /// The gateway's owner id (`TETHER_OWNER` of every instance).
+    pub owner_id: String,
+    /// The ledger the shims write.
+    pub ledger: LedgerChoice,
+    /// The largest line accepted from a server.
+    pub max_message: usize,
+}
+
+/// Why an instance could not be started.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("server {server:?}: {why}")]
+pub struct StartError {
+    /// The server's name.
+    pub server: String,
+    /// What went wrong.
+    pub why: String,
+}
+
+/// Starts an instance of `server` for `owner` in `scope`; `client` is the client whose own
+/// `initialize` the instance gets (an instance serving one client), `None` for a shared one.
+pub async fn start(
+    server: Arc<ServerConfig>,
+    owner: Owner,
+    scope: Scope,
+    client: Option<&ClientInit>,
+    opts: &StartOptions,
+) -> Result<Arc<Upstream>, StartError> {
+    let fail = |why: String| StartError {
+        server: server.name.clone(),
+        why,
+    };
+    let command = match &server.transport {
+        Transport::Stdio(c) => (ServerCommand::Local(c.argv()), c),
+        Transport::Ssh { target, command } => (
+            ServerCommand::Ssh(Box::new(SshServer {
+                target: (**target).clone(),
+                command: command.argv(),
+                env: command
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().to_string()))
+                    .collect(),
+            })),
+            command,
+        ),
+        Transport::Http(h) => {
+            return Err(fail(format!(
+                "HTTP upstreams ({}) are not supported by this version of Tether yet",
+                redact_url(&h.url)
+            )))
+        }
+    };
+    let instance = tether_supervisor::ids::random_id().map_err(|e| fail(format!("generating an instance id: {e}")))?;
+    let launch = launch(&server, command, scope, &instance, opts);
+    let Prepared { command, lifeline } = launch.prepare().map_err(|e| fail(format!("preparing the shim: {e}")))?;
+    let mut command = tokio::process::Command::from(command);
+    #[allow(clippy::disallowed_methods)] // A command Launch::prepare built: it execs the shim at once.
+    let spawned = command.spawn();
+    // The command holds the lifeline's read end until dropped: only the shim may keep it.
+    drop(command);
+    let mut child = spawned.map_err(|e| fail(format!("starting tether wrap: {e}")))?;
+    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(fail("the shim's pipes are missing".into()));
+    };
+    let (outbox, inbox) = mpsc::unbounded_channel();
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let (state, _) = watch::channel(State::Starting);
+    let up = Arc::new(Upstream {
+        id: instance,
+        server: server.clone(),
+        owner,
+        init: std::sync::OnceLock::new(),
+        outbox,
+        pending: Mutex::new(Default::default()),
+        next_id: AtomicU64::new(1),
+        state,
+        lifeline: Mutex::new(Some(lifeline)),
+        last_used: Mutex::new(Instant::now()),
+        attached: Mutex::new(Vec::new()),
+        exit: exit_rx,
+        pid: child.id(),
+    });
+    tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), "instance starting");
+    tokio::spawn(writer::write(stdin, inbox));
+    tokio::spawn(reader::read(Arc::downgrade(&up), stdout, opts.max_message));
+    tokio::spawn(log_stderr(server.name.clone(), short(&up.id).to_string(), stderr));
+    let weak = Arc::downgrade(&up);
+    tokio::spawn(async move {
+        let status = match child.wait().await {
+            Ok(s) => describe_exit(s),
+            Err(e) => format!("could not be waited for: {e}"),
+        };
+        let _ = exit_tx.send(Some(status.clone()));
+        if let Some(up) = weak.upgrade() {
+            up.mark_gone(&format!("the server's shim exited ({status})"));
+        }
+    });
+
+    let params = protocol::initialize_params(client);
+    let answer = match up.call("initialize", Some(&params), server.startup_timeout).await {
+        Ok(a) => a,
+        Err(why) => {
+            let why = if why.starts_with("no answer") {
+                format!(
+                    "did not answer initialize within {}",
+                    humantime::format_duration(server.startup_timeout)
+                )
+            } else {
+                why
+            };
+            up.end(&why);
+            return Err(fail(why));
+        }
+    };
+    let init = jsonrpc::utf8(&answer).map_err(|e| e.to_string()).and_then(|text| {
+        let view = View::parse(text).map_err(|e| e.to_string())?;
+        if let Some(err) = view.error {
+            return Err(format!("refused initialize: {}", err.get()));
+        }
+        let result: &serde_json::value::RawValue = serde_json::from_str::<InitAnswer>(text)
+            .map_err(|e| e.to_string())?
+            .result;
+        ServerInit::parse(result.get())
+    });
+    let init = match init {
+        Ok(i) => i,
+        Err(why) => {
+            up.end(&why);
+            return Err(fail(why));
+        }
+    };
+    let _ = up.init.set(init);
+    if let Err(why) = up.send(jsonrpc::notification("notifications/initialized", None)) {
+        up.end(&why);
+        return Err(fail(why));
+    }
+    up.state.send_if_modified(|s| match s {
+        State::Starting => {
+            *s = State::Ready;
+            true
+        }
+        _ => false,
+    });
+    up.ready().await.map_err(fail)?;
+    tracing::info!(server = %server.name, instance = %short(&up.id), "instance ready");
+    Ok(up)
+}
+
+#[derive(serde::Deserialize)]
+struct InitAnswer<'a> {
+    #[serde(borrow)]
+    result: &'a serde_json::value::RawValue,
+}
+
+fn launch(
+    server: &ServerConfig,
+    (command, stdio): (ServerCommand, &StdioCommand),
+    scope: Scope,
+    instance: &str,
+    opts: &StartOptions,
+) -> Launch {
+    let mut launch = Launch::new(
+        opts.tether.clone(),
+        command,
+        opts.owner_id.clone(),
+        instance.to_string(),
+    );
+    launch.name = server.name.clone();
+    launch.scope = scope;
+    launch.grace = server.grace;
+    launch.max_procs = server.max_procs;
+    launch.disabled = Disabled::NONE;
+    launch.stderr = StderrMode::Piped;
+    launch.ledger = opts.ledger.clone();
+    if matches!(launch.server, ServerCommand::Local(_)) {
+        launch.env = stdio.env.iter().map(|(k, v)| (k.into(), v.expose().into())).collect();
+        launch.cwd.clone_from(&stdio.cwd);
+    }
+    launch
+}
+
+/// A server's stderr (and its shim's messages), line by line into the gateway's log.
+async fn log_stderr(server: String, instance: String, stderr: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(server = %server, instance = %instance, "stderr: {line}");
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => status.to_string(),
+    }
+}
+
+/// Waits briefly for the shim's exit status, to name it in an error.
+pub(super) async fn exit_status(up: &Upstream) -> Option<String> {
+    up.wait_exit(EXIT_STATUS_PATIENCE).await
+}
+
+/// A URL without its credentials, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) if !host.contains('/') || rest.find('@') < rest.find('/') => format!("{scheme}://…@{host}"),
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
