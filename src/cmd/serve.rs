@@ -83,9 +83,11 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listening on {addr}"))?;
+            // The address bound, which differs from the one asked for with port 0.
+            let addr = listener.local_addr().context("reading the listening address")?;
             let servers: Vec<&String> = config.enabled().map(|s| &s.name).collect();
             tracing::info!(
-                "serving {} ({}) at http://{addr}/mcp/{{server}}, from {}",
+                "serving {} server(s) ({}) at http://{addr}/mcp/{{server}}, from {}",
                 servers.len(),
                 servers.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
                 config.source

@@ -204,7 +204,8 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn disable(self) -> Option<&'static str> {
+    /// The layers this mode switches off, as for `--disable` and `TETHER_DISABLE`.
+    pub fn disable(self) -> Option<&'static str> {
         match self {
             // A cgroup the tests pretend is missing must be missing for Tether too.
             Mode::Cgroup if Feature::Cgroup.pretended_missing() => Some("cgroup"),

@@ -8,6 +8,7 @@
 mod doctor_advice;
 mod doctor_dead_shim;
 mod doctor_host;
+mod gateway;
 mod harness;
 mod ledger;
 mod ledger_damaged;

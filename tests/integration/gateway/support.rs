@@ -1,0 +1,284 @@
+//! Driving a real `tether serve`: start it on a configuration of the test's own (written in its
+//! state directory, listening on 127.0.0.1:0), find the port it bound in its log, speak MCP to
+//! it over HTTP like a client would, and end it by signal.
+//!
+//! The gateway runs with the test's cookie in its environment, so every shim, server and
+//! escapee it starts carries it, and the survivor checks find them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+use super::http::{self, Response};
+use crate::harness::{eventually, Cookie, Mode, StderrLog, FIXTURE, TETHER};
+
+/// Time for anything the gateway does on a loaded machine (polled: a pass costs what it takes).
+pub const SLACK: Duration = Duration::from_secs(10);
+
+/// A `[servers.NAME]` table running the fixture with the test's tag and `flags`.
+pub fn fixture_server(name: &str, cookie: &Cookie, flags: &[&str], extra: &str) -> String {
+    let mut args = vec!["--tag".to_string(), cookie.0.clone()];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    format!(
+        "[servers.{name}]\ncommand = {}\nargs = {}\ngrace = \"300ms\"\n{extra}\n",
+        toml_str(FIXTURE),
+        serde_json::to_string(&args).expect("args")
+    )
+}
+
+/// A TOML string literal.
+pub fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).expect("string")
+}
+
+/// A running `tether serve`.
+pub struct Gateway {
+    /// The process.
+    pub child: Child,
+    /// Its stderr.
+    pub log: StderrLog,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its configuration file.
+    pub config: PathBuf,
+}
+
+impl Gateway {
+    /// Starts `tether serve` on `config` (TOML) in `mode`, and waits until it listens.
+    pub fn start(cookie: &Cookie, mode: Mode, config: &str) -> Gateway {
+        let path = cookie.state_dir().join("gateway.toml");
+        std::fs::create_dir_all(cookie.state_dir()).expect("state dir");
+        std::fs::write(&path, config).expect("writing the configuration");
+        Gateway::start_file(cookie, mode, path, &[])
+    }
+
+    /// Starts `tether serve --config FILE` with extra arguments.
+    pub fn start_file(cookie: &Cookie, mode: Mode, config: PathBuf, extra: &[&str]) -> Gateway {
+        let mut cmd = Command::new(TETHER);
+        cmd.args(["serve", "--config"])
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra);
+        cookie.set_env(&mut cmd);
+        if let Some(off) = mode.disable() {
+            cmd.env("TETHER_DISABLE", off);
+        }
+        cmd.env("TETHER_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("starting tether serve");
+        let log = StderrLog::collect(&mut child);
+        let mut addr = None;
+        let listening = eventually(SLACK, || {
+            addr = log.lines().iter().find_map(|l| listening_addr(l));
+            addr.is_some() || child.try_wait().ok().flatten().is_some()
+        });
+        let Some(addr) = addr.filter(|_| listening) else {
+            let _ = child.kill();
+            panic!(
+                "tether serve did not start listening; stderr:\n{}",
+                log.lines().join("\n")
+            );
+        };
+        Gateway {
+            child,
+            log,
+            addr,
+            config,
+        }
+    }
+
+    /// The gateway's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        self.log.lines().join("\n")
+    }
+
+    /// Sends `signal` to the gateway.
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.pid()), signal).expect("signalling the gateway");
+    }
+
+    /// Waits for the gateway to exit; returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.log.wait_exit(&mut self.child, within)
+    }
+
+    /// A client of `/mcp/{server}` (or `/mcp` for `None`).
+    pub fn client(&self, server: Option<&str>) -> Client {
+        Client::new(self.addr, server)
+    }
+
+    /// Waits until the log has a line containing `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        assert!(
+            eventually(SLACK, || self.log().contains(needle)),
+            "the gateway never logged {needle:?}; its log:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // A failing test must not leave its gateway behind (the cookie's check kills the rest).
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The address in the gateway's "serving … at http://ADDR/mcp/…" line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split(" at http://").nth(1)?;
+    rest.split('/').next()?.parse().ok()
+}
+
+/// An MCP client over streamable HTTP.
+pub struct Client {
+    /// The gateway.
+    pub addr: SocketAddr,
+    /// `/mcp/{server}` or `/mcp`.
+    pub path: String,
+    /// The session, once initialized.
+    pub session: Option<String>,
+    /// A bearer token to present.
+    pub token: Option<String>,
+    /// The next request id.
+    next_id: u64,
+}
+
+impl Client {
+    /// A client of the gateway at `addr`, for `/mcp/{server}` (or `/mcp` for `None`).
+    pub fn new(addr: SocketAddr, server: Option<&str>) -> Client {
+        Client {
+            addr,
+            path: server.map_or("/mcp".to_string(), |s| format!("/mcp/{s}")),
+            session: None,
+            token: None,
+            next_id: 1,
+        }
+    }
+
+    /// Sends one message as the client would; returns the raw response.
+    pub fn post(&self, message: &Value) -> Response {
+        self.post_raw(message.to_string().as_bytes(), &[])
+    }
+
+    /// Sends raw bytes; an error when the connection fails.
+    pub fn try_post(&self, body: &[u8]) -> std::io::Result<Response> {
+        http::request(
+            self.addr,
+            "POST",
+            &self.path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+            ],
+            body,
+        )
+    }
+
+    /// Sends raw bytes with extra headers.
+    pub fn post_raw(&self, body: &[u8], extra: &[(&str, &str)]) -> Response {
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ];
+        let auth;
+        if let Some(t) = &self.token {
+            auth = format!("Bearer {t}");
+            headers.push(("Authorization", &auth));
+        }
+        if let Some(s) = &self.session {
+            headers.push(("Mcp-Session-Id", s));
+        }
+        headers.extend_from_slice(extra);
+        http::request(self.addr, "POST", &self.path, &headers, body).expect("POST to the gateway")
+    }
+
+    /// `initialize`; panics unless it succeeds. Returns the result.
+    pub fn initialize(&mut self) -> Value {
+        let r = self.try_initialize();
+        let result = r.1.get("result").cloned();
+        result.unwrap_or_else(|| panic!("initialize failed: {}", r.1))
+    }
+
+    /// `initialize` then `notifications/initialized`; returns the status and the answer.
+    pub fn try_initialize(&mut self) -> (u16, Value) {
+        let id = self.id();
+        let r = self.post(&json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}},
+            "clientInfo": {"name": "tether-test", "version": "1"}
+        }}));
+        let answer = r.messages().into_iter().next().unwrap_or(Value::Null);
+        if let Some(sid) = r.header("mcp-session-id") {
+            self.session = Some(sid.to_string());
+            let note = self.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+            assert_eq!(note.status, 202, "notifications/initialized: {}", note.text());
+        }
+        (r.status, answer)
+    }
+
+    /// A request; returns the final answer (the last message of an event stream).
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.id();
+        let r = self.post(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let answer = r
+            .messages()
+            .into_iter()
+            .find(|m| m.get("id") == Some(&json!(id)) && m.get("method").is_none());
+        answer.unwrap_or_else(|| panic!("no answer to {method} (status {}): {}", r.status, r.text()))
+    }
+
+    /// `tools/call`; returns the answer.
+    pub fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        self.request("tools/call", json!({"name": name, "arguments": arguments}))
+    }
+
+    /// `echo` through the gateway; panics unless the text comes back.
+    pub fn echo(&mut self, text: &str) {
+        let a = self.call_tool("echo", json!({"text": text}));
+        assert_eq!(
+            a.pointer("/result/content/0/text").and_then(Value::as_str),
+            Some(text),
+            "echo answered {a}"
+        );
+    }
+
+    /// `DELETE` of the session; returns the status.
+    pub fn delete(&mut self) -> u16 {
+        let sid = self.session.clone().expect("a session to delete");
+        let r = http::request(self.addr, "DELETE", &self.path, &[("Mcp-Session-Id", &sid)], b"").expect("DELETE");
+        r.status
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+/// The gateway's live instances of `server` in the test's ledger (`tether ps --json`).
+pub fn instances(cookie: &Cookie, server: &str) -> Vec<Value> {
+    let ps = crate::harness::tether_json_ok(cookie, "ps", &[]);
+    ps["owners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|o| o["instances"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["server"] == server && i["state"] == "running")
+        .collect()
+}
