@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{self, Config, Source};
 use crate::pool::Pool;
-use crate::session::Session;
+use crate::session::{Endpoint, Session};
 use crate::sessions::Sessions;
 use crate::upstream::{StartOptions, Upstream};
 
@@ -160,6 +160,13 @@ impl Gateway {
             changed.len(),
             ended.len()
         );
+        // Sessions of a removed server have nothing left to talk to.
+        for session in self
+            .sessions
+            .take_matching(|s| matches!(&s.endpoint, Endpoint::Server(n) if removed.iter().any(|r| *r == n)))
+        {
+            session.end("its server was removed by a reload");
+        }
         if let Ok(mut c) = self.config.lock() {
             *c = Arc::new(new);
         }

@@ -47,13 +47,14 @@ impl Sessions {
 
     /// Removes and returns the sessions idle for `limit` or longer.
     pub fn take_idle(&self, limit: Duration) -> Vec<Arc<Session>> {
+        self.take_matching(|s| s.idle_for() >= limit)
+    }
+
+    /// Removes and returns the sessions `pick` chooses.
+    pub fn take_matching(&self, pick: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
         let Ok(mut m) = self.map.lock() else { return Vec::new() };
-        let idle: Vec<String> = m
-            .iter()
-            .filter(|(_, s)| s.idle_for() >= limit)
-            .map(|(id, _)| id.clone())
-            .collect();
-        idle.into_iter().filter_map(|id| m.remove(&id)).collect()
+        let picked: Vec<String> = m.iter().filter(|(_, s)| pick(s)).map(|(id, _)| id.clone()).collect();
+        picked.into_iter().filter_map(|id| m.remove(&id)).collect()
     }
 
     /// Removes and returns every session.

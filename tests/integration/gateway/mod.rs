@@ -3,5 +3,8 @@
 
 mod http;
 mod lifetimes;
+mod many_sessions;
+mod reload;
+mod restart;
 mod support;
 mod teardown;
