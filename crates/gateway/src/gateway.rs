@@ -163,7 +163,7 @@ impl Gateway {
         // Sessions of a removed server have nothing left to talk to.
         for session in self
             .sessions
-            .take_matching(|s| matches!(&s.endpoint, Endpoint::Server(n) if removed.iter().any(|r| *r == n)))
+            .take_matching(|s| matches!(&s.endpoint, Endpoint::Server(n) if removed.contains(&n)))
         {
             session.end("its server was removed by a reload");
         }

@@ -1,10 +1,12 @@
 //! `tether serve`, driven over real HTTP (and stdio) against real servers: every lifetime, every
 //! teardown path, reloads, restarts and bad input, each ending with a survivor count of zero.
 
+mod bad_input;
 mod http;
 mod lifetimes;
 mod many_sessions;
 mod reload;
 mod restart;
+mod security;
 mod support;
 mod teardown;
