@@ -54,6 +54,11 @@ pub struct Call {
 }
 
 impl Call {
+    /// The session the call belongs to.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
     /// The next message for the client: interim ones, then the answer (an error one when the
     /// server's time is up); `None` after the answer.
     pub async fn next(&mut self) -> Option<Out> {

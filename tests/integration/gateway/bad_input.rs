@@ -13,14 +13,20 @@ fn error_of(r: &http::Response) -> (i64, String) {
     let m = r.messages().into_iter().next().unwrap_or(Value::Null);
     (
         m.pointer("/error/code").and_then(Value::as_i64).unwrap_or(0),
-        m.pointer("/error/message").and_then(Value::as_str).unwrap_or_default().to_string(),
+        m.pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 
 #[test]
 fn bad_messages_from_a_client_are_named_and_hurt_no_one() {
     let cookie = Cookie::new();
-    let config = format!("[gateway]\nmax_message_size = \"4KiB\"\n\n{}", fixture_server("fx", &cookie, &[], ""));
+    let config = format!(
+        "[gateway]\nmax_message_size = \"4KiB\"\n\n{}",
+        fixture_server("fx", &cookie, &[], "")
+    );
     let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
     let mut bystander = gw.client(Some("fx"));
     bystander.initialize();
@@ -42,7 +48,14 @@ fn bad_messages_from_a_client_are_named_and_hurt_no_one() {
     let r = c.post_raw(b"[]", &[]);
     assert_eq!(r.status, 400, "{}", r.text());
     let sid = c.session.clone().expect("session");
-    let r = http::request(gw.addr, "POST", "/mcp/fx", &[("Content-Type", "text/plain"), ("Mcp-Session-Id", &sid)], br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).expect("POST");
+    let r = http::request(
+        gw.addr,
+        "POST",
+        "/mcp/fx",
+        &[("Content-Type", "text/plain"), ("Mcp-Session-Id", &sid)],
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    )
+    .expect("POST");
     assert_eq!(r.status, 415, "{}", r.text());
 
     // Sessions: unknown, missing, ended.
@@ -59,7 +72,14 @@ fn bad_messages_from_a_client_are_named_and_hurt_no_one() {
     assert_eq!(r.status, 404, "an ended session: {}", r.text());
 
     // Unknown server.
-    let r = http::request(gw.addr, "POST", "/mcp/nope", &[("Content-Type", "application/json")], b"{}").expect("POST");
+    let r = http::request(
+        gw.addr,
+        "POST",
+        "/mcp/nope",
+        &[("Content-Type", "application/json")],
+        b"{}",
+    )
+    .expect("POST");
     assert_eq!(r.status, 404);
     assert!(error_of(&r).1.contains("no server named \"nope\""), "{}", r.text());
     let r = http::request(gw.addr, "GET", "/elsewhere", &[], b"").expect("GET");
@@ -93,8 +113,15 @@ fn garbage_and_oversized_answers_from_a_server_are_named() {
     let answer = big.call_tool("big", json!({"bytes": 60_000}));
     assert!(answer.get("result").is_some(), "under the limit: {}", short(&answer));
     let answer = big.call_tool("big", json!({"bytes": 70_000}));
-    let message = answer.pointer("/error/message").and_then(Value::as_str).unwrap_or_default();
-    assert!(message.contains("max_message_size") && message.contains("\"fx\""), "{}", short(&answer));
+    let message = answer
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        message.contains("max_message_size") && message.contains("\"fx\""),
+        "{}",
+        short(&answer)
+    );
     big.echo("the instance goes on");
     let mut gw = gw;
     gw.signal(Signal::SIGTERM);
@@ -116,14 +143,25 @@ fn a_configuration_with_a_typo_is_refused_with_its_position() {
     std::fs::write(&path, "[servers.fx]\ncommand = \"x\"\nlifetime = \"sesion\"\n").expect("write");
     let mut cmd = std::process::Command::new(TETHER);
     cookie.set_env(&mut cmd);
-    let out = cmd.args(["serve", "--config"]).arg(&path).output().expect("tether serve");
+    let out = cmd
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("tether serve");
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{}:3:1: server \"fx\": lifetime \"sesion\"", path.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:3:1: server \"fx\": lifetime \"sesion\"", path.display())),
+        "{stderr}"
+    );
     // And one that would be reachable from other hosts without a token.
     std::fs::write(&path, "[gateway]\nlisten = \"0.0.0.0:0\"\n").expect("write");
     let out = cmd.output().expect("tether serve");
     assert_eq!(out.status.code(), Some(125));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("set a token"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("set a token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     cookie.assert_none_survive(SLACK);
 }

@@ -12,7 +12,10 @@ use crate::harness::{Cookie, Mode};
 const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
 fn post(gw: &Gateway, headers: &[(&str, &str)]) -> http::Response {
-    let mut all = vec![("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+    let mut all = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
     all.extend_from_slice(headers);
     http::request(gw.addr, "POST", "/mcp/fx", &all, INIT).expect("POST")
 }
@@ -23,13 +26,26 @@ fn foreign_hosts_and_origins_are_refused() {
     let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
     let own = gw.addr.to_string();
     assert_eq!(post(&gw, &[("Host", &own)]).status, 200);
-    assert_eq!(post(&gw, &[("Host", &format!("localhost:{}", gw.addr.port()))]).status, 200);
+    assert_eq!(
+        post(&gw, &[("Host", &format!("localhost:{}", gw.addr.port()))]).status,
+        200
+    );
     let r = post(&gw, &[("Host", "evil.example.com")]);
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("DNS rebinding"));
     let r = post(&gw, &[("Host", &own), ("Origin", "http://evil.example.com")]);
     assert_eq!(r.status, 403, "{}", r.text());
-    assert_eq!(post(&gw, &[("Host", &own), ("Origin", &format!("http://localhost:{}", gw.addr.port()))]).status, 200);
+    assert_eq!(
+        post(
+            &gw,
+            &[
+                ("Host", &own),
+                ("Origin", &format!("http://localhost:{}", gw.addr.port()))
+            ]
+        )
+        .status,
+        200
+    );
     let mut gw = gw;
     gw.signal(Signal::SIGTERM);
     assert!(gw.wait_exit(SLACK).success());
@@ -40,12 +56,18 @@ fn foreign_hosts_and_origins_are_refused() {
 fn a_configured_token_is_required() {
     let cookie = Cookie::new();
     let token = "s3cret-token-0123456789";
-    let config = format!("[gateway]\ntoken = \"{token}\"\n\n{}", fixture_server("fx", &cookie, &[], ""));
+    let config = format!(
+        "[gateway]\ntoken = \"{token}\"\n\n{}",
+        fixture_server("fx", &cookie, &[], "")
+    );
     let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
     let r = post(&gw, &[]);
     assert_eq!(r.status, 401);
     assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"tether\""));
-    assert_eq!(post(&gw, &[("Authorization", "Bearer wrong-token-0123456789")]).status, 401);
+    assert_eq!(
+        post(&gw, &[("Authorization", "Bearer wrong-token-0123456789")]).status,
+        401
+    );
     let mut c = gw.client(Some("fx"));
     c.token = Some(token.into());
     c.initialize();
@@ -70,10 +92,18 @@ fn the_get_stream_belongs_to_its_session_and_ends_with_it() {
     let sid = c.session.clone().expect("session");
     let refused = EventStream::open(gw.addr, "/mcp/fx", &[("Accept", "text/event-stream")]).expect("GET");
     assert_eq!(refused.status, 400, "a GET stream needs its session");
-    let mut stream = EventStream::open(gw.addr, "/mcp/fx", &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &sid)]).expect("GET");
+    let mut stream = EventStream::open(
+        gw.addr,
+        "/mcp/fx",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &sid)],
+    )
+    .expect("GET");
     assert_eq!(stream.status, 200);
     assert_eq!(c.delete(), 200);
-    assert!(stream.next(Duration::from_secs(5)).is_none(), "the stream ends with its session");
+    assert!(
+        stream.next(Duration::from_secs(5)).is_none(),
+        "the stream ends with its session"
+    );
     let mut gw = gw;
     gw.signal(Signal::SIGTERM);
     assert!(gw.wait_exit(SLACK).success());

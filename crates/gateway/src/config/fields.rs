@@ -302,6 +302,7 @@ pub struct GatewayFields {
     pub max_processes: Option<i64>,
     pub max_message_size: Option<SizeValue>,
     pub allowed_origins: Vec<String>,
+    pub response_mode: Option<String>,
 }
 
 /// Validates the gateway table. `keys` names its keys in the file's own spelling.
@@ -379,6 +380,16 @@ pub fn build_gateway(f: GatewayFields, base: &Path, keys: &GatewayKeys) -> Resul
         }
     }
     g.allowed_origins = f.allowed_origins;
+    g.response_mode = match f.response_mode.as_deref() {
+        None | Some("stream") => super::ResponseMode::Stream,
+        Some("json") => super::ResponseMode::Json,
+        Some(other) => {
+            return Err(Invalid::new(
+                &[keys.response_mode],
+                format!("{}: {other:?}: expected \"stream\" or \"json\"", keys.response_mode),
+            ))
+        }
+    };
     check_exposure(&g).map_err(|m| Invalid::new(&[keys.listen], format!("{}: {m}", keys.listen)))?;
     Ok(g)
 }
@@ -391,6 +402,7 @@ pub struct GatewayKeys {
     pub max_processes: &'static str,
     pub max_message_size: &'static str,
     pub allowed_origins: &'static str,
+    pub response_mode: &'static str,
 }
 
 fn check_token(t: &str) -> Result<Secret, String> {

@@ -82,6 +82,7 @@ struct Gateway {
     max_message_size: Option<SizeValue>,
     #[serde(default)]
     allowed_origins: Vec<String>,
+    response_mode: Option<String>,
 }
 
 /// A whole number, which JSON5 parsers may hand over as a float.
@@ -135,6 +136,7 @@ const KEYS: GatewayKeys = GatewayKeys {
     max_processes: "maxProcesses",
     max_message_size: "maxMessageSize",
     allowed_origins: "allowedOrigins",
+    response_mode: "responseMode",
 };
 
 /// Parses and validates JSON or JSON5 text read from `path`.
@@ -234,6 +236,7 @@ fn gateway(obj: &serde_json::Map<String, Value>, base: &Path) -> Result<GatewayC
         max_processes: g.max_processes.map(|c| c.get()),
         max_message_size: g.max_message_size,
         allowed_origins: g.allowed_origins,
+        response_mode: g.response_mode,
     };
     build_gateway(fields, base, &KEYS).map_err(|e| e.under(&["tether"]))
 }

@@ -87,6 +87,19 @@ pub struct GatewayConfig {
     pub max_message_size: usize,
     /// Origins allowed besides the listen address's own (`http://localhost:7300` …).
     pub allowed_origins: Vec<String>,
+    /// How requests are answered over HTTP.
+    pub response_mode: ResponseMode,
+}
+
+/// How the HTTP front door answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// An event stream for every request whose client accepts one: what the servers of the
+    /// official SDKs do, and what clients are tested against.
+    Stream,
+    /// JSON when the answer is the first thing to say; an event stream only when the server
+    /// says something during the call (progress, logging, a request to the client).
+    Json,
 }
 
 /// One configured server.
@@ -311,6 +324,7 @@ impl Default for GatewayConfig {
             max_processes: None,
             max_message_size: DEFAULT_MAX_MESSAGE,
             allowed_origins: Vec::new(),
+            response_mode: ResponseMode::Stream,
         }
     }
 }

@@ -46,6 +46,7 @@ struct Gateway {
     max_message_size: Option<SizeValue>,
     #[serde(default)]
     allowed_origins: Vec<String>,
+    response_mode: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +94,7 @@ const KEYS: GatewayKeys = GatewayKeys {
     max_processes: "max_processes",
     max_message_size: "max_message_size",
     allowed_origins: "allowed_origins",
+    response_mode: "response_mode",
 };
 
 /// Parses and validates TOML text read from `path`.
@@ -114,6 +116,7 @@ pub fn parse(path: &Path, text: &str) -> Result<(GatewayConfig, BTreeMap<String,
                 max_processes: g.max_processes,
                 max_message_size: g.max_message_size,
                 allowed_origins: g.allowed_origins,
+                response_mode: g.response_mode,
             },
             base,
             &KEYS,

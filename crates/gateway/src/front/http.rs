@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::body::{self, Body};
 use super::guard::{self, Refusal};
+use crate::config::ResponseMode;
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, code, Kind, View};
 use crate::protocol;
@@ -190,7 +191,7 @@ async fn post(gw: &Gateway, endpoint: Endpoint, tag: u64, req: Request<Incoming>
     match route::dispatch(gw, &session, &view).await {
         Reply::Accepted => empty(StatusCode::ACCEPTED),
         Reply::Now(answer) => json(StatusCode::OK, answer),
-        Reply::Later(call) => answer_call(call, accept).await,
+        Reply::Later(call) => answer_call(call, accept, gw.config().gateway.response_mode).await,
     }
 }
 
@@ -257,29 +258,43 @@ async fn batch(gw: &Gateway, endpoint: &Endpoint, tag: u64, headers: &HeaderMap,
     json(StatusCode::OK, Bytes::from(out))
 }
 
-/// The answer to a call: JSON when the answer comes first, else an event stream that ends with
-/// it (or, for a client that takes only JSON, the answer alone, its interim messages sent on the
-/// session's GET stream).
-async fn answer_call(mut call: route::Call, accept: Accepts) -> Response<Body> {
+/// The answer to a call: an event stream of what the server says, ending with the answer (in
+/// the `json` response mode, JSON when the answer comes first); for a client that takes only
+/// JSON, the answer alone, what was said during the call going to the session's GET stream.
+async fn answer_call(mut call: route::Call, accept: Accepts, mode: ResponseMode) -> Response<Body> {
+    if accept.events && mode == ResponseMode::Stream {
+        return stream_call(call, None);
+    }
     let first = match call.next().await {
         Some(Out::Answer(a)) => return json(StatusCode::OK, a),
         Some(Out::Interim(m)) => m,
         None => return plain(StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer"),
     };
     if !accept.events {
-        let mut interim = vec![first];
+        // What the server says during the call goes on the session's GET stream, if open.
+        call.session().push(first);
         loop {
             match call.next().await {
-                Some(Out::Interim(m)) => interim.push(m),
+                Some(Out::Interim(m)) => {
+                    call.session().push(m);
+                }
                 Some(Out::Answer(a)) => return json(StatusCode::OK, a),
                 None => return plain(StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer"),
             }
         }
     }
+    stream_call(call, Some(first))
+}
+
+/// An event stream of the call's messages (after `first`, when one was already taken), ending
+/// with its answer.
+fn stream_call(mut call: route::Call, first: Option<Bytes>) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        if tx.send(body::event(&first)).await.is_err() {
-            return;
+        if let Some(first) = first {
+            if tx.send(body::event(&first)).await.is_err() {
+                return;
+            }
         }
         while let Some(out) = call.next().await {
             let (m, last) = match out {
