@@ -15,12 +15,12 @@ use serde_json::{json, Value};
 
 use crate::harness::{which, Cookie, COOKIE_VAR, TETHER};
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The JSON block that follows `<!-- tested: NAME` in README.md.
-fn readme_block(name: &str) -> Value {
+pub fn readme_block(name: &str) -> Value {
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
     let marker = format!("<!-- tested: {name}");
     let after = &readme[readme.find(&marker).unwrap_or_else(|| panic!("README has no {marker}"))..];
@@ -47,9 +47,18 @@ pub fn test_deps() -> (PathBuf, PathBuf) {
 /// Runs the SDK client on one `mcpServers`-style entry, with the test cookie added to its env
 /// (instrumentation only: command and args stay as written). Returns the client's JSON line.
 pub fn run_client(entry: &Value, cookie: &Cookie, tool: &str, args: Value) -> Value {
+    run_client_with_env(entry, cookie, tool, args, &[])
+}
+
+/// [`run_client`], with more environment for the entry's process (instrumentation too: where a
+/// gateway finds its configuration and ledger).
+pub fn run_client_with_env(entry: &Value, cookie: &Cookie, tool: &str, args: Value, env: &[(&str, String)]) -> Value {
     let (python, node_dir) = test_deps();
     let mut entry = entry.clone();
     entry["env"] = json!({ COOKIE_VAR: cookie.0 });
+    for (k, v) in env {
+        entry["env"][*k] = json!(v);
+    }
     let config = json!({"mcpServers": {"everything": entry}});
     let config_path = std::env::temp_dir().join(format!("tether-client-{}.json", cookie.0));
     std::fs::write(&config_path, config.to_string()).expect("write config");

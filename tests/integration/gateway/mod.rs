@@ -5,6 +5,7 @@ mod bad_input;
 mod http;
 mod lifetimes;
 mod many_sessions;
+mod real_clients;
 mod reload;
 mod restart;
 mod security;
