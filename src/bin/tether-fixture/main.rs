@@ -8,9 +8,9 @@
 //! line on stderr once everything exists.
 //!
 //! It is also a full MCP server for the gateway's tests and for the official
-//! conformance suite run through `tether serve`: tools (tether's own, and the
-//! suite's sampling and elicitation ones), progress, and sampling/elicitation
-//! requests to the client in the middle of a call.
+//! conformance suite run through `tether serve`: tools (the suite's `test_*`
+//! ones and tether's own), prompts, resources, logging, completion, progress,
+//! and sampling/elicitation requests to the client in the middle of a call.
 
 // This is a test program, not part of the supervisor: building its own
 // escapee processes is its whole purpose, so it must call Command::spawn.
@@ -18,8 +18,12 @@
 
 mod args;
 mod conversation;
+mod logging;
+mod media;
 mod notify;
 mod plan;
+mod prompts;
+mod resources;
 mod rpc;
 mod server;
 mod session;

@@ -3,13 +3,13 @@
 //! One input line in, one [`Handled`] out: a request's [`Plan`], a client's
 //! response to one of the fixture's own questions, or nothing. This module is
 //! the framing and the method table; what the methods do lives with their
-//! concept (`session`, `tools`). Keeping it free of
+//! concept (`session`, `tools`, `prompts`, `resources`). Keeping it free of
 //! I/O lets unit tests cover the protocol without pipes or processes;
 //! `server` runs the plans and `conversation` waits for the client's replies.
 
 use crate::plan::{Answer, Plan, RpcError};
 use crate::session::Session;
-use crate::tools;
+use crate::{prompts, resources, tools};
 use serde_json::{json, Value};
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -110,6 +110,15 @@ impl Session {
             "ping" => json!({}),
             "tools/list" => tools::list(),
             "tools/call" => return tools::call(self, params),
+            "prompts/list" => prompts::list(),
+            "prompts/get" => prompts::get(params)?,
+            "completion/complete" => prompts::complete(params)?,
+            "resources/list" => resources::list(),
+            "resources/templates/list" => resources::templates(),
+            "resources/read" => resources::read(params)?,
+            "resources/subscribe" => resources::subscribe(self, params)?,
+            "resources/unsubscribe" => resources::unsubscribe(self, params)?,
+            "logging/setLevel" => self.set_level(params)?,
             other => return Err(RpcError::new(METHOD_NOT_FOUND, format!("method not found: {other}"))),
         };
         Ok(Plan::answer(result))
@@ -136,6 +145,14 @@ pub fn notification(method: &str, params: Value) -> Value {
 /// A complete request message from the fixture to the client.
 pub fn request(id: u64, method: &str, params: &Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// `params[name]` as a string, or an invalid-params error naming `what`.
+pub fn str_param<'a>(params: &'a Value, name: &str, what: &str) -> Result<&'a str, RpcError> {
+    params
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("{what} requires a string \"{name}\"")))
 }
 
 #[cfg(test)]

@@ -1,7 +1,13 @@
 //! What the fixture remembers about its client between lines, and the two
-//! request that changes it: `initialize` (capabilities).
+//! requests that change it: `initialize` (capabilities) and `logging/setLevel`.
+//!
+//! Resource subscriptions are kept here too, but changed in `resources`.
 
+use crate::logging::Level;
+use crate::plan::RpcError;
+use crate::rpc::{str_param, INVALID_PARAMS};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 /// Protocol versions the fixture echoes back when a client asks for them.
 pub const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -14,6 +20,11 @@ pub struct Session {
     /// The client's capabilities from `initialize`: tools may only ask for
     /// sampling or elicitation when the client declared them.
     pub client: ClientCaps,
+    /// Least severe level sent as `notifications/message`, from
+    /// `logging/setLevel`; `None` (never set) sends every level.
+    pub log_level: Option<Level>,
+    /// Resource URIs subscribed to, so unsubscribe undoes exactly that.
+    pub subscriptions: BTreeSet<String>,
     /// What `whoami` reports, read once at start so handlers stay pure.
     pub identity: Identity,
     /// `--no-initialize`: `initialize` is never answered.
@@ -76,9 +87,21 @@ impl Session {
             "capabilities": {
                 // listChanged: the `notify` tool can announce changes on request.
                 "tools": {"listChanged": true},
+                "prompts": {"listChanged": true},
+                "resources": {"subscribe": true, "listChanged": true},
+                "logging": {},
+                "completions": {},
             },
             "serverInfo": {"name": "tether-fixture", "version": env!("CARGO_PKG_VERSION")},
         })
+    }
+
+    pub(crate) fn set_level(&mut self, params: &Value) -> Result<Value, RpcError> {
+        let name = str_param(params, "level", "logging/setLevel")?;
+        let level =
+            Level::parse(name).ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("unknown log level: {name}")))?;
+        self.log_level = Some(level);
+        Ok(json!({}))
     }
 }
 
@@ -117,7 +140,12 @@ mod tests {
         assert_eq!(r["jsonrpc"], "2.0");
         assert_eq!(r["result"]["serverInfo"]["name"], "tether-fixture");
         assert_eq!(r["result"]["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
-        assert_eq!(r["result"]["capabilities"], json!({"tools": {"listChanged": true}}));
+        assert_eq!(
+            r["result"]["capabilities"],
+            json!({"tools": {"listChanged": true}, "prompts": {"listChanged": true},
+                   "resources": {"subscribe": true, "listChanged": true},
+                   "logging": {}, "completions": {}})
+        );
     }
 
     #[test]
@@ -152,5 +180,20 @@ mod tests {
                 elicitation: true
             }
         );
+    }
+
+    #[test]
+    fn set_level_stores_the_level_and_rejects_unknown_ones() {
+        let mut s = session();
+        assert_eq!(
+            call_in(&mut s, &req("logging/setLevel", json!({"level": "warning"})))["result"],
+            json!({})
+        );
+        assert_eq!(s.log_level, Some(Level::Warning));
+        let r = call_in(&mut s, &req("logging/setLevel", json!({"level": "loud"})));
+        assert_eq!(r["error"]["code"], INVALID_PARAMS);
+        let r = call_in(&mut s, &req("logging/setLevel", json!({})));
+        assert_eq!(r["error"]["code"], INVALID_PARAMS);
+        assert_eq!(s.log_level, Some(Level::Warning));
     }
 }

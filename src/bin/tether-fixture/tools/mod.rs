@@ -1,12 +1,13 @@
 //! The tool registry: `tools/list` and `tools/call`.
 //!
-//! Two sets of tools: the ones tether's own gateway tests drive (`gateway`),
-//! and those that ask the client something first (`ask`: `sample` and the
-//! conformance suite's sampling and elicitation tools). A tool
+//! Three sets of tools: the conformance suite's plain `test_*` tools
+//! (`conformance`), the ones tether's own gateway tests drive (`gateway`), and
+//! those of either kind that ask the client something first (`ask`). A tool
 //! turns its arguments into a [`Plan`], so its timing, notifications and
 //! questions are data that unit tests inspect.
 
 mod ask;
+mod conformance;
 mod gateway;
 
 use crate::plan::{Plan, RpcError, Step};
@@ -34,7 +35,7 @@ pub struct Call<'a> {
 }
 
 fn all() -> impl Iterator<Item = &'static Tool> {
-    gateway::TOOLS.iter().chain(ask::TOOLS)
+    gateway::TOOLS.iter().chain(conformance::TOOLS).chain(ask::TOOLS)
 }
 
 pub fn list() -> Value {
@@ -75,6 +76,11 @@ pub fn text(text: impl Into<String>) -> Value {
 /// which MCP reports as a result rather than a JSON-RPC error.
 pub fn failure(text: impl Into<String>) -> Value {
     json!({"content": [{"type": "text", "text": text.into()}], "isError": true})
+}
+
+/// A successful tool result with these content items.
+pub fn content(items: Value) -> Value {
+    json!({"content": items, "isError": false})
 }
 
 /// The schema of a tool that takes no arguments.
