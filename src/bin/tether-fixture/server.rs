@@ -7,7 +7,7 @@
 //! `--bad-utf8-reply`, `--bad-json-reply`).
 
 use crate::args::Args;
-use crate::plan::{Answer, Finish};
+use crate::plan::{Answer, Finish, Step};
 use crate::rpc::{self, Handled, Reply};
 use crate::session::{Identity, Session};
 use anyhow::{Context, Result};
@@ -53,15 +53,15 @@ pub fn serve(args: &Args) -> Result<End> {
 /// One client on a pair of byte streams (generic so tests can script both ends).
 pub struct Conn<'a, R, W> {
     /// Where requests and the client's replies arrive, one per line.
-    pub(crate) input: R,
+    input: R,
     /// Where answers, notifications and the fixture's own requests go.
     out: W,
     /// The misbehaviour flags.
     args: &'a Args,
     /// Protocol state: client capabilities, log level, subscriptions.
-    pub(crate) session: Session,
+    session: Session,
     /// The current input line, reused so large lines are not reallocated.
-    pub(crate) line: Vec<u8>,
+    line: Vec<u8>,
     /// `tools/call` requests answered so far, for `--exit-after`.
     calls: u64,
     /// Id of the next request the fixture sends the client.
@@ -123,8 +123,8 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
     pub(crate) fn carry_out(&mut self, reply: Reply) -> Result<(), Stop> {
         for step in &reply.plan.steps {
             match step {
-                crate::plan::Step::Notify(message) => self.write(message)?,
-                crate::plan::Step::Sleep(d) => std::thread::sleep(*d),
+                Step::Notify(message) => self.write(message)?,
+                Step::Sleep(d) => std::thread::sleep(*d),
             }
         }
         let answer: Answer = match reply.plan.finish {
