@@ -72,6 +72,23 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub stderr_lines: u64,
 
+    /// Never answer `initialize`, and answer no other request either until the
+    /// client sends `notifications/initialized`: a server that hangs at start-up,
+    /// for start-up timeout tests.
+    #[arg(long)]
+    pub no_initialize: bool,
+
+    /// Answer each `tools/call` with a line of invalid UTF-8: the bytes
+    /// `{"jsonrpc":"2.0","id":N,` (the request's id) followed by a 0xff byte.
+    /// Anything done before the answer (notifications, questions) still happens.
+    #[arg(long, conflicts_with = "bad_json_reply")]
+    pub bad_utf8_reply: bool,
+
+    /// Answer each `tools/call` with truncated JSON: the bytes
+    /// `{"jsonrpc":"2.0","id":N,"result":` (the request's id) and a newline.
+    #[arg(long)]
+    pub bad_json_reply: bool,
+
     /// Hidden: run as a sleeper of this kind.
     #[arg(long, hide = true, value_name = "KIND", conflicts_with = "intermediate")]
     pub sleeper: Option<SleeperKind>,
@@ -166,6 +183,14 @@ mod tests {
             let v = k.to_possible_value().unwrap();
             assert_eq!(v.get_name(), k.name());
         }
+    }
+
+    #[test]
+    fn bad_reply_flags_parse_and_exclude_each_other() {
+        let a = Args::parse_from(["f", "--no-initialize", "--bad-utf8-reply"]);
+        assert!(a.no_initialize && a.bad_utf8_reply && !a.bad_json_reply);
+        assert!(Args::parse_from(["f", "--bad-json-reply"]).bad_json_reply);
+        assert!(Args::try_parse_from(["f", "--bad-json-reply", "--bad-utf8-reply"]).is_err());
     }
 
     #[test]

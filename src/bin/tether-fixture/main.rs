@@ -3,20 +3,34 @@
 //! Integration tests use it to prove that tether kills whole process trees:
 //! it can leave an "escapee zoo" of sleepers behind (same group, own session,
 //! double-forked orphans, one with an empty environment), ignore SIGTERM, hold
-//! pipes open past EOF, emit garbage, and echo raw bytes. It prints a single
-//! `tether-fixture: ready ...` line on stderr once everything exists.
+//! pipes open past EOF, emit garbage or broken answers, hang at start-up, crash
+//! mid-call, and echo raw bytes. It prints a single `tether-fixture: ready ...`
+//! line on stderr once everything exists.
+//!
+//! It is also a full MCP server for the gateway's tests and for the official
+//! conformance suite run through `tether serve`: tools (the suite's `test_*`
+//! ones and tether's own), prompts, resources, logging, completion, progress,
+//! and sampling/elicitation requests to the client in the middle of a call.
 
 // This is a test program, not part of the supervisor: building its own
 // escapee processes is its whole purpose, so it must call Command::spawn.
 #![allow(clippy::disallowed_methods)]
 
 mod args;
+mod conversation;
+mod logging;
+mod media;
 mod notify;
+mod plan;
+mod prompts;
+mod resources;
 mod rpc;
 mod server;
+mod session;
 mod signals;
 mod sleeper;
 mod spawn;
+mod tools;
 mod zoo;
 
 use anyhow::{Context, Result};
@@ -48,6 +62,9 @@ fn run_server(args: &Args) -> Result<()> {
     } else {
         server::serve(args)?
     };
+    if let End::Crash(status) = end {
+        std::process::exit(status);
+    }
     if end == End::Eof && args.ignore_eof {
         signals::block_forever();
     }

@@ -1,168 +1,204 @@
-//! The fixture's JSON-RPC 2.0 / MCP request handling, as a pure function.
+//! The fixture's JSON-RPC 2.0 / MCP request handling, as a pure function of the session.
 //!
-//! One request line in, at most one response value out. Keeping this free of
-//! I/O lets unit tests cover the protocol without pipes or processes.
+//! One input line in, one [`Handled`] out: a request's [`Plan`], a client's
+//! response to one of the fixture's own questions, or nothing. This module is
+//! the framing and the method table; what the methods do lives with their
+//! concept (`session`, `tools`, `prompts`, `resources`). Keeping it free of
+//! I/O lets unit tests cover the protocol without pipes or processes;
+//! `server` runs the plans and `conversation` waits for the client's replies.
 
+use crate::plan::{Answer, Plan, RpcError};
+use crate::session::Session;
+use crate::{prompts, resources, tools};
 use serde_json::{json, Value};
 
-/// Protocol versions the fixture echoes back when a client asks for them.
-pub const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-/// Version answered when the client asks for one not in [`SUPPORTED_VERSIONS`].
-pub const DEFAULT_VERSION: &str = "2025-06-18";
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
 
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
+/// What one input line amounts to.
+#[derive(Debug)]
+pub enum Handled {
+    /// Write nothing: a blank line, a notification, a stray response, or a
+    /// request held back by `--no-initialize`.
+    Nothing,
+    /// The client's reply to a request the fixture sent: its `result` (Ok) or `error` (Err).
+    Response { id: Value, outcome: Result<Value, Value> },
+    /// A request to answer by carrying out the plan.
+    Request(Reply),
+}
 
-/// A response to write, and whether it answered a `tools/call` (for `--exit-after`).
-#[derive(Debug, Clone, PartialEq)]
+/// A request's id and plan, and whether it is a `tools/call` (for `--exit-after`
+/// and the bad-reply flags, which count or spoil only tool answers).
+#[derive(Debug)]
 pub struct Reply {
-    pub value: Value,
+    pub id: Value,
+    pub plan: Plan,
     pub tool_call: bool,
 }
 
-/// Handles one line of input. `None` means "write nothing" (empty line,
-/// notification, or a response from the client).
-pub fn handle_line(line: &[u8]) -> Option<Reply> {
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return None;
-    }
-    let msg: Value = match serde_json::from_slice(line) {
-        Ok(v) => v,
-        Err(e) => return Some(reply(error(Value::Null, PARSE_ERROR, &format!("parse error: {e}")))),
-    };
-    let Some(obj) = msg.as_object() else {
-        return Some(reply(error(
-            Value::Null,
-            INVALID_REQUEST,
-            "request must be a JSON object",
-        )));
-    };
-    // Without an id it is a notification: never answered.
-    let id = obj.get("id")?.clone();
-    let Some(method) = obj.get("method") else {
-        // A response from the client (result/error) is not answered either.
-        if obj.contains_key("result") || obj.contains_key("error") {
-            return None;
+impl Session {
+    /// Handles one line of input.
+    pub fn handle_line(&mut self, line: &[u8]) -> Handled {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Handled::Nothing;
         }
-        return Some(reply(error(id, INVALID_REQUEST, "missing method")));
-    };
-    let Some(method) = method.as_str() else {
-        return Some(reply(error(id, INVALID_REQUEST, "method must be a string")));
-    };
-    let params = obj.get("params").unwrap_or(&Value::Null);
-    let tool_call = method == "tools/call";
-    let value = match dispatch(method, params) {
+        let msg: Value = match serde_json::from_slice(line) {
+            Ok(v) => v,
+            Err(e) => return self.invalid(Value::Null, PARSE_ERROR, format!("parse error: {e}")),
+        };
+        let Some(obj) = msg.as_object() else {
+            return self.invalid(Value::Null, INVALID_REQUEST, "request must be a JSON object".into());
+        };
+        let method = obj.get("method");
+        let Some(id) = obj.get("id").cloned() else {
+            // Without an id it is a notification: never answered, but it may end the hold.
+            if method.and_then(Value::as_str) == Some("notifications/initialized") {
+                self.holding = false;
+            }
+            return Handled::Nothing;
+        };
+        let Some(method) = method else {
+            if let Some(result) = obj.get("result") {
+                return Handled::Response {
+                    id,
+                    outcome: Ok(result.clone()),
+                };
+            }
+            if let Some(error) = obj.get("error") {
+                return Handled::Response {
+                    id,
+                    outcome: Err(error.clone()),
+                };
+            }
+            return self.invalid(id, INVALID_REQUEST, "missing method".into());
+        };
+        let Some(method) = method.as_str() else {
+            return self.invalid(id, INVALID_REQUEST, "method must be a string".into());
+        };
+        if self.holding || (self.no_initialize && method == "initialize") {
+            return Handled::Nothing;
+        }
+        let params = obj.get("params").unwrap_or(&Value::Null);
+        let plan = match self.dispatch(method, params) {
+            Ok(plan) => plan,
+            Err(e) => Plan::fail(e),
+        };
+        Handled::Request(Reply {
+            id,
+            plan,
+            tool_call: method == "tools/call",
+        })
+    }
+
+    /// An error answer to a line that is not a usable request (silent while holding).
+    fn invalid(&self, id: Value, code: i64, message: String) -> Handled {
+        if self.holding {
+            return Handled::Nothing;
+        }
+        Handled::Request(Reply {
+            id,
+            plan: Plan::fail(RpcError::new(code, message)),
+            tool_call: false,
+        })
+    }
+
+    fn dispatch(&mut self, method: &str, params: &Value) -> Result<Plan, RpcError> {
+        let result = match method {
+            "initialize" => self.initialize(params),
+            "ping" => json!({}),
+            "tools/list" => tools::list(),
+            "tools/call" => return tools::call(self, params),
+            "prompts/list" => prompts::list(),
+            "prompts/get" => prompts::get(params)?,
+            "completion/complete" => prompts::complete(params)?,
+            "resources/list" => resources::list(),
+            "resources/templates/list" => resources::templates(),
+            "resources/read" => resources::read(params)?,
+            "resources/subscribe" => resources::subscribe(self, params)?,
+            "resources/unsubscribe" => resources::unsubscribe(self, params)?,
+            "logging/setLevel" => self.set_level(params)?,
+            other => return Err(RpcError::new(METHOD_NOT_FOUND, format!("method not found: {other}"))),
+        };
+        Ok(Plan::answer(result))
+    }
+}
+
+/// A complete response message.
+pub fn response(id: &Value, answer: &Answer) -> Value {
+    match answer {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err((code, message)) => error(id, code, &message),
-    };
-    Some(Reply { value, tool_call })
-}
-
-fn reply(value: Value) -> Reply {
-    Reply {
-        value,
-        tool_call: false,
+        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}}),
     }
 }
 
-fn error(id: Value, code: i64, message: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-}
-
-type MethodResult = Result<Value, (i64, String)>;
-
-fn dispatch(method: &str, params: &Value) -> MethodResult {
-    match method {
-        "initialize" => Ok(initialize(params)),
-        "ping" => Ok(json!({})),
-        "tools/list" => Ok(tools_list()),
-        "tools/call" => tools_call(params),
-        other => Err((METHOD_NOT_FOUND, format!("method not found: {other}"))),
+/// A complete notification message; `params` is left out when null.
+pub fn notification(method: &str, params: Value) -> Value {
+    if params.is_null() {
+        json!({"jsonrpc": "2.0", "method": method})
+    } else {
+        json!({"jsonrpc": "2.0", "method": method, "params": params})
     }
 }
 
-fn initialize(params: &Value) -> Value {
-    let requested = params.get("protocolVersion").and_then(Value::as_str);
-    let version = match requested {
-        Some(v) if SUPPORTED_VERSIONS.contains(&v) => v,
-        _ => DEFAULT_VERSION,
-    };
-    json!({
-        "protocolVersion": version,
-        "capabilities": {"tools": {}},
-        "serverInfo": {"name": "tether-fixture", "version": env!("CARGO_PKG_VERSION")},
-    })
+/// A complete request message from the fixture to the client.
+pub fn request(id: u64, method: &str, params: &Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
-fn tools_list() -> Value {
-    json!({"tools": [{
-        "name": "echo",
-        "description": "Returns its text argument unchanged",
-        "inputSchema": {
-            "type": "object",
-            "properties": {"text": {"type": "string"}},
-            "required": ["text"],
-        },
-    }]})
-}
-
-fn tools_call(params: &Value) -> MethodResult {
-    let name = params
-        .get("name")
+/// `params[name]` as a string, or an invalid-params error naming `what`.
+pub fn str_param<'a>(params: &'a Value, name: &str, what: &str) -> Result<&'a str, RpcError> {
+    params
+        .get(name)
         .and_then(Value::as_str)
-        .ok_or_else(|| (INVALID_PARAMS, "tools/call requires a string \"name\"".to_owned()))?;
-    if name != "echo" {
-        return Err((INVALID_PARAMS, format!("unknown tool: {name}")));
-    }
-    let text = params
-        .get("arguments")
-        .and_then(|a| a.get("text"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| (INVALID_PARAMS, "echo requires a string argument \"text\"".to_owned()))?;
-    Ok(json!({"content": [{"type": "text", "text": text}], "isError": false}))
+        .ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("{what} requires a string \"{name}\"")))
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
+    use crate::session::Identity;
 
-    fn call(line: &str) -> Value {
-        handle_line(line.as_bytes()).expect("a reply").value
+    /// A fresh session, as the fixture starts (no `--no-initialize`).
+    pub fn session() -> Session {
+        Session::new(
+            Identity {
+                pid: 42,
+                instance: Some("inst".into()),
+                test_cookie: None,
+            },
+            false,
+        )
     }
 
-    fn init(version: &str) -> Value {
-        let line = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": version, "capabilities": {},
-                       "clientInfo": {"name": "t", "version": "1"}}});
-        call(&line.to_string())
-    }
-
-    #[test]
-    fn initialize_echoes_supported_versions() {
-        for v in SUPPORTED_VERSIONS {
-            let r = init(v);
-            assert_eq!(r["id"], 1);
-            assert_eq!(r["result"]["protocolVersion"], v);
+    /// The plan for `line` in `s`; panics unless the line is a request.
+    pub fn plan_in(s: &mut Session, line: &str) -> Reply {
+        match s.handle_line(line.as_bytes()) {
+            Handled::Request(reply) => reply,
+            other => panic!("not a request: {other:?}"),
         }
     }
 
-    #[test]
-    fn initialize_falls_back_for_unknown_versions() {
-        assert_eq!(init("1999-01-01")["result"]["protocolVersion"], DEFAULT_VERSION);
-        let r = call(r#"{"jsonrpc":"2.0","id":"a","method":"initialize"}"#);
-        assert_eq!(r["id"], "a");
-        assert_eq!(r["result"]["protocolVersion"], DEFAULT_VERSION);
+    /// The response message to `line` in `s`, which must be answered at once.
+    pub fn call_in(s: &mut Session, line: &str) -> Value {
+        let reply = plan_in(s, line);
+        assert!(reply.plan.steps.is_empty(), "{:?}", reply.plan.steps);
+        response(&reply.id, reply.plan.answered().expect("an immediate answer"))
     }
 
-    #[test]
-    fn initialize_reports_server_info_and_tools_capability() {
-        let r = init("2025-06-18");
-        assert_eq!(r["jsonrpc"], "2.0");
-        assert_eq!(r["result"]["serverInfo"]["name"], "tether-fixture");
-        assert_eq!(r["result"]["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
-        assert_eq!(r["result"]["capabilities"], json!({"tools": {}}));
+    /// The response message to `line` in a fresh session.
+    pub fn call(line: &str) -> Value {
+        call_in(&mut session(), line)
+    }
+
+    /// A request line with an id of 1.
+    pub fn req(method: &str, params: Value) -> String {
+        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()
+    }
+
+    fn nothing(line: &[u8]) -> bool {
+        matches!(session().handle_line(line), Handled::Nothing)
     }
 
     #[test]
@@ -171,71 +207,19 @@ mod tests {
     }
 
     #[test]
-    fn tools_list_has_echo() {
-        let r = call(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
-        let tools = r["result"]["tools"].as_array().unwrap();
-        assert_eq!(tools.len(), 1);
-        assert_eq!(tools[0]["name"], "echo");
-        assert_eq!(tools[0]["description"], "Returns its text argument unchanged");
-        assert_eq!(tools[0]["inputSchema"]["required"], json!(["text"]));
-    }
-
-    #[test]
-    fn echo_returns_text_exactly() {
-        let text = "hi \u{1F600} \"quoted\"\n\ttab \\ back";
-        let line = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-            "params": {"name": "echo", "arguments": {"text": text}}});
-        let reply = handle_line(line.to_string().as_bytes()).unwrap();
-        assert!(reply.tool_call);
-        assert_eq!(
-            reply.value["result"],
-            json!({"content": [{"type": "text", "text": text}], "isError": false})
-        );
-    }
-
-    #[test]
-    fn echo_handles_a_megabyte() {
-        let text = "x".repeat(1 << 20);
-        let line = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
-            "params": {"name": "echo", "arguments": {"text": text}}});
-        let r = call(&line.to_string());
-        assert_eq!(r["result"]["content"][0]["text"].as_str().unwrap().len(), 1 << 20);
-    }
-
-    #[test]
-    fn unknown_tool_is_invalid_params() {
-        let r = call(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"nope","arguments":{}}}"#);
-        assert_eq!(r["error"]["code"], INVALID_PARAMS);
-        assert!(r["error"]["message"].as_str().unwrap().contains("nope"));
-        assert_eq!(r["id"], 5);
-    }
-
-    #[test]
-    fn bad_echo_arguments_are_invalid_params() {
-        for params in [
-            r#"{"name":"echo"}"#,
-            r#"{"name":"echo","arguments":{}}"#,
-            r#"{"name":"echo","arguments":{"text":3}}"#,
-            r#"{"arguments":{"text":"x"}}"#,
-        ] {
-            let line = format!(r#"{{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{params}}}"#);
-            let reply = handle_line(line.as_bytes()).unwrap();
-            assert!(reply.tool_call);
-            assert_eq!(reply.value["error"]["code"], INVALID_PARAMS, "{params}");
-        }
-    }
-
-    #[test]
     fn unknown_method_is_method_not_found() {
-        let r = call(r#"{"jsonrpc":"2.0","id":8,"method":"resources/list"}"#);
+        let r = call(r#"{"jsonrpc":"2.0","id":8,"method":"no/such"}"#);
         assert_eq!(r["error"]["code"], METHOD_NOT_FOUND);
-        assert_eq!(r["error"]["message"], "method not found: resources/list");
+        assert_eq!(r["error"]["message"], "method not found: no/such");
     }
 
     #[test]
     fn garbage_is_parse_error_with_null_id() {
         for line in [&b"not json"[..], b"{\"id\":1", b"\xff\xfe\n"] {
-            let r = handle_line(line).unwrap().value;
+            let Handled::Request(reply) = session().handle_line(line) else {
+                panic!("no reply to {line:?}");
+            };
+            let r = response(&reply.id, reply.plan.answered().unwrap());
             assert_eq!(r["error"]["code"], PARSE_ERROR);
             assert!(r["id"].is_null());
             assert!(r.as_object().unwrap().contains_key("id"));
@@ -251,17 +235,73 @@ mod tests {
 
     #[test]
     fn notifications_and_blank_lines_get_no_reply() {
-        assert!(handle_line(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_none());
-        assert!(handle_line(br#"{"jsonrpc":"2.0","method":"tools/call","params":{}}"#).is_none());
-        assert!(handle_line(br#"{"jsonrpc":"2.0","method":"no/such"}"#).is_none());
-        assert!(handle_line(br#"{"jsonrpc":"2.0","id":9,"result":{}}"#).is_none());
-        assert!(handle_line(b"").is_none());
-        assert!(handle_line(b"  \r\n").is_none());
+        assert!(nothing(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#));
+        assert!(nothing(br#"{"jsonrpc":"2.0","method":"tools/call","params":{}}"#));
+        assert!(nothing(br#"{"jsonrpc":"2.0","method":"no/such"}"#));
+        assert!(nothing(b""));
+        assert!(nothing(b"  \r\n"));
+    }
+
+    #[test]
+    fn client_responses_are_recognised() {
+        match session().handle_line(br#"{"jsonrpc":"2.0","id":9,"result":{"a":1}}"#) {
+            Handled::Response { id, outcome } => {
+                assert_eq!(id, 9);
+                assert_eq!(outcome, Ok(json!({"a": 1})));
+            }
+            other => panic!("{other:?}"),
+        }
+        match session().handle_line(br#"{"jsonrpc":"2.0","id":"x","error":{"code":-1,"message":"no"}}"#) {
+            Handled::Response { id, outcome } => {
+                assert_eq!(id, "x");
+                assert_eq!(outcome.unwrap_err()["message"], "no");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn crlf_terminated_lines_parse() {
         let r = call("{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"ping\"}\r\n");
         assert_eq!(r["id"], 10);
+    }
+
+    #[test]
+    fn no_initialize_holds_everything_until_initialized() {
+        let mut s = Session::new(Identity::default(), true);
+        for line in [
+            req("initialize", json!({})),
+            req("ping", json!({})),
+            "not json".to_owned(),
+            r#"{"jsonrpc":"2.0","id":1}"#.to_owned(),
+        ] {
+            assert!(matches!(s.handle_line(line.as_bytes()), Handled::Nothing), "{line}");
+        }
+        assert!(matches!(
+            s.handle_line(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Handled::Nothing
+        ));
+        assert_eq!(call_in(&mut s, &req("ping", json!({})))["result"], json!({}));
+        assert!(matches!(
+            s.handle_line(req("initialize", json!({})).as_bytes()),
+            Handled::Nothing
+        ));
+    }
+
+    #[test]
+    fn message_builders() {
+        assert_eq!(
+            notification("notifications/tools/list_changed", Value::Null),
+            json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        );
+        assert_eq!(
+            request(3, "ping", &json!({})),
+            json!({"jsonrpc": "2.0", "id": 3, "method": "ping", "params": {}})
+        );
+        let e = response(&json!(1), &Err(RpcError::new(-1, "m")));
+        assert_eq!(
+            e,
+            json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -1, "message": "m"}})
+        );
     }
 }
