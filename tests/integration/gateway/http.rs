@@ -170,7 +170,19 @@ pub struct EventStream {
 impl EventStream {
     /// Opens a GET stream.
     pub fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<EventStream> {
-        let mut stream = send(addr, "GET", path, headers, b"")?;
+        EventStream::request(addr, "GET", path, headers, b"")
+    }
+
+    /// Sends a request and reads its response as an event stream, as it comes (a POST whose
+    /// answer is streamed: its headers arrive once the request is in flight upstream).
+    pub fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<EventStream> {
+        let mut stream = send(addr, method, path, headers, body)?;
         let (status, headers) = read_head(&mut stream)?;
         let chunked = headers
             .iter()

@@ -8,6 +8,7 @@ mod many_sessions;
 mod real_clients;
 mod reload;
 mod restart;
+mod routing;
 mod security;
 mod support;
 mod teardown;

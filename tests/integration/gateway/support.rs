@@ -208,6 +208,22 @@ impl Client {
         http::request(self.addr, "POST", &self.path, &headers, body).expect("POST to the gateway")
     }
 
+    /// Sends a request whose answer is streamed, and returns the stream once its headers are in
+    /// (the request is then in flight upstream).
+    pub fn stream(&self, message: &Value) -> http::EventStream {
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ];
+        if let Some(s) = &self.session {
+            headers.push(("Mcp-Session-Id", s));
+        }
+        let s = http::EventStream::request(self.addr, "POST", &self.path, &headers, message.to_string().as_bytes())
+            .expect("POST");
+        assert_eq!(s.status, 200);
+        s
+    }
+
     /// `initialize`; panics unless it succeeds. Returns the result.
     pub fn initialize(&mut self) -> Value {
         let r = self.try_initialize();

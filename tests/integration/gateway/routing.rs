@@ -1,0 +1,119 @@
+//! Routing: every message reaches the client it belongs to and no other. Clients sharing one
+//! instance use the same request ids and progress tokens and each gets exactly its own answers
+//! and progress; a server's request during a call (sampling) reaches the caller and its answer
+//! the server; a cancellation reaches the upstream request; a notification said during a call
+//! travels on that call's stream.
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+use super::support::{fixture_server, Client, Gateway, SLACK};
+use crate::harness::{Cookie, Mode};
+
+fn shut_down(mut gw: Gateway, cookie: &Cookie) {
+    gw.signal(Signal::SIGTERM);
+    assert!(gw.wait_exit(SLACK).success(), "{}", gw.log());
+    cookie.assert_none_survive(SLACK);
+}
+
+#[test]
+fn clients_sharing_an_instance_with_the_same_ids_and_tokens_each_get_their_own() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let clients: Vec<Client> = (0..8)
+        .map(|_| {
+            let mut c = gw.client(Some("fx"));
+            c.initialize();
+            c
+        })
+        .collect();
+    let workers: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(n, c)| {
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    // Every client uses the same id and the same progress token.
+                    let text = format!("client {n} call {i}");
+                    let r = c.post(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+                        "name": "echo", "arguments": {"text": text}, "_meta": {"progressToken": "tok"}}}));
+                    let messages = r.messages();
+                    assert_eq!(messages.len(), 1, "{}", r.text());
+                    assert_eq!(messages[0]["id"], 7);
+                    assert_eq!(messages[0].pointer("/result/content/0/text"), Some(&json!(text)), "client {n} got {}", messages[0]);
+                }
+                for round in 0..5 {
+                    let r = c.post(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+                        "name": "progress", "arguments": {"steps": 3 + n, "ms": 1}, "_meta": {"progressToken": "tok"}}}));
+                    let messages = r.messages();
+                    let progress: Vec<&Value> = messages.iter().filter(|m| m["method"] == "notifications/progress").collect();
+                    assert_eq!(progress.len(), 3 + n, "client {n} round {round}: its own progress, all of it: {}", r.text());
+                    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "tok"), "{}", r.text());
+                    assert!(progress.iter().all(|p| p["params"]["total"] == json!(3 + n)), "only its own: {}", r.text());
+                    assert_eq!(messages.last().map(|m| &m["id"]), Some(&json!(7)));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a client thread");
+    }
+    shut_down(gw, &cookie);
+}
+
+#[test]
+fn a_server_s_request_during_a_call_reaches_the_caller_and_its_answer_the_server() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    let mut call = c.stream(&json!({"jsonrpc": "2.0", "id": "s1", "method": "tools/call", "params": {"name": "sample", "arguments": {"prompt": "2+2?"}}}));
+    let request = call.next(SLACK).expect("the sampling request, on the call's stream");
+    assert_eq!(request["method"], "sampling/createMessage", "{request}");
+    assert_eq!(
+        request.pointer("/params/messages/0/content/text"),
+        Some(&json!("2+2?")),
+        "{request}"
+    );
+    // The gateway gave it an id of its own; the answer goes back under that id.
+    let r = c.post(&json!({"jsonrpc": "2.0", "id": request["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "four"}, "model": "m", "stopReason": "endTurn"}}));
+    assert_eq!(r.status, 202);
+    let answer = call.next(SLACK).expect("the answer");
+    assert_eq!(answer["id"], "s1");
+    assert_eq!(
+        answer.pointer("/result/content/0/text"),
+        Some(&json!("four")),
+        "{answer}"
+    );
+    shut_down(gw, &cookie);
+}
+
+#[test]
+fn a_cancellation_reaches_the_upstream_request() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "request_timeout = \"60s\""),
+    );
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    // Streamed: once the headers are in, the request is in flight upstream.
+    let mut call = c.stream(&json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 2000}}}));
+    let r = c.post(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 41, "reason": "changed my mind"}}));
+    assert_eq!(r.status, 202);
+    // The gateway's own answer ("cancelled"), not the server's ("slept 2000 ms"): the client
+    // does not wait for the server to finish.
+    let answer = call.next(SLACK).expect("the call ends");
+    assert!(
+        answer
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("cancelled")),
+        "{answer}"
+    );
+    // The instance goes on (once the fixture, which ignores cancellations, wakes up).
+    c.echo("after the cancel");
+    shut_down(gw, &cookie);
+}
