@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, code, View};
 use crate::protocol::{self, ClientInit};
-use crate::route::{acquire_code, server_for};
+use crate::route::{acquire_code, target, Target};
 use crate::session::{Endpoint, Session};
 
 /// Opens a session for `view` (an `initialize` request) at `endpoint`; returns it with the
@@ -36,7 +36,15 @@ pub async fn open(
         gw.end_session(&session, "its initialize failed");
         jsonrpc::error_response(id, code, &why)
     };
-    let server = server_for(gw, &session).map_err(|why| fail(code::METHOD_NOT_FOUND, why))?;
+    let server = match target(gw, &session).map_err(|why| fail(code::METHOD_NOT_FOUND, why))? {
+        Target::One(server) => server,
+        Target::All(servers) => {
+            // Nothing is started for an aggregate's initialize: listing starts what it needs.
+            let answer = jsonrpc::result_response(id, &crate::aggregate::initialize_result(version, &servers));
+            tracing::info!(session = %session.key, servers = servers.len(), version, "session opened on every server");
+            return Ok((session, answer));
+        }
+    };
     let lease = gw
         .pool
         .acquire(&server, &session)

@@ -7,13 +7,15 @@
 //!
 //! - [`config`]: the configuration, in Tether's TOML or the clients' own JSON files.
 //! - [`front`]: the streamable-HTTP and stdio front doors.
-//! - [`handshake`], [`route`]: a client's `initialize`, and where each of its messages goes.
+//! - [`handshake`], [`route`]: a client's `initialize`, and where each of its messages goes;
+//!   [`aggregate`]: every server behind one endpoint.
 //! - [`session`], [`sessions`]: client sessions.
 //! - [`pool`]: instances by lifetime (`shared`, `session`, `request`), caps, idle and reload.
 //! - [`upstream`]: one instance: its shim, its pipes, its MCP session.
 //! - [`gateway`]: the whole, with the reaper, reload and shutdown.
 //! - [`jsonrpc`], [`protocol`]: messages as routed bytes; protocol revisions.
 
+pub mod aggregate;
 pub mod config;
 pub mod front;
 pub mod gateway;

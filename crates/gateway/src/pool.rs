@@ -2,7 +2,8 @@
 //!
 //! - `shared`: one instance per server, started on first use; when it dies, the next use starts
 //!   another after a backoff (none the first time, then 1 s doubling to 30 s, forgotten once an
-//!   instance has lived a minute); ended after `idle_timeout` without calls, if one is set.
+//!   instance has lived a minute; a request during a backoff is answered at once with an error
+//!   saying when the next attempt is); ended after `idle_timeout` without calls, if one is set.
 //! - `session`: one instance per client session, kept by the session, ended with it, or after
 //!   `idle_timeout` without a call from it.
 //! - `request`: one instance per request, ended when its answer is in.
@@ -29,8 +30,6 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An instance that lived this long resets the backoff.
 const HEALTHY: Duration = Duration::from_secs(60);
-/// Longest a request waits out a backoff before it is answered with an error instead.
-const MAX_BACKOFF_WAIT: Duration = Duration::from_secs(5);
 
 /// Why no instance could serve a request.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -239,17 +238,15 @@ impl Pool {
             }
             shared.next_try = (shared.failures > 1).then(|| Instant::now() + backoff(shared.failures - 1));
         }
-        if let Some(at) = shared.next_try {
-            let wait = at.saturating_duration_since(Instant::now());
-            if wait > MAX_BACKOFF_WAIT {
-                return Err(AcquireError::Backoff {
-                    server: slot.config.name.clone(),
-                    failures: shared.failures,
-                    last: shared.last_error.clone(),
-                    retry_in: wait,
-                });
-            }
-            tokio::time::sleep(wait).await;
+        if let Some(at) = shared.next_try.filter(|at| *at > Instant::now()) {
+            // Answered at once, naming when the next attempt will be: a request (or a listing
+            // across servers) never hangs on a server that keeps failing.
+            return Err(AcquireError::Backoff {
+                server: slot.config.name.clone(),
+                failures: shared.failures,
+                last: shared.last_error.clone(),
+                retry_in: at.saturating_duration_since(Instant::now()),
+            });
         }
         match self.start(slot, Owner::Shared, Scope::Shared, None).await {
             Ok(up) => {

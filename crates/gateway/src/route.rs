@@ -143,11 +143,17 @@ async fn request(gw: &Gateway, session: &Arc<Session>, view: &View<'_>) -> Reply
         }
         _ => {}
     }
-    let server = match server_for(gw, session) {
-        Ok(s) => s,
-        Err(why) => return Reply::Now(jsonrpc::error_response(id, code::METHOD_NOT_FOUND, &why)),
-    };
-    let lease = match gw.pool.acquire(&server, session).await {
+    match target(gw, session) {
+        Ok(Target::One(server)) => forward(gw, session, &server, view).await,
+        Ok(Target::All(servers)) => crate::aggregate::request(gw, session, &servers, view).await,
+        Err(why) => Reply::Now(jsonrpc::error_response(id, code::METHOD_NOT_FOUND, &why)),
+    }
+}
+
+/// Sends a request to `server`'s instance for this session.
+pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &View<'_>) -> Reply {
+    let id = view.id.map_or("null", |i| i.get());
+    let lease = match gw.pool.acquire(server, session).await {
         Ok(l) => l,
         Err(e) => return Reply::Now(jsonrpc::error_response(id, acquire_code(&e), &e.to_string())),
     };
@@ -227,34 +233,44 @@ fn notification(gw: &Gateway, session: &Arc<Session>, view: &View<'_>) {
         _ => {
             // Say it to the instances this session already talks to; none is started for it.
             let message = Bytes::copy_from_slice(view.text.as_bytes());
-            let Ok(server) = server_for(gw, session) else { return };
-            let target = session.instance(&server).or_else(|| {
-                gw.pool
-                    .live()
-                    .into_iter()
-                    .find(|u| u.name() == server && u.lifetime() == crate::config::Lifetime::Shared)
-            });
-            if let Some(up) = target {
-                let _ = up.send(message);
+            let servers = match target(gw, session) {
+                Ok(Target::One(s)) => vec![s],
+                Ok(Target::All(all)) => all,
+                Err(_) => return,
+            };
+            for server in servers {
+                let shared = || {
+                    gw.pool
+                        .live()
+                        .into_iter()
+                        .find(|u| u.name() == server && u.lifetime() == crate::config::Lifetime::Shared)
+                };
+                if let Some(up) = session.instance(&server).or_else(shared) {
+                    let _ = up.send(message.clone());
+                }
             }
         }
     }
 }
 
-/// The server a session's requests go to.
-pub fn server_for(gw: &Gateway, session: &Session) -> Result<String, String> {
+/// Where a session's requests go.
+pub enum Target {
+    /// One server.
+    One(String),
+    /// Several, aggregated (`/mcp` and stdio with more than one enabled server).
+    All(Vec<String>),
+}
+
+/// Where `session`'s requests go.
+pub fn target(gw: &Gateway, session: &Session) -> Result<Target, String> {
     match &session.endpoint {
-        Endpoint::Server(name) => Ok(name.clone()),
+        Endpoint::Server(name) => Ok(Target::One(name.clone())),
         Endpoint::All => {
-            let enabled = gw.pool.enabled();
-            match enabled.as_slice() {
-                [only] => Ok(only.clone()),
-                [] => Err("no server is enabled".into()),
-                many => Err(format!(
-                    "{} servers are configured ({}): address one at /mcp/{{server}}, or serve one",
-                    many.len(),
-                    many.join(", ")
-                )),
+            let mut enabled = gw.pool.enabled();
+            match enabled.len() {
+                0 => Err("no server is enabled".into()),
+                1 => Ok(Target::One(enabled.remove(0))),
+                _ => Ok(Target::All(enabled)),
             }
         }
     }

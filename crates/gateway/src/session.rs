@@ -70,6 +70,17 @@ pub struct Session {
     ended: AtomicBool,
     /// Held while one of its instances starts, so concurrent requests start one, not several.
     pub start_lock: tokio::sync::Mutex<()>,
+    /// For an aggregated session: which server listed each resource URI, and each template.
+    resources: Mutex<Resources>,
+}
+
+/// Where an aggregated session's resources come from.
+#[derive(Default)]
+struct Resources {
+    /// URI → server.
+    uris: HashMap<String, String>,
+    /// (template, server), in listing order.
+    templates: Vec<(String, String)>,
 }
 
 impl Session {
@@ -97,6 +108,7 @@ impl Session {
             last_seen: Mutex::new(Instant::now()),
             ended: AtomicBool::new(false),
             start_lock: tokio::sync::Mutex::new(()),
+            resources: Mutex::new(Resources::default()),
         }
     }
 
@@ -275,6 +287,34 @@ impl Session {
         };
         self.push(Bytes::from(jsonrpc::replace_id(view.text, p.request_id, &client_id)));
         true
+    }
+
+    /// Notes that `server` listed the resource `uri`.
+    pub fn route_resource(&self, uri: &str, server: &str) {
+        if let Ok(mut r) = self.resources.lock() {
+            r.uris.insert(uri.to_string(), server.to_string());
+        }
+    }
+
+    /// Notes that `server` listed the resource template `template`.
+    pub fn route_template(&self, template: &str, server: &str) {
+        if let Ok(mut r) = self.resources.lock() {
+            if !r.templates.iter().any(|(t, s)| t == template && s == server) {
+                r.templates.push((template.to_string(), server.to_string()));
+            }
+        }
+    }
+
+    /// The server a resource URI belongs to: the one that listed it, else the first whose
+    /// template matches it.
+    pub fn resource_server(&self, uri: &str) -> Option<String> {
+        let r = self.resources.lock().ok()?;
+        r.uris.get(uri).cloned().or_else(|| {
+            r.templates
+                .iter()
+                .find(|(t, _)| crate::aggregate::matches_template(t, uri))
+                .map(|(_, s)| s.clone())
+        })
     }
 
     /// Ends the session: its instances are ended (the caller waits for them), its stream closed.

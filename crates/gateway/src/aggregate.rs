@@ -1,0 +1,310 @@
+//! Every enabled server behind one endpoint (`/mcp`, and the stdio front door): tools, prompts,
+//! resources, resource templates and completions of all of them, in one session.
+//!
+//! Names are `server__name` (tools and prompts), so two servers' `search` tools stay apart and
+//! a call finds its server by the prefix; resources keep their URIs and are routed by the
+//! server that listed them (or whose template matches). Listing asks every server, starting
+//! shared instances and the session's own as needed; a server that cannot start or list is
+//! left out of the answer and logged, never failing the whole list. Nothing starts at
+//! `initialize`: the gateway answers it for all of them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+use crate::gateway::Gateway;
+use crate::jsonrpc::{self, code, View};
+use crate::route::{forward, Reply};
+use crate::session::Session;
+
+/// Between a server's name and an item's: `github__search`.
+pub const SEPARATOR: &str = "__";
+/// Most pages asked of one server for one listing.
+const MAX_PAGES: usize = 100;
+
+/// The `initialize` result for an aggregated session.
+pub fn initialize_result(version: &str, servers: &[String]) -> String {
+    json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"subscribe": true, "listChanged": true},
+            "logging": {},
+            "completions": {}
+        },
+        "serverInfo": {"name": "tether", "version": env!("CARGO_PKG_VERSION")},
+        "instructions": format!(
+            "Tools, prompts and resources of {} servers ({}); tools and prompts are named server{SEPARATOR}name.",
+            servers.len(),
+            servers.join(", ")
+        )
+    })
+    .to_string()
+}
+
+/// Answers one request of an aggregated session.
+pub async fn request(gw: &Gateway, session: &Arc<Session>, servers: &[String], view: &View<'_>) -> Reply {
+    let id = view.id.map_or("null", |i| i.get());
+    let params: Value = view
+        .params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or(Value::Null);
+    match view.method() {
+        "tools/list" => Reply::Now(list(gw, session, servers, id, Listing::TOOLS).await),
+        "prompts/list" => Reply::Now(list(gw, session, servers, id, Listing::PROMPTS).await),
+        "resources/list" => Reply::Now(list(gw, session, servers, id, Listing::RESOURCES).await),
+        "resources/templates/list" => Reply::Now(list(gw, session, servers, id, Listing::TEMPLATES).await),
+        "tools/call" | "prompts/get" => by_name(gw, session, servers, view, params, &["name"]).await,
+        "completion/complete" if params.pointer("/ref/type") == Some(&json!("ref/prompt")) => {
+            by_name(gw, session, servers, view, params, &["ref", "name"]).await
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            let uri = params
+                .get("uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            by_uri(gw, session, view, &uri).await
+        }
+        "completion/complete" => {
+            let uri = params
+                .pointer("/ref/uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            by_uri(gw, session, view, &uri).await
+        }
+        "logging/setLevel" => {
+            for up in session.instances().into_iter().chain(
+                gw.pool
+                    .live()
+                    .into_iter()
+                    .filter(|u| u.lifetime() == crate::config::Lifetime::Shared),
+            ) {
+                let _ = up
+                    .call(
+                        "logging/setLevel",
+                        view.params.map(|p| p.get()),
+                        up.server.request_timeout,
+                    )
+                    .await;
+            }
+            Reply::Now(jsonrpc::result_response(id, "{}"))
+        }
+        other => Reply::Now(jsonrpc::error_response(
+            id,
+            code::METHOD_NOT_FOUND,
+            &format!(
+                "{other} is not answered across {} servers: address one at /mcp/{{server}}",
+                servers.len()
+            ),
+        )),
+    }
+}
+
+/// One kind of listing.
+struct Listing {
+    method: &'static str,
+    field: &'static str,
+    /// Items are renamed `server__name` (tools, prompts), or routed by URI (resources).
+    named: bool,
+}
+
+impl Listing {
+    const TOOLS: Listing = Listing {
+        method: "tools/list",
+        field: "tools",
+        named: true,
+    };
+    const PROMPTS: Listing = Listing {
+        method: "prompts/list",
+        field: "prompts",
+        named: true,
+    };
+    const RESOURCES: Listing = Listing {
+        method: "resources/list",
+        field: "resources",
+        named: false,
+    };
+    const TEMPLATES: Listing = Listing {
+        method: "resources/templates/list",
+        field: "resourceTemplates",
+        named: false,
+    };
+}
+
+/// Asks every server, merges what they list.
+async fn list(gw: &Gateway, session: &Arc<Session>, servers: &[String], id: &str, what: Listing) -> Bytes {
+    let mut items: Vec<Value> = Vec::new();
+    for server in servers {
+        match list_one(gw, session, server, &what).await {
+            Ok(mut from) => items.append(&mut from),
+            Err(why) => tracing::warn!(session = %session.key, server = %server, "left out of {}: {why}", what.method),
+        }
+    }
+    let mut result = Map::new();
+    result.insert(what.field.into(), Value::Array(items));
+    jsonrpc::result_response(id, &Value::Object(result).to_string())
+}
+
+/// One server's items, every page, renamed or routed.
+async fn list_one(gw: &Gateway, session: &Arc<Session>, server: &str, what: &Listing) -> Result<Vec<Value>, String> {
+    let lease = gw.pool.acquire(server, session).await.map_err(|e| e.to_string())?;
+    let up = &lease.upstream;
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = cursor.as_ref().map(|c| json!({"cursor": c}).to_string());
+        let answer = up
+            .call(what.method, params.as_deref(), up.server.request_timeout)
+            .await?;
+        let answer: Value = serde_json::from_slice(&answer).map_err(|e| format!("its answer is not JSON: {e}"))?;
+        if let Some(err) = answer.get("error") {
+            return Err(format!("it answered {err}"));
+        }
+        let result = answer.get("result").cloned().unwrap_or(Value::Null);
+        for mut item in result
+            .get(what.field)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
+            if what.named {
+                let Some(name) = item.get("name").and_then(Value::as_str).map(str::to_string) else {
+                    continue;
+                };
+                if what.field == "tools" && !up.server.tools.allows(&name) {
+                    continue;
+                }
+                item["name"] = Value::String(format!("{server}{SEPARATOR}{name}"));
+            } else if let Some(uri) = item.get("uri").and_then(Value::as_str) {
+                session.route_resource(uri, server);
+            } else if let Some(template) = item.get("uriTemplate").and_then(Value::as_str) {
+                session.route_template(template, server);
+            }
+            items.push(item);
+        }
+        cursor = result.get("nextCursor").and_then(Value::as_str).map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+/// A call of `server__name`: to that server, with its own name. `at` is where the name is in
+/// the params (`name`, or `ref.name` for a completion).
+async fn by_name(
+    gw: &Gateway,
+    session: &Arc<Session>,
+    servers: &[String],
+    view: &View<'_>,
+    mut params: Value,
+    at: &[&str],
+) -> Reply {
+    let id = view.id.map_or("null", |i| i.get());
+    let name = at
+        .iter()
+        .try_fold(&params, |v, k| v.get(*k))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    // The longest matching server name, so `a__b__tool` finds server `a__b` if there is one.
+    let found = servers
+        .iter()
+        .filter(|s| name.starts_with(&format!("{s}{SEPARATOR}")))
+        .max_by_key(|s| s.len());
+    let Some(server) = found else {
+        return Reply::Now(jsonrpc::error_response(
+            id,
+            code::INVALID_PARAMS,
+            &format!(
+                "{name:?} names no server: across servers, names are server{SEPARATOR}name (servers: {})",
+                servers.join(", ")
+            ),
+        ));
+    };
+    let own = name[server.len() + SEPARATOR.len()..].to_string();
+    if let Some(slot) = at.iter().try_fold(&mut params, |v, k| v.get_mut(*k)) {
+        *slot = Value::String(own);
+    }
+    let message = rebuild(view, params);
+    match View::parse(&message) {
+        Ok(renamed) => forward(gw, session, server, &renamed).await,
+        Err(e) => Reply::Now(jsonrpc::error_response(id, code::INTERNAL_ERROR, &e.to_string())),
+    }
+}
+
+/// A request about a resource: to the server that listed it.
+async fn by_uri(gw: &Gateway, session: &Arc<Session>, view: &View<'_>, uri: &str) -> Reply {
+    let id = view.id.map_or("null", |i| i.get());
+    match session.resource_server(uri) {
+        Some(server) => forward(gw, session, &server, view).await,
+        None => Reply::Now(jsonrpc::error_response(
+            id,
+            code::INVALID_PARAMS,
+            &format!("resource {uri:?}: no server listed it (list resources and templates first)"),
+        )),
+    }
+}
+
+/// The request with new params.
+fn rebuild(view: &View<'_>, params: Value) -> String {
+    let mut message = json!({"jsonrpc": "2.0", "method": view.method(), "params": params});
+    if let Some(id) = view.id.and_then(|i| serde_json::from_str::<Value>(i.get()).ok()) {
+        message["id"] = id;
+    }
+    message.to_string()
+}
+
+/// Whether `uri` matches an RFC 6570 level-1 template (`test://template/{id}/data`).
+pub fn matches_template(template: &str, uri: &str) -> bool {
+    let mut rest = uri;
+    let mut parts = template.split('{');
+    let Some(head) = parts.next() else { return false };
+    let Some(after) = rest.strip_prefix(head) else {
+        return false;
+    };
+    rest = after;
+    for part in parts {
+        let Some((_, literal)) = part.split_once('}') else {
+            return false;
+        };
+        if literal.is_empty() {
+            // A variable at the end takes the rest, which must not be empty.
+            return !rest.is_empty();
+        }
+        match rest.find(literal) {
+            Some(at) if at > 0 => rest = &rest[at + literal.len()..],
+            _ => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_uris() {
+        assert!(matches_template(
+            "test://template/{id}/data",
+            "test://template/123/data"
+        ));
+        assert!(!matches_template("test://template/{id}/data", "test://template//data"));
+        assert!(!matches_template("test://template/{id}/data", "test://other/123/data"));
+        assert!(matches_template("file:///{path}", "file:///etc/hosts"));
+        assert!(!matches_template("test://a/{x}/b", "test://a/1/c"));
+    }
+
+    #[test]
+    fn initialize_declares_every_capability() {
+        let r: Value = serde_json::from_str(&initialize_result("2025-06-18", &["a".into(), "b".into()])).unwrap();
+        assert_eq!(r["protocolVersion"], "2025-06-18");
+        assert_eq!(r["serverInfo"]["name"], "tether");
+        assert!(r["capabilities"]["tools"].is_object() && r["capabilities"]["resources"]["subscribe"] == true);
+    }
+}

@@ -1,0 +1,155 @@
+//! Every server behind one endpoint: `/mcp` and `tether serve --stdio` with several servers.
+//! Tools and prompts are named `server__name`, calls reach the named server, resources are routed
+//! by the server that listed them, a server that cannot start is left out of listings (and
+//! logged) without failing them, and the stdio client's EOF ends every instance.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+use super::support::{fixture_server, Gateway, SLACK};
+use crate::harness::{Cookie, Mode, StderrLog, TETHER};
+
+fn config(cookie: &Cookie) -> String {
+    format!(
+        "{}\n{}\n[servers.broken]\ncommand = \"/nonexistent/server\"\n",
+        fixture_server("a", cookie, &[], ""),
+        fixture_server(
+            "b",
+            cookie,
+            &[],
+            "lifetime = \"session\"\ntools = { exclude = [\"test_*\"] }"
+        ),
+    )
+}
+
+fn names(answer: &Value, field: &str) -> Vec<String> {
+    answer
+        .pointer(&format!("/result/{field}"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn mcp_serves_every_server_with_prefixed_names() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config(&cookie));
+    let mut c = gw.client(None);
+    let init = c.initialize();
+    assert_eq!(init["serverInfo"]["name"], "tether");
+    let tools = names(&c.request("tools/list", json!({})), "tools");
+    for expected in ["a__echo", "a__test_simple_text", "b__echo"] {
+        assert!(
+            tools.contains(&expected.to_string()),
+            "{expected} missing from {tools:?}"
+        );
+    }
+    assert!(
+        !tools.iter().any(|t| t.starts_with("b__test_")),
+        "b's filter applies: {tools:?}"
+    );
+    assert!(!tools.iter().any(|t| t.starts_with("broken__")));
+    gw.wait_log("left out of tools/list");
+    for server in ["a", "b"] {
+        let a = c.call_tool(&format!("{server}__echo"), json!({"text": server}));
+        assert_eq!(a.pointer("/result/content/0/text"), Some(&json!(server)), "{a}");
+    }
+    let who = c.call_tool("a__whoami", json!({}));
+    assert!(who.to_string().contains(&cookie.0), "{who}");
+    let refused = c.call_tool("b__test_simple_text", json!({}));
+    assert!(
+        refused
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("not offered")),
+        "{refused}"
+    );
+    let nowhere = c.call_tool("nowhere__echo", json!({"text": "x"}));
+    assert!(
+        nowhere
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("names no server")),
+        "{nowhere}"
+    );
+    let prompts = names(&c.request("prompts/list", json!({})), "prompts");
+    assert!(prompts.contains(&"a__test_simple_prompt".to_string()), "{prompts:?}");
+    let got = c.request("prompts/get", json!({"name": "a__test_simple_prompt"}));
+    assert!(got.pointer("/result/messages/0").is_some(), "{got}");
+    let resources = c.request("resources/list", json!({}));
+    assert!(resources.to_string().contains("test://static-text"), "{resources}");
+    c.request("resources/templates/list", json!({}));
+    let read = c.request("resources/read", json!({"uri": "test://template/42/data"}));
+    assert!(read.to_string().contains("42"), "{read}");
+    let mut gw = gw;
+    gw.signal(Signal::SIGTERM);
+    assert!(gw.wait_exit(SLACK).success(), "{}", gw.log());
+    cookie.assert_none_survive(SLACK);
+}
+
+#[test]
+fn serve_stdio_gives_its_client_every_server_and_its_eof_ends_them() {
+    let cookie = Cookie::new();
+    std::fs::create_dir_all(cookie.state_dir()).expect("state dir");
+    let path = cookie.state_dir().join("stdio.toml");
+    std::fs::write(&path, config(&cookie)).expect("config");
+    let mut cmd = Command::new(TETHER);
+    cookie.set_env(&mut cmd);
+    let mut child = cmd
+        .args(["serve", "--stdio", "--config"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tether serve --stdio");
+    let log = StderrLog::collect(&mut child);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut ask = |id: u64, method: &str, params: Value| -> Value {
+        writeln!(
+            stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+        )
+        .expect("write");
+        loop {
+            let mut line = String::new();
+            assert!(
+                stdout.read_line(&mut line).expect("read") > 0,
+                "stdout closed; log:\n{}",
+                log.lines().join("\n")
+            );
+            let v: Value = serde_json::from_str(&line).expect("a JSON line");
+            if v["id"] == json!(id) {
+                return v;
+            }
+        }
+    };
+    ask(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    let tools = names(&ask(2, "tools/list", json!({})), "tools");
+    assert!(
+        tools.contains(&"a__echo".to_string()) && tools.contains(&"b__echo".to_string()),
+        "{tools:?}"
+    );
+    let a = ask(
+        3,
+        "tools/call",
+        json!({"name": "b__echo", "arguments": {"text": "over stdio"}}),
+    );
+    assert_eq!(a.pointer("/result/content/0/text"), Some(&json!("over stdio")), "{a}");
+    drop(ask);
+    drop(stdin);
+    let status = log.wait_exit(&mut child, SLACK);
+    assert!(status.success(), "{}", log.lines().join("\n"));
+    cookie.assert_none_survive(SLACK);
+}
