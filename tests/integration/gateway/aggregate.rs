@@ -147,7 +147,6 @@ fn serve_stdio_gives_its_client_every_server_and_its_eof_ends_them() {
         json!({"name": "b__echo", "arguments": {"text": "over stdio"}}),
     );
     assert_eq!(a.pointer("/result/content/0/text"), Some(&json!("over stdio")), "{a}");
-    drop(ask);
     drop(stdin);
     let status = log.wait_exit(&mut child, SLACK);
     assert!(status.success(), "{}", log.lines().join("\n"));
