@@ -123,6 +123,7 @@ fn garbage_and_oversized_answers_from_a_server_are_named() {
         short(&answer)
     );
     big.echo("the instance goes on");
+
     let mut gw = gw;
     gw.signal(Signal::SIGTERM);
     assert!(gw.wait_exit(SLACK).success());
@@ -132,6 +133,37 @@ fn garbage_and_oversized_answers_from_a_server_are_named() {
 /// A message, cut for an assertion's text.
 fn short(v: &Value) -> String {
     v.to_string().chars().take(300).collect()
+}
+
+#[test]
+fn malformed_answers_fail_their_call_naming_the_server_and_the_cause() {
+    let cookie = Cookie::new();
+    let config = format!(
+        "{}\n{}",
+        fixture_server("utf8", &cookie, &["--bad-utf8-reply"], ""),
+        fixture_server("json", &cookie, &["--bad-json-reply"], "")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    for (server, cause) in [("utf8", "not UTF-8"), ("json", "not a JSON-RPC message")] {
+        let mut c = gw.client(Some(server));
+        c.initialize();
+        let answer = c.call_tool("echo", json!({"text": "x"}));
+        let message = answer
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(
+            message.contains(&format!("server \"{server}\" sent a malformed answer")) && message.contains(cause),
+            "{answer}"
+        );
+        // The instance serves on: its next answer is malformed too, and named again.
+        let again = c.call_tool("echo", json!({"text": "y"}));
+        assert!(again.get("error").is_some(), "{again}");
+    }
+    let mut gw = gw;
+    gw.signal(Signal::SIGTERM);
+    assert!(gw.wait_exit(SLACK).success());
+    cookie.assert_none_survive(SLACK);
 }
 
 #[test]

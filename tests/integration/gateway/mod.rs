@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod bad_input;
+mod caps;
 mod http;
 mod lifetimes;
 mod many_sessions;
@@ -11,5 +12,6 @@ mod reload;
 mod restart;
 mod routing;
 mod security;
+mod ssh;
 mod support;
 mod teardown;

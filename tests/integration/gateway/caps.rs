@@ -1,0 +1,95 @@
+//! Caps: `max_instances` refuses a new instance past it with an error naming the cap, not a
+//! hang; `max_processes` refuses instances while the gateway's processes are at it; `max_procs`
+//! caps one instance's tree.
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use super::support::{fixture_server, Gateway, SLACK};
+use crate::harness::{eventually, Cookie, Mode};
+
+fn error_message(v: &Value) -> String {
+    v.pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn shut_down(mut gw: Gateway, cookie: &Cookie) {
+    gw.signal(Signal::SIGTERM);
+    assert!(gw.wait_exit(SLACK).success(), "{}", gw.log());
+    cookie.assert_none_survive(SLACK);
+}
+
+#[test]
+fn a_session_past_max_instances_gets_an_error_naming_the_cap() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "lifetime = \"session\"\nmax_instances = 2"),
+    );
+    let mut first = gw.client(Some("fx"));
+    first.initialize();
+    let mut second = gw.client(Some("fx"));
+    second.initialize();
+    let mut third = gw.client(Some("fx"));
+    let (status, answer) = third.try_initialize();
+    assert_eq!(status, 200);
+    assert!(error_message(&answer).contains("max_instances (2) reached"), "{answer}");
+    // A session's end makes room.
+    assert_eq!(first.delete(), 200);
+    assert!(eventually(SLACK, || {
+        let mut again = gw.client(Some("fx"));
+        let (_, answer) = again.try_initialize();
+        answer.get("result").is_some()
+    }));
+    second.echo("unaffected");
+    shut_down(gw, &cookie);
+}
+
+#[test]
+fn the_gateway_s_max_processes_refuses_new_instances() {
+    let cookie = Cookie::new();
+    let config = format!(
+        "[gateway]\nmax_processes = 4\n\n{}",
+        fixture_server("fx", &cookie, &["--children", "3"], "lifetime = \"session\"")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut first = gw.client(Some("fx"));
+    first.initialize();
+    first.echo("one instance: its shim, watchdog, server and three children");
+    // Counted every second: the next instance is refused once the count is in.
+    let mut refused = None;
+    assert!(
+        eventually(SLACK, || {
+            let mut c = gw.client(Some("fx"));
+            let (_, answer) = c.try_initialize();
+            if c.session.is_some() {
+                assert_eq!(c.delete(), 200);
+            }
+            refused = Some(answer.clone());
+            error_message(&answer).contains("max_processes (4) is reached")
+        }),
+        "never refused: {refused:?}"
+    );
+    first.echo("the first goes on");
+    shut_down(gw, &cookie);
+}
+
+#[test]
+fn max_procs_caps_one_instance_s_tree() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &["--children", "8"], "max_procs = 4"),
+    );
+    let mut c = gw.client(Some("fx"));
+    let (_, answer) = c.try_initialize();
+    // The fixture cannot fork its eight children under pids.max = 4: it fails to start, and
+    // the client is told so, naming the server.
+    assert!(error_message(&answer).contains("\"fx\""), "{answer}");
+    assert!(gw.log().contains("pids.max"), "{}", gw.log());
+    shut_down(gw, &cookie);
+}
