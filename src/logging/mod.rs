@@ -5,6 +5,11 @@
 //! `TETHER_LOG=info|debug|trace`. Every line starts with `tether[pid]:` so it can be told
 //! apart from the server's own output. Writing never fails loudly: a client that closed our
 //! stderr must not stop a shim from ending its tree.
+//!
+//! The gateway logs through `tracing-subscriber` (fields, and later other formats); every other
+//! subcommand, the shim above all, through the [`plain`] subscriber, which costs it no memory.
+
+mod plain;
 
 use std::fmt;
 
@@ -44,15 +49,33 @@ pub fn init(default: Default) {
         Some("trace") => (LevelFilter::TRACE, None),
         Some(other) => (fallback, Some(other.to_string())),
     };
+    let installed = match default {
+        Default::Warn => tracing::subscriber::set_global_default(plain::Plain { max: level }).is_ok(),
+        Default::Info => install_fmt(level),
+    };
+    if let (true, Some(other)) = (installed, unknown) {
+        tracing::warn!("{LOG_VAR}={other:?} is not one of error, warn, info, debug, trace; using the default");
+    }
+}
+
+/// The gateway's subscriber: `tracing-subscriber`'s formatter with [`Lines`].
+fn install_fmt(level: LevelFilter) -> bool {
     let lines = tracing_subscriber::fmt::layer()
         .event_format(Lines)
         .with_writer(std::io::stderr)
         // Its own report of a failed write is an eprintln!, which panics on a closed pipe.
         .log_internal_errors(false)
         .with_filter(level);
-    let installed = tracing_subscriber::registry().with(lines).try_init();
-    if let (Ok(()), Some(other)) = (installed, unknown) {
-        tracing::warn!("{LOG_VAR}={other:?} is not one of error, warn, info, debug, trace; using the default");
+    tracing_subscriber::registry().with(lines).try_init().is_ok()
+}
+
+/// The word for a level, at the start of each line.
+fn tag(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "error",
+        Level::WARN => "warning",
+        Level::INFO => "info",
+        Level::DEBUG | Level::TRACE => "debug",
     }
 }
 
@@ -65,14 +88,12 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let tag = match *event.metadata().level() {
-            Level::ERROR => "error",
-            Level::WARN => "warning",
-            Level::INFO => "info",
-            Level::DEBUG | Level::TRACE => "debug",
-        };
-        // The pid is read per event: the watchdog is a fork of the shim and logs as itself.
-        write!(writer, "tether[{}]: {tag}: ", std::process::id())?;
+        write!(
+            writer,
+            "tether[{}]: {}: ",
+            std::process::id(),
+            tag(event.metadata().level())
+        )?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
