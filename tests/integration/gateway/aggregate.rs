@@ -6,7 +6,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use super::support::{fixture_server, Gateway, SLACK};
@@ -86,10 +85,7 @@ fn mcp_serves_every_server_with_prefixed_names() {
     c.request("resources/templates/list", json!({}));
     let read = c.request("resources/read", json!({"uri": "test://template/42/data"}));
     assert!(read.to_string().contains("42"), "{read}");
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success(), "{}", gw.log());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! malformed JSON-RPC and invalid UTF-8 from a client, garbage from a server, oversized
 //! messages, unknown servers, ended or missing sessions, a configuration with a typo.
 
-use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use super::http;
@@ -86,10 +85,7 @@ fn bad_messages_from_a_client_are_named_and_hurt_no_one() {
     assert_eq!(r.status, 404);
 
     bystander.echo("unaffected");
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -124,10 +120,7 @@ fn garbage_and_oversized_answers_from_a_server_are_named() {
     );
     big.echo("the instance goes on");
 
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 /// A message, cut for an assertion's text.
@@ -160,10 +153,7 @@ fn malformed_answers_fail_their_call_naming_the_server_and_the_cause() {
         let again = c.call_tool("echo", json!({"text": "y"}));
         assert!(again.get("error").is_some(), "{again}");
     }
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 #[test]

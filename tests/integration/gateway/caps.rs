@@ -2,7 +2,6 @@
 //! hang; `max_processes` refuses instances while the gateway's processes are at it; `max_procs`
 //! caps one instance's tree.
 
-use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use super::support::{fixture_server, Gateway, SLACK};
@@ -13,12 +12,6 @@ fn error_message(v: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
-}
-
-fn shut_down(mut gw: Gateway, cookie: &Cookie) {
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success(), "{}", gw.log());
-    cookie.assert_none_survive(SLACK);
 }
 
 #[test]
@@ -45,7 +38,7 @@ fn a_session_past_max_instances_gets_an_error_naming_the_cap() {
         answer.get("result").is_some()
     }));
     second.echo("unaffected");
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -74,7 +67,7 @@ fn the_gateway_s_max_processes_refuses_new_instances() {
         "never refused: {refused:?}"
     );
     first.echo("the first goes on");
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -91,5 +84,5 @@ fn max_procs_caps_one_instance_s_tree() {
     // the client is told so, naming the server.
     assert!(error_message(&answer).contains("\"fx\""), "{answer}");
     assert!(gw.log().contains("pids.max"), "{}", gw.log());
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }

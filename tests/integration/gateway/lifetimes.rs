@@ -30,10 +30,7 @@ fn a_shared_instance_serves_every_session_and_outlives_them() {
     let mut late = gw.client(Some("fx"));
     late.initialize();
     late.echo("still there");
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success(), "{}", gw.log());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -59,10 +56,7 @@ fn session_instances_are_one_per_session_and_end_with_it() {
     // The others are untouched and still serve.
     clients[1].echo("still mine");
     clients[2].echo("still mine too");
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success(), "{}", gw.log());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 #[test]

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-
 use super::support::{fixture_server, instances, Gateway, SLACK};
 use crate::harness::{eventually, Cookie, Mode};
 
@@ -29,8 +27,5 @@ fn fifty_abandoned_sessions_are_all_ended_by_the_idle_timeout() {
         instances(&cookie, "fx").len()
     );
     cookie.assert_only_left(&[gw.pid()], SLACK);
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }

@@ -5,7 +5,6 @@
 
 use std::process::Command;
 
-use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use super::support::{toml_str, Gateway, SLACK};
@@ -20,12 +19,6 @@ fn everything(lifetime: &str) -> String {
         "[servers.everything]\ncommand = \"node\"\nargs = [{}, \"stdio\"]\nlifetime = \"{lifetime}\"\n",
         toml_str(&index.to_string_lossy())
     )
-}
-
-fn shut_down(mut gw: Gateway, cookie: &Cookie) {
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success(), "{}", gw.log());
-    cookie.assert_none_survive(SLACK);
 }
 
 #[test]
@@ -52,7 +45,7 @@ fn the_python_sdk_over_streamable_http_lists_and_calls_tools() {
         assert_eq!(v["server"], "mcp-servers/everything");
         assert_eq!(v["result"], "Echo: hello over http");
         assert!(v["tools"].as_array().is_some_and(|t| t.len() > 5), "{v}");
-        shut_down(gw, &cookie);
+        gw.shut_down(&cookie);
     }
 }
 
@@ -105,7 +98,7 @@ fn the_inspector_cli_lists_and_calls_tools() {
         Some(&json!("Echo: from the inspector")),
         "{called}"
     );
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -156,5 +149,5 @@ fn the_readme_s_one_line_client_call_works() {
         Some(&json!("hello through tether")),
         "{answer}"
     );
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }

@@ -73,10 +73,7 @@ fn sighup_ends_exactly_the_changed_server_s_instances() {
     std::fs::write(&gw.config, config(&cookie, &["--children", "2"])).expect("rewriting the configuration");
     gw.signal(Signal::SIGHUP);
     check_reloaded(&cookie, &gw, &mut clients, &a, &b, &c);
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -87,10 +84,7 @@ fn a_changed_file_is_reloaded_without_a_signal() {
     std::fs::write(&gw.config, config(&cookie, &["--children", "2", "--stderr-lines", "1"]))
         .expect("rewriting the configuration");
     check_reloaded(&cookie, &gw, &mut clients, &a, &b, &c);
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -135,8 +129,5 @@ fn a_removed_server_s_sessions_get_a_clean_error_and_a_bad_file_changes_nothing(
     assert_eq!(ids(&cookie, "a"), a);
     assert_eq!(ids(&cookie, "c"), c);
     clients[0].echo("a is fine");
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }

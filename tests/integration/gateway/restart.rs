@@ -53,10 +53,7 @@ fn five_sigterms_and_five_sigkills_leave_nothing() {
     }
     let last = busy_gateway(&cookie, path);
     last.wait_log("start-up sweep");
-    let mut last = last;
-    last.signal(Signal::SIGTERM);
-    assert!(last.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    last.shut_down(&cookie);
 }
 
 #[test]
@@ -95,8 +92,5 @@ fn the_start_up_sweep_ends_and_names_what_a_dead_gateway_s_shims_left() {
         "the sweep names the server it ended: {log}"
     );
     cookie.assert_only_left(&[next.pid()], SLACK);
-    let mut next = next;
-    next.signal(Signal::SIGTERM);
-    assert!(next.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    next.shut_down(&cookie);
 }

@@ -4,17 +4,10 @@
 //! the server; a cancellation reaches the upstream request; a notification said during a call
 //! travels on that call's stream.
 
-use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use super::support::{fixture_server, Client, Gateway, SLACK};
 use crate::harness::{Cookie, Mode};
-
-fn shut_down(mut gw: Gateway, cookie: &Cookie) {
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success(), "{}", gw.log());
-    cookie.assert_none_survive(SLACK);
-}
 
 #[test]
 fn clients_sharing_an_instance_with_the_same_ids_and_tokens_each_get_their_own() {
@@ -58,7 +51,7 @@ fn clients_sharing_an_instance_with_the_same_ids_and_tokens_each_get_their_own()
     for w in workers {
         w.join().expect("a client thread");
     }
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -86,7 +79,7 @@ fn a_server_s_request_during_a_call_reaches_the_caller_and_its_answer_the_server
         Some(&json!("four")),
         "{answer}"
     );
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -115,5 +108,5 @@ fn a_cancellation_reaches_the_upstream_request() {
     );
     // The instance goes on (once the fixture, which ignores cancellations, wakes up).
     c.echo("after the cancel");
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-
 use super::http::{self, EventStream};
-use super::support::{fixture_server, Gateway, SLACK};
+use super::support::{fixture_server, Gateway};
 use crate::harness::{Cookie, Mode};
 
 const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
@@ -46,10 +44,7 @@ fn foreign_hosts_and_origins_are_refused() {
         .status,
         200
     );
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -77,10 +72,7 @@ fn a_configured_token_is_required() {
     let r = c.post(&serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}));
     assert_eq!(r.status, 401);
     assert!(!gw.log().contains(token), "the token never appears in the log");
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -104,8 +96,5 @@ fn the_get_stream_belongs_to_its_session_and_ends_with_it() {
         stream.next(Duration::from_secs(5)).is_none(),
         "the stream ends with its session"
     );
-    let mut gw = gw;
-    gw.signal(Signal::SIGTERM);
-    assert!(gw.wait_exit(SLACK).success());
-    cookie.assert_none_survive(SLACK);
+    gw.shut_down(&cookie);
 }

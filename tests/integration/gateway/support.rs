@@ -119,6 +119,19 @@ impl Gateway {
         Client::new(self.addr, server)
     }
 
+    /// Ends the gateway with SIGTERM, expects a clean exit, and proves nothing of the test's is
+    /// left.
+    pub fn shut_down(mut self, cookie: &Cookie) {
+        self.signal(Signal::SIGTERM);
+        let status = self.wait_exit(SLACK);
+        assert!(
+            status.success(),
+            "tether serve exited with {status}; log:\n{}",
+            self.log()
+        );
+        cookie.assert_none_survive(SLACK);
+    }
+
     /// Waits until the log has a line containing `needle`.
     pub fn wait_log(&self, needle: &str) {
         assert!(

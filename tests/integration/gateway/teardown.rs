@@ -26,17 +26,6 @@ fn in_both_modes(test: impl Fn(Mode)) {
     }
 }
 
-fn shut_down(mut gw: Gateway, cookie: &Cookie) {
-    gw.signal(Signal::SIGTERM);
-    let status = gw.wait_exit(SLACK);
-    assert!(
-        status.success(),
-        "tether serve exited with {status}; log:\n{}",
-        gw.log()
-    );
-    cookie.assert_none_survive(SLACK);
-}
-
 #[test]
 fn session_delete_ends_the_session_s_tree() {
     in_both_modes(|mode| {
@@ -52,7 +41,7 @@ fn session_delete_ends_the_session_s_tree() {
         let mut other = gw.client(Some("zoo"));
         other.initialize();
         other.echo("the gateway still serves");
-        shut_down(gw, &cookie);
+        gw.shut_down(&cookie);
     });
 }
 
@@ -74,7 +63,7 @@ fn an_abandoned_session_ends_at_its_idle_timeout() {
         // The session is gone: its id is refused.
         let r = c.post(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}));
         assert_eq!(r.status, 404, "{}", r.text());
-        shut_down(gw, &cookie);
+        gw.shut_down(&cookie);
     });
 }
 
@@ -91,7 +80,7 @@ fn a_shared_instance_ends_at_its_idle_timeout_and_comes_back() {
         gw.wait_log("idle_timeout");
         // The session lives on; the next call starts a fresh instance.
         c.echo("again");
-        shut_down(gw, &cookie);
+        gw.shut_down(&cookie);
     });
 }
 
@@ -111,7 +100,7 @@ fn an_instance_still_starting_dies_with_its_scope() {
         let waiter = std::thread::spawn(move || c.try_post(initialize.to_string().as_bytes()));
         // The gateway, the shim, its watchdog, sh and its sleep.
         cookie.wait_for_carriers(5);
-        shut_down(gw, &cookie);
+        gw.shut_down(&cookie);
         // The client is answered with an error, or its connection closes with the gateway.
         if let Ok(r) = waiter.join().expect("the client thread") {
             assert!(r.messages().iter().all(|m| m.get("error").is_some()), "{}", r.text());
@@ -145,7 +134,7 @@ fn a_server_that_never_answers_initialize_is_ended_at_its_startup_timeout() {
     let mut other = gw.client(Some("fx"));
     other.initialize();
     other.echo("fine");
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -175,7 +164,7 @@ fn a_server_dying_mid_call_fails_that_call_and_is_restarted_on_next_use() {
     let second = instances(&cookie, "fx");
     assert_eq!(second.len(), 1);
     assert_ne!(second[0]["id"], first[0]["id"], "a fresh instance");
-    shut_down(gw, &cookie);
+    gw.shut_down(&cookie);
 }
 
 #[test]
@@ -194,7 +183,7 @@ fn sigterm_ends_every_instance_of_every_lifetime() {
             c.echo(server);
         }
         cookie.wait_for_carriers(1 + 3 * ZOO_TREE);
-        shut_down(gw, &cookie);
+        gw.shut_down(&cookie);
     });
 }
 
@@ -217,7 +206,7 @@ fn a_sigkilled_gateway_leaves_nothing_and_the_next_start_sweeps_what_it_finds() 
         let mut c = next.client(Some("zoo"));
         c.initialize();
         c.echo("after the restart");
-        shut_down(next, &cookie);
+        next.shut_down(&cookie);
     });
 }
 
