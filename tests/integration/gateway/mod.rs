@@ -7,6 +7,7 @@ mod caps;
 mod http;
 mod lifetimes;
 mod many_sessions;
+mod protocol;
 mod real_clients;
 mod reload;
 mod restart;
