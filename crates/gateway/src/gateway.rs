@@ -180,12 +180,11 @@ impl Gateway {
         while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < drain_until {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let mut all: Vec<Arc<Upstream>> = Vec::new();
         for session in self.sessions.take_all() {
-            all.extend(session.end(why));
+            session.end(why);
         }
-        all.extend(self.pool.close());
-        wait_all(&all).await;
+        // Every instance whose shim still runs, those ended before the shutdown included.
+        wait_all(&self.pool.close()).await;
     }
 
     /// The configuration file to watch, if any.
@@ -197,18 +196,22 @@ impl Gateway {
     }
 }
 
-/// Waits for every instance's shim to exit, each up to its grace plus a second.
+/// Waits for every instance's shim to exit, all at once, each up to its grace plus a second.
 pub async fn wait_all(instances: &[Arc<Upstream>]) {
-    let waits = instances.iter().map(|up| {
-        let patience = up.server.grace + Duration::from_secs(1);
-        async move {
-            if up.wait_exit(patience).await.is_none() && !up.exited() {
-                tracing::warn!(server = %up.name(), instance = %crate::upstream::short(&up.id), "its shim did not exit within the grace; the sweep will find what is left");
-            }
-        }
-    });
+    let waits: Vec<_> = instances
+        .iter()
+        .cloned()
+        .map(|up| {
+            tokio::spawn(async move {
+                let patience = up.server.grace + Duration::from_secs(1);
+                if up.wait_exit(patience).await.is_none() && !up.exited() {
+                    tracing::warn!(server = %up.name(), instance = %crate::upstream::short(&up.id), "its shim did not exit within the grace; the sweep will find what is left");
+                }
+            })
+        })
+        .collect();
     for w in waits {
-        w.await;
+        let _ = w.await;
     }
 }
 

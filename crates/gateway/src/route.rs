@@ -281,7 +281,11 @@ pub fn acquire_code(e: &AcquireError) -> i64 {
     match e {
         AcquireError::Unknown(_) | AcquireError::Disabled(_) => code::METHOD_NOT_FOUND,
         AcquireError::Cap(_) => code::CAP_REACHED,
-        AcquireError::Start(_) | AcquireError::Backoff { .. } | AcquireError::ShuttingDown => code::SERVER_UNAVAILABLE,
+        AcquireError::Start(_)
+        | AcquireError::Backoff { .. }
+        | AcquireError::ShuttingDown
+        | AcquireError::SessionEnded(_)
+        | AcquireError::Reloaded(_) => code::SERVER_UNAVAILABLE,
     }
 }
 

@@ -155,10 +155,14 @@ impl Session {
         }
     }
 
-    /// The session's instance of `server`, if it has a live one.
+    /// The session's instance of `server`, if it has one ready (one still starting is the
+    /// start's own, under [`Session::start_lock`]).
     pub fn instance(&self, server: &str) -> Option<Arc<Upstream>> {
         let instances = self.instances.lock().ok()?;
-        instances.get(server).filter(|u| !u.is_gone()).cloned()
+        instances
+            .get(server)
+            .filter(|u| matches!(u.state(), crate::upstream::State::Ready))
+            .cloned()
     }
 
     /// Keeps `up` as the session's instance of its server.

@@ -26,7 +26,7 @@ use crate::config::{Lifetime, ServerConfig};
 use crate::protocol::ServerInit;
 use crate::session::Session;
 
-pub use start::{start, StartError, StartOptions};
+pub use start::{spawn, StartError, StartOptions, OUTBOX};
 
 /// Where an upstream's answer goes.
 pub enum Route {
@@ -90,8 +90,8 @@ pub struct Upstream {
     pub owner: Owner,
     /// What the server declared at `initialize`.
     init: std::sync::OnceLock<ServerInit>,
-    /// Messages for the server's stdin, written by the writer task.
-    outbox: mpsc::UnboundedSender<Bytes>,
+    /// Messages for the server's stdin, written by the writer task (at most [`OUTBOX`]).
+    outbox: mpsc::Sender<Bytes>,
     /// Requests in flight, by the upstream id the gateway gave them.
     pending: Mutex<HashMap<u64, Route>>,
     /// The next upstream id.
@@ -180,9 +180,9 @@ impl Upstream {
         if let Ok(mut t) = self.last_used.lock() {
             *t = Instant::now();
         }
-        if self.outbox.send(message).is_err() {
+        if let Err(why) = self.queue(message) {
             self.forget(id);
-            return Err(self.gone_reason());
+            return Err(why);
         }
         Ok(())
     }
@@ -211,7 +211,16 @@ impl Upstream {
 
     /// Queues a message that expects no answer (a notification, a response to the server).
     pub fn send(&self, message: Bytes) -> Result<(), String> {
-        self.outbox.send(message).map_err(|_| self.gone_reason())
+        self.queue(message)
+    }
+
+    fn queue(&self, message: Bytes) -> Result<(), String> {
+        self.outbox.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                format!("the server is not reading its input ({OUTBOX} messages are waiting for it)")
+            }
+            mpsc::error::TrySendError::Closed(_) => self.gone_reason(),
+        })
     }
 
     /// Drops the route of a request that will not be answered (timed out, client gone).
@@ -270,7 +279,7 @@ impl Upstream {
     }
 
     /// Marks the instance gone and fails what is in flight.
-    fn mark_gone(&self, why: &str) {
+    pub(crate) fn mark_gone(&self, why: &str) {
         let first = self.state.send_if_modified(|s| match s {
             State::Gone(_) => false,
             _ => {

@@ -52,7 +52,8 @@ pub async fn read(up: Weak<Upstream>, stdout: ChildStdout, max: usize) {
         if !up.is_gone() {
             tracing::warn!(server = %up.name(), instance = %short(&up.id), "{why}");
         }
-        up.mark_gone(&why);
+        // A server that closed its output but runs on is ended too: it cannot be served.
+        up.end(&why);
     }
 }
 

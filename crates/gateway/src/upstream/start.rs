@@ -47,13 +47,16 @@ pub struct StartError {
     pub why: String,
 }
 
-/// Starts an instance of `server` for `owner` in `scope`; `client` is the client whose own
-/// `initialize` the instance gets (an instance serving one client), `None` for a shared one.
-pub async fn start(
+/// Most messages queued for a server's stdin before requests to it are refused (a server that
+/// stopped reading must not make the gateway's memory grow).
+pub const OUTBOX: usize = 1024;
+
+/// Spawns an instance of `server` for `owner` in `scope`: a shim, and the tasks around its
+/// pipes. The instance is `Starting` until [`Upstream::initialize`] is done.
+pub fn spawn(
     server: Arc<ServerConfig>,
     owner: Owner,
     scope: Scope,
-    client: Option<&ClientInit>,
     opts: &StartOptions,
 ) -> Result<Arc<Upstream>, StartError> {
     let fail = |why: String| StartError {
@@ -94,7 +97,7 @@ pub async fn start(
     else {
         return Err(fail("the shim's pipes are missing".into()));
     };
-    let (outbox, inbox) = mpsc::unbounded_channel();
+    let (outbox, inbox) = mpsc::channel(OUTBOX);
     let (exit_tx, exit_rx) = watch::channel(None);
     let (state, _) = watch::channel(State::Starting);
     let up = Arc::new(Upstream {
@@ -113,7 +116,7 @@ pub async fn start(
         pid: child.id(),
     });
     tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), "instance starting");
-    tokio::spawn(writer::write(stdin, inbox));
+    tokio::spawn(writer::write(Arc::downgrade(&up), stdin, inbox));
     tokio::spawn(reader::read(Arc::downgrade(&up), stdout, opts.max_message));
     tokio::spawn(log_stderr(server.name.clone(), short(&up.id).to_string(), stderr));
     let weak = Arc::downgrade(&up);
@@ -127,55 +130,70 @@ pub async fn start(
             up.mark_gone(&format!("the server's shim exited ({status})"));
         }
     });
-
-    let params = protocol::initialize_params(client);
-    let answer = match up.call("initialize", Some(&params), server.startup_timeout).await {
-        Ok(a) => a,
-        Err(why) => {
-            let why = if why.starts_with("no answer") {
-                format!(
-                    "did not answer initialize within {}",
-                    humantime::format_duration(server.startup_timeout)
-                )
-            } else {
-                why
-            };
-            up.end(&why);
-            return Err(fail(why));
-        }
-    };
-    let init = jsonrpc::utf8(&answer).map_err(|e| e.to_string()).and_then(|text| {
-        let view = View::parse(text).map_err(|e| e.to_string())?;
-        if let Some(err) = view.error {
-            return Err(format!("refused initialize: {}", err.get()));
-        }
-        let result: &serde_json::value::RawValue = serde_json::from_str::<InitAnswer>(text)
-            .map_err(|e| e.to_string())?
-            .result;
-        ServerInit::parse(result.get())
-    });
-    let init = match init {
-        Ok(i) => i,
-        Err(why) => {
-            up.end(&why);
-            return Err(fail(why));
-        }
-    };
-    let _ = up.init.set(init);
-    if let Err(why) = up.send(jsonrpc::notification("notifications/initialized", None)) {
-        up.end(&why);
-        return Err(fail(why));
-    }
-    up.state.send_if_modified(|s| match s {
-        State::Starting => {
-            *s = State::Ready;
-            true
-        }
-        _ => false,
-    });
-    up.ready().await.map_err(fail)?;
-    tracing::info!(server = %server.name, instance = %short(&up.id), "instance ready");
     Ok(up)
+}
+
+impl Upstream {
+    /// The MCP handshake, bounded by the server's `startup_timeout`; `client` is the client
+    /// whose own `initialize` the instance gets (an instance serving one client), `None` for a
+    /// shared one. On failure the instance is ended.
+    pub async fn initialize(&self, client: Option<&ClientInit>) -> Result<(), StartError> {
+        let fail = |why: String| StartError {
+            server: self.server.name.clone(),
+            why,
+        };
+        let params = protocol::initialize_params(client);
+        let answer = match self
+            .call("initialize", Some(&params), self.server.startup_timeout)
+            .await
+        {
+            Ok(a) => a,
+            Err(why) => {
+                let why = if why.starts_with("no answer") {
+                    format!(
+                        "did not answer initialize within {}",
+                        humantime::format_duration(self.server.startup_timeout)
+                    )
+                } else {
+                    why
+                };
+                self.end(&why);
+                return Err(fail(why));
+            }
+        };
+        let init = jsonrpc::utf8(&answer).map_err(|e| e.to_string()).and_then(|text| {
+            let view = View::parse(text).map_err(|e| e.to_string())?;
+            if let Some(err) = view.error {
+                return Err(format!("refused initialize: {}", err.get()));
+            }
+            let result: &serde_json::value::RawValue = serde_json::from_str::<InitAnswer>(text)
+                .map_err(|e| e.to_string())?
+                .result;
+            ServerInit::parse(result.get())
+        });
+        let init = match init {
+            Ok(i) => i,
+            Err(why) => {
+                self.end(&why);
+                return Err(fail(why));
+            }
+        };
+        let _ = self.init.set(init);
+        if let Err(why) = self.send(jsonrpc::notification("notifications/initialized", None)) {
+            self.end(&why);
+            return Err(fail(why));
+        }
+        self.state.send_if_modified(|s| match s {
+            State::Starting => {
+                *s = State::Ready;
+                true
+            }
+            _ => false,
+        });
+        self.ready().await.map_err(fail)?;
+        tracing::info!(server = %self.server.name, instance = %short(&self.id), "instance ready");
+        Ok(())
+    }
 }
 
 #[derive(serde::Deserialize)]

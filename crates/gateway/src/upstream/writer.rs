@@ -5,16 +5,21 @@
 //! dropped) or the server stops reading, the task ends and stdin closes: the spec's graceful
 //! shutdown signal for a stdio server.
 
+use std::sync::Weak;
+
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::process::ChildStdin;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
+
+use super::Upstream;
 
 /// Most bytes gathered into one write.
 const BATCH: usize = 256 * 1024;
 
-/// Writes until the queue closes or the pipe breaks.
-pub async fn write(mut stdin: ChildStdin, mut queue: UnboundedReceiver<Bytes>) {
+/// Writes until the queue closes or the pipe breaks; a broken pipe ends the instance (a server
+/// that stopped reading cannot be served).
+pub async fn write(up: Weak<Upstream>, mut stdin: ChildStdin, mut queue: Receiver<Bytes>) {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     while let Some(first) = queue.recv().await {
         buf.clear();
@@ -29,7 +34,10 @@ pub async fn write(mut stdin: ChildStdin, mut queue: UnboundedReceiver<Bytes>) {
                 Err(_) => break,
             }
         }
-        if stdin.write_all(&buf).await.is_err() {
+        if let Err(e) = stdin.write_all(&buf).await {
+            if let Some(up) = up.upgrade() {
+                up.end(&format!("writing to the server's input failed: {e}"));
+            }
             break;
         }
     }
