@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{self, Config, Source};
 use crate::pool::Pool;
-use crate::session::{Endpoint, Session};
+use crate::session::{Mode, Session};
 use crate::sessions::Sessions;
 use crate::upstream::{StartOptions, Upstream};
 
@@ -113,10 +113,7 @@ impl Gateway {
             return false;
         };
         match config::load(path) {
-            Ok(new) => {
-                self.apply(new);
-                true
-            }
+            Ok(new) => self.apply(new),
             Err(e) => {
                 tracing::error!("reload refused, the configuration in force stays: {e}");
                 false
@@ -125,7 +122,9 @@ impl Gateway {
     }
 
     /// Applies a new configuration: removed and changed servers' instances end, the rest stay.
-    pub fn apply(&self, mut new: Config) {
+    /// Returns false (applying nothing) when it would leave a gateway reachable from other
+    /// hosts without a token.
+    pub fn apply(&self, mut new: Config) -> bool {
         let current = self.config();
         if new.gateway.listen != current.gateway.listen {
             tracing::warn!(
@@ -135,6 +134,12 @@ impl Gateway {
                 current.gateway.listen
             );
             new.gateway.listen = current.gateway.listen;
+        }
+        // Checked against the address the gateway really listens on: a file that moves
+        // `listen` to loopback and drops the token must not leave a public gateway open.
+        if let Err(why) = config::check_exposure(&new.gateway) {
+            tracing::error!("reload refused, the configuration in force stays: {why}");
+            return false;
         }
         let ended = self.pool.reconfigure(&new.servers, new.gateway.max_processes);
         let removed: Vec<&String> = current
@@ -163,13 +168,25 @@ impl Gateway {
         // Sessions of a removed server have nothing left to talk to.
         for session in self
             .sessions
-            .take_matching(|s| matches!(&s.endpoint, Endpoint::Server(n) if removed.contains(&n)))
+            .take_matching(|s| matches!(&s.mode, Mode::One(n) if removed.contains(&n)))
         {
             session.end("its server was removed by a reload");
+        }
+        // What an aggregated session lists may have changed: tell it to list again.
+        if !(added.is_empty() && removed.is_empty() && changed.is_empty()) {
+            for session in self.sessions.all().into_iter().filter(|s| s.mode == Mode::All) {
+                for kind in ["tools", "prompts", "resources"] {
+                    session.push(crate::jsonrpc::notification(
+                        &format!("notifications/{kind}/list_changed"),
+                        None,
+                    ));
+                }
+            }
         }
         if let Ok(mut c) = self.config.lock() {
             *c = Arc::new(new);
         }
+        true
     }
 
     /// Ends everything: refuses new instances, lets calls in flight finish for up to

@@ -188,6 +188,33 @@ pub fn replace_id(text: &str, old: &RawValue, new: &str) -> Vec<u8> {
     out
 }
 
+/// `text` with each raw value (a slice of `text`) replaced by its new text; `None` when one is
+/// not a slice of `text`, or two overlap.
+pub fn replace_many(text: &str, edits: &[(&RawValue, &str)]) -> Option<Vec<u8>> {
+    let base = text.as_ptr() as usize;
+    let mut ranges: Vec<(usize, usize, &str)> = edits
+        .iter()
+        .map(|(old, new)| {
+            let start = (old.get().as_ptr() as usize).checked_sub(base)?;
+            let end = start.checked_add(old.get().len())?;
+            (text.get(start..end) == Some(old.get())).then_some((start, end, *new))
+        })
+        .collect::<Option<_>>()?;
+    ranges.sort_by_key(|r| r.0);
+    let mut out = Vec::with_capacity(text.len() + 16);
+    let mut at = 0;
+    for (start, end, new) in ranges {
+        if start < at {
+            return None;
+        }
+        out.extend_from_slice(&text.as_bytes()[at..start]);
+        out.extend_from_slice(new.as_bytes());
+        at = end;
+    }
+    out.extend_from_slice(&text.as_bytes()[at..]);
+    Some(out)
+}
+
 /// Whether `text` is a batch (a JSON array).
 pub fn is_batch(text: &str) -> bool {
     text.trim_start().starts_with('[')

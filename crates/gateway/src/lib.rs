@@ -21,6 +21,7 @@ pub mod front;
 pub mod gateway;
 pub mod handshake;
 pub mod jsonrpc;
+pub mod lines;
 pub mod pool;
 pub mod protocol;
 pub mod route;

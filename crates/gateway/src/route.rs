@@ -18,7 +18,7 @@ use crate::config::ToolFilter;
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, code, Kind, View};
 use crate::pool::{AcquireError, Lease};
-use crate::session::{Endpoint, Session};
+use crate::session::{Endpoint, Mode, Session};
 use crate::upstream::{ClientRoute, Out, Route};
 
 /// What the front door answers a client's message with.
@@ -34,7 +34,7 @@ pub enum Reply {
 /// A request in flight: its interim messages, then its answer.
 pub struct Call {
     /// Messages for this request.
-    rx: mpsc::UnboundedReceiver<Out>,
+    rx: mpsc::Receiver<Out>,
     /// When the server's time is up.
     deadline: tokio::time::Instant,
     /// The instance (a `request` instance ends when the lease goes).
@@ -100,8 +100,9 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if !self.done {
-            // The client went away before the answer: nobody will read it.
-            self.lease.upstream.forget(self.upstream_id);
+            // The client went away before the answer: nobody will read it, and the server is
+            // told so (a `request` instance ends with the lease).
+            self.lease.upstream.cancel(self.upstream_id, "the client went away");
             self.session.request_done(&self.client_id);
         }
     }
@@ -153,32 +154,53 @@ async fn request(gw: &Gateway, session: &Arc<Session>, view: &View<'_>) -> Reply
 /// Sends a request to `server`'s instance for this session.
 pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &View<'_>) -> Reply {
     let id = view.id.map_or("null", |i| i.get());
+    // A call the filter refuses is answered before any instance is started for it.
+    if let Some(config) = gw.pool.config(server) {
+        let tools = &config.tools;
+        if view.method() == "tools/call" && !tools.is_all() {
+            if let Some(name) = tool_name(view.params).filter(|n| !tools.allows(n)) {
+                return Reply::Now(jsonrpc::error_response(
+                    id,
+                    code::INVALID_PARAMS,
+                    &format!("tool {name:?} is not offered by server {server:?} (its tools filter)"),
+                ));
+            }
+        }
+    }
+    if let m @ ("resources/subscribe" | "resources/unsubscribe") = view.method() {
+        if let Some(uri) = uri_param(view.params) {
+            session.subscribe(&uri, m == "resources/subscribe");
+        }
+    }
     let lease = match gw.pool.acquire(server, session).await {
         Ok(l) => l,
         Err(e) => return Reply::Now(jsonrpc::error_response(id, acquire_code(&e), &e.to_string())),
     };
     let up = lease.upstream.clone();
     let tools = &up.server.tools;
-    if view.method() == "tools/call" && !tools.is_all() {
-        if let Some(name) = tool_name(view.params).filter(|n| !tools.allows(n)) {
-            return Reply::Now(jsonrpc::error_response(
-                id,
-                code::INVALID_PARAMS,
-                &format!(
-                    "tool {name:?} is not offered by server {:?} (its tools filter)",
-                    up.name()
-                ),
-            ));
-        }
-    }
     let filter = (view.method() == "tools/list" && !tools.is_all()).then(|| tools.clone());
     let upstream_id = up.reserve_id();
-    let progress = progress_token(view.params);
-    let message = match &progress {
-        None => Bytes::from(view.with_id(&upstream_id.to_string())),
-        Some(_) => with_progress_token(view, upstream_id),
+    let own_id = upstream_id.to_string();
+    // The upstream id is the request's id and, when it asks for progress, its token too.
+    let (message, progress) = match progress_token(view.params) {
+        Ok(None) => (Some(view.with_id(&own_id)), None),
+        Ok(Some(token)) => match view.id {
+            Some(old) => (
+                jsonrpc::replace_many(view.text, &[(old, own_id.as_str()), (token, own_id.as_str())]),
+                Some(token.get().into()),
+            ),
+            None => (None, None),
+        },
+        Err(()) => (None, None),
     };
-    let (tx, rx) = mpsc::unbounded_channel();
+    let Some(message) = message.map(Bytes::from) else {
+        return Reply::Now(jsonrpc::error_response(
+            id,
+            code::INVALID_PARAMS,
+            "params mention a progressToken that cannot be read",
+        ));
+    };
+    let (tx, rx) = mpsc::channel(crate::upstream::CALL_QUEUE);
     let route = Route::Client(ClientRoute {
         session: session.clone(),
         client_id: id.into(),
@@ -263,14 +285,29 @@ pub enum Target {
 
 /// Where `session`'s requests go.
 pub fn target(gw: &Gateway, session: &Session) -> Result<Target, String> {
-    match &session.endpoint {
-        Endpoint::Server(name) => Ok(Target::One(name.clone())),
+    match &session.mode {
+        Mode::One(name) => Ok(Target::One(name.clone())),
+        Mode::All => {
+            let enabled = gw.pool.enabled();
+            if enabled.is_empty() {
+                return Err("no server is enabled".into());
+            }
+            Ok(Target::All(enabled))
+        }
+    }
+}
+
+/// How a new session at `endpoint` will be served: the server its path names, the one enabled
+/// server, or all of them.
+pub fn mode_for(gw: &Gateway, endpoint: &Endpoint) -> Result<Mode, String> {
+    match endpoint {
+        Endpoint::Server(name) => Ok(Mode::One(name.clone())),
         Endpoint::All => {
             let mut enabled = gw.pool.enabled();
             match enabled.len() {
                 0 => Err("no server is enabled".into()),
-                1 => Ok(Target::One(enabled.remove(0))),
-                _ => Ok(Target::All(enabled)),
+                1 => Ok(Mode::One(enabled.remove(0))),
+                _ => Ok(Mode::All),
             }
         }
     }
@@ -289,6 +326,14 @@ pub fn acquire_code(e: &AcquireError) -> i64 {
     }
 }
 
+fn uri_param(params: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct P {
+        uri: String,
+    }
+    serde_json::from_str::<P>(params?.get()).ok().map(|p| p.uri)
+}
+
 fn tool_name(params: Option<&RawValue>) -> Option<String> {
     #[derive(Deserialize)]
     struct P {
@@ -297,12 +342,14 @@ fn tool_name(params: Option<&RawValue>) -> Option<String> {
     serde_json::from_str::<P>(params?.get()).ok().map(|p| p.name)
 }
 
-/// The client's progress token, as written, when the request asks for progress.
-fn progress_token(params: Option<&RawValue>) -> Option<Box<str>> {
-    let p = params?;
+/// The client's progress token (a slice of the message), when the request asks for progress;
+/// an error when params that mention one cannot be read (a token passed on untranslated could
+/// name another client's request upstream).
+fn progress_token(params: Option<&RawValue>) -> Result<Option<&RawValue>, ()> {
+    let Some(p) = params else { return Ok(None) };
     // Cheap test first: almost no request asks for progress.
     if !p.get().contains("progressToken") {
-        return None;
+        return Ok(None);
     }
     #[derive(Deserialize)]
     struct Meta<'a> {
@@ -314,24 +361,8 @@ fn progress_token(params: Option<&RawValue>) -> Option<Box<str>> {
         #[serde(borrow, rename = "_meta")]
         meta: Option<Meta<'a>>,
     }
-    let parsed: P<'_> = serde_json::from_str(p.get()).ok()?;
-    parsed.meta?.token.map(|t| t.get().into())
-}
-
-/// The request with the upstream id as both its id and its progress token.
-fn with_progress_token(view: &View<'_>, upstream_id: u64) -> Bytes {
-    let Ok(mut message) = serde_json::from_str::<serde_json::Value>(view.text) else {
-        return Bytes::from(view.with_id(&upstream_id.to_string()));
-    };
-    message["id"] = upstream_id.into();
-    if let Some(meta) = message
-        .get_mut("params")
-        .and_then(|p| p.get_mut("_meta"))
-        .and_then(|m| m.as_object_mut())
-    {
-        meta.insert("progressToken".into(), upstream_id.into());
-    }
-    Bytes::from(serde_json::to_vec(&message).unwrap_or_default())
+    let parsed: P<'_> = serde_json::from_str(p.get()).map_err(|_| ())?;
+    Ok(parsed.meta.and_then(|m| m.token))
 }
 
 /// A `tools/list` answer with the tools the filter refuses taken out.
@@ -350,16 +381,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn progress_tokens_are_found_and_replaced() {
-        let text = r#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"x","_meta":{"progressToken":"tok"}}}"#;
+    fn progress_tokens_are_found_and_replaced_in_place() {
+        let text = r#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"x","arguments":{"n":1e400},"_meta":{"progressToken":"tok"}}}"#;
         let view = View::parse(text).unwrap();
-        assert_eq!(progress_token(view.params).as_deref(), Some("\"tok\""));
-        let out: serde_json::Value = serde_json::from_slice(&with_progress_token(&view, 9)).unwrap();
-        assert_eq!(out["id"], 9);
-        assert_eq!(out["params"]["_meta"]["progressToken"], 9);
-        assert_eq!(out["params"]["name"], "x");
+        let token = progress_token(view.params).unwrap().unwrap();
+        assert_eq!(token.get(), "\"tok\"");
+        let out =
+            String::from_utf8(jsonrpc::replace_many(text, &[(view.id.unwrap(), "9"), (token, "9")]).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"x","arguments":{"n":1e400},"_meta":{"progressToken":9}}}"#
+        );
         let plain = View::parse(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
-        assert_eq!(progress_token(plain.params), None);
+        assert!(matches!(progress_token(plain.params), Ok(None)));
+        // Never forwarded untranslated: found (and then spliced), or refused.
+        let deep = format!(
+            r#"{{"_meta":{{"progressToken":1}},"x":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let raw = RawValue::from_string(deep).unwrap();
+        assert!(!matches!(progress_token(Some(&raw)), Ok(None)));
+        let broken = RawValue::from_string(r#"{"_meta":{"progressToken":1},"x":"\ud800"}"#.into()).unwrap();
+        assert!(!matches!(progress_token(Some(&broken)), Ok(None)));
     }
 
     #[test]

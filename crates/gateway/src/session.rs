@@ -13,11 +13,26 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{self, Sender};
 
 use crate::jsonrpc::{self, View};
 use crate::protocol::ClientInit;
 use crate::upstream::{Out, Upstream};
+
+/// Most messages waiting on a session's stream; past it the stream is closed.
+pub const STREAM_QUEUE: usize = 1024;
+/// Most requests of servers waiting for one client's answers.
+const MAX_OWED: usize = 256;
+
+/// How a session's requests are served, decided at its `initialize` and kept for its life (a
+/// reload that changes how many servers there are does not change what names mean to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// By one server, as it is.
+    One(String),
+    /// By every enabled server, aggregated (`server__name`).
+    All,
+}
 
 /// What a session serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +63,8 @@ pub struct Session {
     pub key: String,
     /// What it serves.
     pub endpoint: Endpoint,
+    /// How its requests are served.
+    pub mode: Mode,
     /// Which bearer token opened it (a keyed hash), so another token cannot use it.
     pub token_tag: u64,
     /// What the client declared.
@@ -55,7 +72,9 @@ pub struct Session {
     /// The protocol revision negotiated with it.
     pub version: &'static str,
     /// Where messages that answer no request go (the GET stream; stdout for stdio).
-    stream: Mutex<Option<UnboundedSender<Bytes>>>,
+    stream: Mutex<Option<Sender<Bytes>>>,
+    /// The resource URIs the client subscribed to (for updates from a shared instance).
+    subscriptions: Mutex<std::collections::HashSet<String>>,
     /// Instances that live as long as this session, by server name.
     instances: Mutex<HashMap<String, Arc<Upstream>>>,
     /// Requests in flight, by the client's id.
@@ -89,6 +108,7 @@ impl Session {
         id: String,
         key: String,
         endpoint: Endpoint,
+        mode: Mode,
         token_tag: u64,
         client: ClientInit,
         version: &'static str,
@@ -97,10 +117,12 @@ impl Session {
             id,
             key,
             endpoint,
+            mode,
             token_tag,
             client,
             version,
             stream: Mutex::new(None),
+            subscriptions: Mutex::new(std::collections::HashSet::new()),
             instances: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             owed: Mutex::new(HashMap::new()),
@@ -119,9 +141,17 @@ impl Session {
         }
     }
 
-    /// How long since the client was last heard from (zero while a request is in flight).
+    /// How long since the client was last heard from (zero while a request is in flight or
+    /// its GET stream is open: a client listening for notifications is not idle).
     pub fn idle_for(&self) -> Duration {
         if self.in_flight.lock().is_ok_and(|f| !f.is_empty()) {
+            return Duration::ZERO;
+        }
+        if self
+            .stream
+            .lock()
+            .is_ok_and(|s| s.as_ref().is_some_and(|tx| !tx.is_closed()))
+        {
             return Duration::ZERO;
         }
         self.last_seen.lock().map(|t| t.elapsed()).unwrap_or_default()
@@ -134,25 +164,48 @@ impl Session {
 
     /// Sets the stream for messages that answer no request (a new GET stream replaces the
     /// old one, which ends).
-    pub fn set_stream(&self, tx: UnboundedSender<Bytes>) {
+    pub fn set_stream(&self, tx: Sender<Bytes>) {
         if let Ok(mut s) = self.stream.lock() {
             *s = Some(tx);
         }
     }
 
-    /// Sends a message on the session's stream; false when there is none open.
+    /// Sends a message on the session's stream; false when there is none open. A stream whose
+    /// client does not read it (full) is closed: the client may open another; the gateway's
+    /// memory does not grow for it.
     pub fn push(&self, message: Bytes) -> bool {
         let Ok(mut stream) = self.stream.lock() else {
             return false;
         };
-        match stream.as_ref().map(|s| s.send(message)) {
-            Some(Ok(())) => true,
-            Some(Err(_)) => {
+        let Some(tx) = stream.as_ref() else { return false };
+        match tx.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(session = %self.key, "its stream is not being read ({STREAM_QUEUE} messages waiting): closed it");
                 *stream = None;
                 false
             }
-            None => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                *stream = None;
+                false
+            }
         }
+    }
+
+    /// Notes a `resources/subscribe` (or, with `on` false, `unsubscribe`) of the client's.
+    pub fn subscribe(&self, uri: &str, on: bool) {
+        if let Ok(mut subs) = self.subscriptions.lock() {
+            if on {
+                subs.insert(uri.to_string());
+            } else {
+                subs.remove(uri);
+            }
+        }
+    }
+
+    /// Whether the client subscribed to `uri`.
+    pub fn subscribed(&self, uri: &str) -> bool {
+        self.subscriptions.lock().is_ok_and(|s| s.contains(uri))
     }
 
     /// The session's instance of `server`, if it has one ready (one still starting is the
@@ -223,7 +276,7 @@ impl Session {
         &self,
         up: &Arc<Upstream>,
         view: &View<'_>,
-        reply: Option<UnboundedSender<Out>>,
+        reply: Option<Sender<Out>>,
     ) -> Result<(), String> {
         let needed = match view.method() {
             "sampling/createMessage" => Some("sampling"),
@@ -237,6 +290,9 @@ impl Session {
         let id = format!("\"tether-{}\"", self.next_owed.fetch_add(1, Ordering::Relaxed));
         let server_id = view.id.map_or("null", |i| i.get());
         if let Ok(mut owed) = self.owed.lock() {
+            if owed.len() >= MAX_OWED {
+                return Err(format!("the client has {MAX_OWED} requests of servers unanswered"));
+            }
             owed.insert(
                 id.as_str().into(),
                 Owed {
@@ -246,7 +302,8 @@ impl Session {
             );
         }
         let message = Bytes::from(view.with_id(&id));
-        let sent = reply.is_some_and(|r| r.send(Out::Interim(message.clone())).is_ok()) || self.push(message);
+        let sent =
+            reply.is_some_and(|r| crate::upstream::deliver(&r, Out::Interim(message.clone()))) || self.push(message);
         if !sent {
             if let Ok(mut owed) = self.owed.lock() {
                 owed.remove(id.as_str());
@@ -254,6 +311,26 @@ impl Session {
             return Err("the client has no open stream to receive it (no call in flight, no GET stream)".into());
         }
         Ok(())
+    }
+
+    /// A message for the client could not be delivered: if it was a server's request, the
+    /// server gets an error instead of waiting for an answer that cannot come.
+    pub fn undeliverable(&self, message: &[u8]) {
+        let Ok(text) = std::str::from_utf8(message) else { return };
+        let Ok(view) = View::parse(text) else { return };
+        let Some(id) = view.id.filter(|_| view.kind == jsonrpc::Kind::Request) else {
+            return;
+        };
+        let owed = self.owed.lock().ok().and_then(|mut o| o.remove(id.get()));
+        if let Some(owed) = owed {
+            if let Some(up) = owed.upstream.upgrade() {
+                let _ = up.send(jsonrpc::error_response(
+                    &owed.server_id,
+                    jsonrpc::code::INVALID_REQUEST,
+                    "Tether: the client has no open stream to receive this request",
+                ));
+            }
+        }
     }
 
     /// The client's answer to a server request: the upstream it goes to and the message with

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::protocol::ClientInit;
-use crate::session::{Endpoint, Session};
+use crate::session::{Endpoint, Mode, Session};
 
 /// Every live session.
 #[derive(Default)]
@@ -22,13 +22,22 @@ impl Sessions {
     pub fn create(
         &self,
         endpoint: Endpoint,
+        mode: Mode,
         token_tag: u64,
         client: ClientInit,
         version: &'static str,
     ) -> std::io::Result<Arc<Session>> {
         let id = tether_supervisor::ids::random_id()?;
         let key = tether_supervisor::ids::random_id()?[..16].to_string();
-        let session = Arc::new(Session::new(id.clone(), key, endpoint, token_tag, client, version));
+        let session = Arc::new(Session::new(
+            id.clone(),
+            key,
+            endpoint,
+            mode,
+            token_tag,
+            client,
+            version,
+        ));
         if let Ok(mut m) = self.map.lock() {
             m.insert(id, session.clone());
         }
@@ -55,6 +64,14 @@ impl Sessions {
         let Ok(mut m) = self.map.lock() else { return Vec::new() };
         let picked: Vec<String> = m.iter().filter(|(_, s)| pick(s)).map(|(id, _)| id.clone()).collect();
         picked.into_iter().filter_map(|id| m.remove(&id)).collect()
+    }
+
+    /// Every live session.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.map
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Removes and returns every session.

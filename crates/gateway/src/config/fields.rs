@@ -303,6 +303,7 @@ pub struct GatewayFields {
     pub max_message_size: Option<SizeValue>,
     pub allowed_origins: Vec<String>,
     pub response_mode: Option<String>,
+    pub max_sessions: Option<i64>,
 }
 
 /// Validates the gateway table. `keys` names its keys in the file's own spelling.
@@ -380,6 +381,14 @@ pub fn build_gateway(f: GatewayFields, base: &Path, keys: &GatewayKeys) -> Resul
         }
     }
     g.allowed_origins = f.allowed_origins;
+    if let Some(n) = f.max_sessions {
+        g.max_sessions = usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            Invalid::new(
+                &[keys.max_sessions],
+                format!("{}: expected a whole number from 1, found {n}", keys.max_sessions),
+            )
+        })?;
+    }
     g.response_mode = match f.response_mode.as_deref() {
         None | Some("stream") => super::ResponseMode::Stream,
         Some("json") => super::ResponseMode::Json,
@@ -403,6 +412,7 @@ pub struct GatewayKeys {
     pub max_message_size: &'static str,
     pub allowed_origins: &'static str,
     pub response_mode: &'static str,
+    pub max_sessions: &'static str,
 }
 
 fn check_token(t: &str) -> Result<Secret, String> {

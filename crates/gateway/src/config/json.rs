@@ -83,6 +83,7 @@ struct Gateway {
     #[serde(default)]
     allowed_origins: Vec<String>,
     response_mode: Option<String>,
+    max_sessions: Option<Count>,
 }
 
 /// A whole number, which JSON5 parsers may hand over as a float.
@@ -137,6 +138,7 @@ const KEYS: GatewayKeys = GatewayKeys {
     max_message_size: "maxMessageSize",
     allowed_origins: "allowedOrigins",
     response_mode: "responseMode",
+    max_sessions: "maxSessions",
 };
 
 /// Parses and validates JSON or JSON5 text read from `path`.
@@ -237,6 +239,7 @@ fn gateway(obj: &serde_json::Map<String, Value>, base: &Path) -> Result<GatewayC
         max_message_size: g.max_message_size,
         allowed_origins: g.allowed_origins,
         response_mode: g.response_mode,
+        max_sessions: g.max_sessions.map(|c| c.get()),
     };
     build_gateway(fields, base, &KEYS).map_err(|e| e.under(&["tether"]))
 }

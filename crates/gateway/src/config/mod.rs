@@ -28,6 +28,7 @@ use std::time::Duration;
 use tether_supervisor::ssh::SshTarget;
 
 pub use error::ConfigError;
+pub use fields::check_exposure;
 pub use secret::Secret;
 
 /// The address `tether serve` listens on when the configuration names none.
@@ -36,6 +37,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7300";
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// The largest JSON-RPC message accepted from a client or a server, by default.
 pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// Most client sessions at once, by default.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
 /// How long a server may take from spawn to its `initialize` answer, by default.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a request may wait for a server's answer, by default.
@@ -89,6 +92,8 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     /// How requests are answered over HTTP.
     pub response_mode: ResponseMode,
+    /// Most client sessions at once; past it, an `initialize` is refused.
+    pub max_sessions: usize,
 }
 
 /// How the HTTP front door answers a request.
@@ -325,6 +330,7 @@ impl Default for GatewayConfig {
             max_message_size: DEFAULT_MAX_MESSAGE,
             allowed_origins: Vec::new(),
             response_mode: ResponseMode::Stream,
+            max_sessions: DEFAULT_MAX_SESSIONS,
         }
     }
 }

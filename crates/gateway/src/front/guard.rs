@@ -67,7 +67,9 @@ fn is_loopback_host(host: &str) -> bool {
     name == "localhost" || name == "::1" || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn origin_allowed(cfg: &GatewayConfig, origin: &str) -> bool {
+/// Whether a browser page of `origin` may use the gateway: a loopback origin, or one in
+/// `allowed_origins`.
+pub fn origin_allowed(cfg: &GatewayConfig, origin: &str) -> bool {
     let origin = origin.trim_end_matches('/');
     if cfg
         .allowed_origins

@@ -40,16 +40,50 @@ const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let _busy = gw.busy();
     let cfg = gw.config();
+    let origin = req
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .filter(|o| o.to_str().is_ok_and(|o| guard::origin_allowed(&cfg.gateway, o)))
+        .cloned();
+    let mut response = answer(&gw, req).await;
+    // A page of an allowed origin may read the answer, and the session id in it.
+    if let Some(origin) = origin {
+        let h = response.headers_mut();
+        h.insert(hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(hyper::header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            hyper::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("mcp-session-id"),
+        );
+    }
+    Ok(response)
+}
+
+async fn answer(gw: &Gateway, req: Request<Incoming>) -> Response<Body> {
+    let cfg = gw.config();
     let headers = req.headers();
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    let token = match guard::check(
-        &cfg.gateway,
+    // A Host or Origin that is not text cannot be checked: refused, never taken as absent.
+    let text = |name: hyper::header::HeaderName| match headers.get(&name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| name),
+    };
+    let (host, origin, authorization) = match (
         text(hyper::header::HOST),
         text(hyper::header::ORIGIN),
         text(hyper::header::AUTHORIZATION),
     ) {
+        (Ok(h), Ok(o), Ok(a)) => (h, o, a),
+        (Err(name), _, _) | (_, Err(name), _) | (_, _, Err(name)) => {
+            return plain(StatusCode::BAD_REQUEST, &format!("the {name} header is not text"));
+        }
+    };
+    // A browser's preflight carries no credentials: Host and Origin are checked, not the token.
+    let preflight = req.method() == Method::OPTIONS;
+    let authorization = if preflight { None } else { authorization };
+    let token = match guard::check(&cfg.gateway, host, origin, authorization) {
         Ok(t) => t.map(str::to_string),
-        Err(Refusal::Forbidden(why)) => return Ok(plain(StatusCode::FORBIDDEN, &why)),
+        Err(Refusal::Unauthorized) if preflight => None,
+        Err(Refusal::Forbidden(why)) => return plain(StatusCode::FORBIDDEN, &why),
         Err(Refusal::Unauthorized) => {
             let mut r = plain(
                 StatusCode::UNAUTHORIZED,
@@ -59,25 +93,47 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response
                 hyper::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"tether\""),
             );
-            return Ok(r);
+            return r;
         }
     };
-    let endpoint = match endpoint(&gw, req.uri().path()) {
+    if preflight {
+        return preflight_answer();
+    }
+    let endpoint = match endpoint(gw, req.uri().path()) {
         Ok(e) => e,
-        Err(r) => return Ok(r),
+        Err(r) => return r,
     };
     let tag = gw.token_tag(token.as_deref());
-    Ok(match *req.method() {
-        Method::POST => post(&gw, endpoint, tag, req).await,
-        Method::GET => get(&gw, &endpoint, tag, req.headers()),
-        Method::DELETE => delete(&gw, &endpoint, tag, req.headers()),
+    match *req.method() {
+        Method::POST => post(gw, endpoint, tag, req).await,
+        Method::GET => get(gw, &endpoint, tag, req.headers()),
+        Method::DELETE => delete(gw, &endpoint, tag, req.headers()),
         _ => {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "use POST, GET or DELETE");
             r.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+                .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
             r
         }
-    })
+    }
+}
+
+/// The answer to a CORS preflight (`OPTIONS`) that passed the guard.
+fn preflight_answer() -> Response<Body> {
+    let mut r = empty(StatusCode::NO_CONTENT);
+    let h = r.headers_mut();
+    h.insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
+    h.insert(
+        hyper::header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+    );
+    h.insert(
+        hyper::header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id",
+        ),
+    );
+    h.insert(hyper::header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    r
 }
 
 /// `/mcp` or `/mcp/{server}` (percent-decoded), or the response that refuses the path.
@@ -237,7 +293,9 @@ async fn batch(gw: &Gateway, endpoint: &Endpoint, tag: u64, headers: &HeaderMap,
         while let Some(out) = call.next().await {
             match out {
                 Out::Interim(m) => {
-                    session.push(m);
+                    if !session.push(m.clone()) {
+                        session.undeliverable(&m);
+                    }
                 }
                 Out::Answer(a) => answers.push(a),
             }
@@ -271,13 +329,17 @@ async fn answer_call(mut call: route::Call, accept: Accepts, mode: ResponseMode)
         None => return plain(StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer"),
     };
     if !accept.events {
-        // What the server says during the call goes on the session's GET stream, if open.
-        call.session().push(first);
+        // What the server says during the call goes on the session's GET stream, if open (a
+        // server's request that cannot be delivered is refused to the server).
+        let push = |call: &route::Call, m: Bytes| {
+            if !call.session().push(m.clone()) {
+                call.session().undeliverable(&m);
+            }
+        };
+        push(&call, first);
         loop {
             match call.next().await {
-                Some(Out::Interim(m)) => {
-                    call.session().push(m);
-                }
+                Some(Out::Interim(m)) => push(&call, m),
                 Some(Out::Answer(a)) => return json(StatusCode::OK, a),
                 None => return plain(StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer"),
             }
@@ -296,7 +358,14 @@ fn stream_call(mut call: route::Call, first: Option<Bytes>) -> Response<Body> {
                 return;
             }
         }
-        while let Some(out) = call.next().await {
+        loop {
+            // A client that goes away ends the call at once (the Call's drop cancels it
+            // upstream, and ends a request's own instance), not when the server answers.
+            let out = tokio::select! {
+                out = call.next() => out,
+                _ = tx.closed() => return,
+            };
+            let Some(out) = out else { return };
             let (m, last) = match out {
                 Out::Interim(m) => (m, false),
                 Out::Answer(a) => (a, true),
@@ -320,7 +389,7 @@ fn get(gw: &Gateway, endpoint: &Endpoint, tag: u64, headers: &HeaderMap) -> Resp
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (tx, mut messages) = mpsc::unbounded_channel::<Bytes>();
+    let (tx, mut messages) = mpsc::channel::<Bytes>(crate::session::STREAM_QUEUE);
     session.set_stream(tx);
     let (out, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {

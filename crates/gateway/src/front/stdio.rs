@@ -9,18 +9,22 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, watch};
 
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, code, Kind, View};
+use crate::lines::{read_line, Line};
 use crate::route::{self, Reply};
 use crate::session::{Endpoint, Session};
 use crate::upstream::Out;
 
+/// Most messages waiting for stdout.
+const OUT_QUEUE: usize = 1024;
+
 /// Serves the client on stdin/stdout until EOF, then sets `stop`.
 pub async fn serve(gw: Arc<Gateway>, stop: watch::Sender<bool>) {
-    let (out, rx) = mpsc::unbounded_channel::<Bytes>();
+    let (out, rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
     let writer = tokio::spawn(write(rx));
     let max = gw.config().gateway.max_message_size;
     let mut lines = BufReader::with_capacity(64 * 1024, tokio::io::stdin());
@@ -28,27 +32,27 @@ pub async fn serve(gw: Arc<Gateway>, stop: watch::Sender<bool>) {
     let mut line = Vec::new();
     loop {
         line.clear();
-        match lines.read_until(b'\n', &mut line).await {
-            Ok(0) => break,
-            Ok(_) => {}
+        match read_line(&mut lines, &mut line, max).await {
+            Ok(Line::Eof) => break,
+            Ok(Line::Whole) => {}
+            Ok(Line::TooLong(n)) => {
+                let message = format!("a {n}-byte message is larger than max_message_size ({max} bytes)");
+                let _ = out
+                    .send(jsonrpc::error_response("null", code::TOO_LARGE, &message))
+                    .await;
+                continue;
+            }
             Err(e) => {
                 tracing::error!("reading the client's stdin: {e}");
                 break;
             }
         }
-        if line.len() > max {
-            let _ = out.send(jsonrpc::error_response(
-                "null",
-                code::TOO_LARGE,
-                &format!("the message is larger than max_message_size ({max} bytes)"),
-            ));
-            continue;
-        }
-        let text = match jsonrpc::utf8(line.trim_ascii()) {
-            Ok("") => continue,
+        let text = match jsonrpc::utf8(&line) {
             Ok(t) => t.to_string(),
             Err(e) => {
-                let _ = out.send(jsonrpc::error_response("null", e.code(), &e.to_string()));
+                let _ = out
+                    .send(jsonrpc::error_response("null", e.code(), &e.to_string()))
+                    .await;
                 continue;
             }
         };
@@ -64,48 +68,49 @@ pub async fn serve(gw: Arc<Gateway>, stop: watch::Sender<bool>) {
 }
 
 /// Handles one line; a request's answer is written when it comes.
-async fn message(
-    gw: &Arc<Gateway>,
-    session: &mut Option<Arc<Session>>,
-    out: &mpsc::UnboundedSender<Bytes>,
-    text: String,
-) {
+async fn message(gw: &Arc<Gateway>, session: &mut Option<Arc<Session>>, out: &mpsc::Sender<Bytes>, text: String) {
     let view = match View::parse(&text) {
         Ok(v) => v,
         Err(e) => {
-            let _ = out.send(jsonrpc::error_response("null", e.code(), &e.to_string()));
+            let _ = out
+                .send(jsonrpc::error_response("null", e.code(), &e.to_string()))
+                .await;
             return;
         }
     };
     let id = view.id.map_or("null", |i| i.get());
     if view.kind == Kind::Request && view.method() == "initialize" {
         if session.is_some() {
-            let _ = out.send(jsonrpc::error_response(
-                id,
-                code::INVALID_REQUEST,
-                "already initialized",
-            ));
+            let _ = out
+                .send(jsonrpc::error_response(
+                    id,
+                    code::INVALID_REQUEST,
+                    "already initialized",
+                ))
+                .await;
             return;
         }
         match crate::handshake::open(gw, Endpoint::All, 0, &view).await {
             Ok((s, answer)) => {
                 s.set_stream(out.clone());
                 *session = Some(s);
-                let _ = out.send(answer);
+                let _ = out.send(answer).await;
             }
             Err(answer) => {
-                let _ = out.send(answer);
+                let _ = out.send(answer).await;
             }
         }
         return;
     }
     let Some(s) = session.clone() else {
         if view.kind == Kind::Request {
-            let _ = out.send(jsonrpc::error_response(
-                id,
-                code::INVALID_REQUEST,
-                "send initialize first",
-            ));
+            let _ = out
+                .send(jsonrpc::error_response(
+                    id,
+                    code::INVALID_REQUEST,
+                    "send initialize first",
+                ))
+                .await;
         }
         return;
     };
@@ -117,12 +122,12 @@ async fn message(
         match route::dispatch(&gw, &s, &view).await {
             Reply::Accepted => {}
             Reply::Now(answer) => {
-                let _ = out.send(answer);
+                let _ = out.send(answer).await;
             }
             Reply::Later(mut call) => {
                 while let Some(m) = call.next().await {
                     let (Out::Interim(m) | Out::Answer(m)) = m;
-                    if out.send(m).is_err() {
+                    if out.send(m).await.is_err() {
                         return;
                     }
                 }
@@ -132,7 +137,7 @@ async fn message(
 }
 
 /// Writes whole lines to stdout until every sender is gone.
-async fn write(mut rx: mpsc::UnboundedReceiver<Bytes>) {
+async fn write(mut rx: mpsc::Receiver<Bytes>) {
     let mut stdout = tokio::io::stdout();
     let mut buf = Vec::with_capacity(16 * 1024);
     while let Some(first) = rx.recv().await {

@@ -28,6 +28,30 @@ use crate::session::Session;
 
 pub use start::{spawn, StartError, StartOptions, OUTBOX};
 
+/// Most messages waiting on one call's stream; past it, interim messages are dropped.
+pub const CALL_QUEUE: usize = 256;
+
+/// Hands a message to a call's stream without ever blocking the reader task (which serves every
+/// client of the instance): an interim message that finds the stream full is dropped, the client
+/// not keeping up; an answer waits in a task of its own. False when it was not delivered.
+pub fn deliver(reply: &mpsc::Sender<Out>, out: Out) -> bool {
+    match reply.try_send(out) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(Out::Answer(answer))) => {
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let _ = reply.send(Out::Answer(answer)).await;
+            });
+            true
+        }
+        Err(mpsc::error::TrySendError::Full(Out::Interim(_))) => {
+            tracing::debug!("a call's stream is full ({CALL_QUEUE} messages): dropped an interim message");
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
 /// Where an upstream's answer goes.
 pub enum Route {
     /// To a client.
@@ -53,7 +77,7 @@ pub struct ClientRoute {
     /// The client's id, as it wrote it.
     pub client_id: Box<str>,
     /// Where messages for this request go (the POST's response stream).
-    pub reply: mpsc::UnboundedSender<Out>,
+    pub reply: mpsc::Sender<Out>,
     /// The client's progress token, as it wrote it; upstream it is the request's own id.
     pub progress: Option<Box<str>>,
 }
@@ -300,11 +324,14 @@ impl Upstream {
             match route {
                 Route::Client(c) => {
                     c.session.request_done(&c.client_id);
-                    let _ = c.reply.send(Out::Answer(crate::jsonrpc::error_response(
-                        &c.client_id,
-                        crate::jsonrpc::code::SERVER_UNAVAILABLE,
-                        &message,
-                    )));
+                    deliver(
+                        &c.reply,
+                        Out::Answer(crate::jsonrpc::error_response(
+                            &c.client_id,
+                            crate::jsonrpc::code::SERVER_UNAVAILABLE,
+                            &message,
+                        )),
+                    );
                 }
                 Route::Internal(tx) => {
                     let _ = tx.send(Err(message.clone()));

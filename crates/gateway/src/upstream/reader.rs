@@ -16,14 +16,14 @@
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::process::ChildStdout;
 
-use super::{short, start, Out, Route, Upstream};
-use crate::jsonrpc::{self, code, Kind, View};
+use tokio::sync::mpsc;
 
-/// Bytes of an oversized line kept to find its id.
-const PREFIX: usize = 512;
+use super::{deliver, short, start, Out, Route, Upstream};
+use crate::jsonrpc::{self, code, Kind, View};
+use crate::lines::{read_line, Line, PREFIX};
 
 /// Reads until EOF, then marks the instance gone with the shim's exit status.
 pub async fn read(up: Weak<Upstream>, stdout: ChildStdout, max: usize) {
@@ -57,61 +57,6 @@ pub async fn read(up: Weak<Upstream>, stdout: ChildStdout, max: usize) {
     }
 }
 
-enum Line {
-    Whole,
-    TooLong(usize),
-    Eof,
-}
-
-/// Reads one line into `line` (without the newline); past `max` bytes keeps only a prefix and
-/// skips the rest of the line.
-async fn read_line(r: &mut BufReader<ChildStdout>, line: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
-    let mut total = 0usize;
-    loop {
-        let buf = r.fill_buf().await?;
-        if buf.is_empty() {
-            return Ok(if total == 0 {
-                Line::Eof
-            } else if total > max {
-                Line::TooLong(total)
-            } else {
-                Line::Whole
-            });
-        }
-        let (chunk, found) = match memchr(buf) {
-            Some(i) => (&buf[..i], true),
-            None => (buf, false),
-        };
-        total += chunk.len();
-        if total <= max {
-            line.extend_from_slice(chunk);
-        } else if line.len() < PREFIX {
-            let room = PREFIX - line.len();
-            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        }
-        let used = chunk.len() + usize::from(found);
-        r.consume(used);
-        if found {
-            if total > max {
-                return Ok(Line::TooLong(total));
-            }
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                line.clear();
-                total = 0;
-                continue;
-            }
-            return Ok(Line::Whole);
-        }
-    }
-}
-
-fn memchr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
-}
-
 impl Upstream {
     /// Routes one message from the server.
     fn route(self: &Arc<Self>, line: &[u8]) {
@@ -138,7 +83,7 @@ impl Upstream {
         match route {
             Route::Client(c) => {
                 c.session.request_done(&c.client_id);
-                let _ = c.reply.send(Out::Answer(Bytes::from(view.with_id(&c.client_id))));
+                deliver(&c.reply, Out::Answer(Bytes::from(view.with_id(&c.client_id))));
             }
             Route::Internal(tx) => {
                 let _ = tx.send(Ok(Bytes::copy_from_slice(view.text.as_bytes())));
@@ -146,24 +91,87 @@ impl Upstream {
         }
     }
 
+    /// A notification: to the client it belongs to, and only there. Progress carries its
+    /// request's token; a list change concerns every client of the instance; a resource update
+    /// the clients that subscribed to it. Anything else (logging above all) belongs to no request
+    /// on stdio: it goes to the instance's one client (a session's instance, a request's), and on
+    /// a shared instance only when a single client uses it; otherwise it is dropped, since it
+    /// could be another client's (give the server `lifetime = "session"` to get its logs).
     fn notification(self: &Arc<Self>, view: &View<'_>) {
-        if view.method() == "notifications/progress" {
+        let method = view.method();
+        if method == "notifications/progress" {
             return self.progress(view);
         }
-        if view.method() == "notifications/cancelled" {
+        if method == "notifications/cancelled" {
             // The server cancels a request of its own it sent a client.
-            return self.for_sessions(|s| s.server_cancelled(self, view));
+            for s in self.audience() {
+                if s.server_cancelled(self, view) {
+                    return;
+                }
+            }
+            return;
         }
         let message = Bytes::copy_from_slice(view.text.as_bytes());
-        // Said during a call (logging, most often): on that call's stream, when there is one.
-        if let Some(reply) = self.sole_request_stream() {
-            if reply.send(Out::Interim(message.clone())).is_ok() {
-                return;
+        if method.ends_with("/list_changed") {
+            for session in self.audience() {
+                session.push(message.clone());
             }
+            return;
         }
-        for session in self.audience() {
-            session.push(message.clone());
+        if method == "notifications/resources/updated" {
+            let uri = resource_uri(view).unwrap_or_default();
+            for session in self.audience().into_iter().filter(|s| s.subscribed(&uri)) {
+                session.push(message.clone());
+            }
+            return;
         }
+        match self.sole_client() {
+            Some((session, Some(reply))) => {
+                if !deliver(&reply, Out::Interim(message.clone())) {
+                    session.push(message);
+                }
+            }
+            Some((session, None)) => {
+                session.push(message);
+            }
+            None => tracing::debug!(
+                server = %self.name(),
+                "{method} from a shared instance several clients use: it cannot be told whose it is, dropped"
+            ),
+        }
+    }
+
+    /// The one client of this instance, with the stream of its call in flight if it has one:
+    /// a session's instance's session, a request's instance's caller, or a shared instance's
+    /// only live user. `None` when that cannot be told.
+    fn sole_client(&self) -> Option<(Arc<crate::session::Session>, Option<mpsc::Sender<Out>>)> {
+        let call = |session: &Arc<crate::session::Session>| {
+            let pending = self.pending.lock().ok()?;
+            pending.values().find_map(|r| match r {
+                Route::Client(c) if Arc::ptr_eq(&c.session, session) => Some(c.reply.clone()),
+                _ => None,
+            })
+        };
+        let session = match &self.owner {
+            super::Owner::Session(s) => s.upgrade()?,
+            super::Owner::Request => {
+                let pending = self.pending.lock().ok()?;
+                pending.values().find_map(|r| match r {
+                    Route::Client(c) => Some(c.session.clone()),
+                    Route::Internal(_) => None,
+                })?
+            }
+            super::Owner::Shared => {
+                let mut users = self.audience().into_iter().filter(|s| !s.is_ended());
+                let only = users.next()?;
+                if users.next().is_some() {
+                    return None;
+                }
+                only
+            }
+        };
+        let reply = call(&session);
+        Some((session, reply))
     }
 
     fn progress(&self, view: &View<'_>) {
@@ -182,9 +190,10 @@ impl Upstream {
             return; // The request is over: its late progress has no one to go to.
         };
         if let Some(original) = &c.progress {
-            let _ = c.reply.send(Out::Interim(Bytes::from(jsonrpc::replace_id(
-                view.text, p.token, original,
-            ))));
+            deliver(
+                &c.reply,
+                Out::Interim(Bytes::from(jsonrpc::replace_id(view.text, p.token, original))),
+            );
         }
     }
 
@@ -218,15 +227,7 @@ impl Upstream {
 
     /// The one client a server-to-client request can belong to, and the stream of its call in
     /// flight if any.
-    fn request_target(
-        &self,
-    ) -> Result<
-        (
-            Arc<crate::session::Session>,
-            Option<tokio::sync::mpsc::UnboundedSender<Out>>,
-        ),
-        String,
-    > {
+    fn request_target(&self) -> Result<(Arc<crate::session::Session>, Option<mpsc::Sender<Out>>), String> {
         let pending = self.pending.lock().map_err(|_| "internal lock poisoned".to_string())?;
         let mut clients = pending.values().filter_map(|r| match r {
             Route::Client(c) => Some(c),
@@ -247,25 +248,6 @@ impl Upstream {
             ));
         }
         Ok((first.session.clone(), Some(first.reply.clone())))
-    }
-
-    /// The stream of the one request in flight, if exactly one is.
-    fn sole_request_stream(&self) -> Option<tokio::sync::mpsc::UnboundedSender<Out>> {
-        let pending = self.pending.lock().ok()?;
-        let mut clients = pending.values().filter_map(|r| match r {
-            Route::Client(c) => Some(c),
-            Route::Internal(_) => None,
-        });
-        let only = clients.next()?;
-        clients.next().is_none().then(|| only.reply.clone())
-    }
-
-    fn for_sessions(&self, mut f: impl FnMut(&crate::session::Session) -> bool) {
-        for s in self.audience() {
-            if f(&s) {
-                return;
-            }
-        }
     }
 
     fn malformed(&self, line: &[u8], why: &str) {
@@ -294,11 +276,10 @@ impl Upstream {
         match self.forget(id) {
             Some(Route::Client(c)) => {
                 c.session.request_done(&c.client_id);
-                let _ = c.reply.send(Out::Answer(jsonrpc::error_response(
-                    &c.client_id,
-                    code::SERVER_UNAVAILABLE,
-                    message,
-                )));
+                deliver(
+                    &c.reply,
+                    Out::Answer(jsonrpc::error_response(&c.client_id, code::SERVER_UNAVAILABLE, message)),
+                );
             }
             Some(Route::Internal(tx)) => {
                 let _ = tx.send(Err(message.to_string()));
@@ -306,6 +287,15 @@ impl Upstream {
             None => {}
         }
     }
+}
+
+/// The `uri` of a `notifications/resources/updated`.
+fn resource_uri(view: &View<'_>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct P {
+        uri: String,
+    }
+    serde_json::from_str::<P>(view.params?.get()).ok().map(|p| p.uri)
 }
 
 /// The numeric `"id"` of a message, read from its first bytes (for lines that cannot be
