@@ -8,7 +8,10 @@
 //! left out of the answer and logged, never failing the whole list. Nothing starts at
 //! `initialize`: the gateway answers it for all of them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -135,11 +138,12 @@ impl Listing {
     };
 }
 
-/// Asks every server, merges what they list.
+/// Asks every server at once, merges what they list (in the servers' order).
 async fn list(gw: &Gateway, session: &Arc<Session>, servers: &[String], id: &str, what: Listing) -> Bytes {
+    let asks = servers.iter().map(|server| list_one(gw, session, server, &what));
     let mut items: Vec<Value> = Vec::new();
-    for server in servers {
-        match list_one(gw, session, server, &what).await {
+    for (server, outcome) in servers.iter().zip(join_all(asks.collect()).await) {
+        match outcome {
             Ok(mut from) => items.append(&mut from),
             Err(why) => tracing::warn!(session = %session.key, server = %server, "left out of {}: {why}", what.method),
         }
@@ -147,6 +151,31 @@ async fn list(gw: &Gateway, session: &Arc<Session>, servers: &[String], id: &str
     let mut result = Map::new();
     result.insert(what.field.into(), Value::Array(items));
     jsonrpc::result_response(id, &Value::Object(result).to_string())
+}
+
+/// Runs every future to its end, concurrently on this task; their outputs in order. (One slow
+/// or hung server then costs a listing its own timeout, not the sum of all.)
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(v) => *output = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// One server's items, every page, renamed or routed.

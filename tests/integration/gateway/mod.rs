@@ -8,6 +8,7 @@ mod http;
 mod lifetimes;
 mod many_sessions;
 mod protocol;
+mod races;
 mod real_clients;
 mod reload;
 mod restart;

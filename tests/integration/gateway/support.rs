@@ -57,13 +57,17 @@ impl Gateway {
         Gateway::start_file(cookie, mode, path, &[])
     }
 
-    /// Starts `tether serve --config FILE` with extra arguments.
+    /// Starts `tether serve --config FILE` with extra arguments, on 127.0.0.1:0.
     pub fn start_file(cookie: &Cookie, mode: Mode, config: PathBuf, extra: &[&str]) -> Gateway {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Gateway::start_with(cookie, mode, config, &args)
+    }
+
+    /// Starts `tether serve --config FILE ARGS…` (which must say where to listen).
+    pub fn start_with(cookie: &Cookie, mode: Mode, config: PathBuf, args: &[&str]) -> Gateway {
         let mut cmd = Command::new(TETHER);
-        cmd.args(["serve", "--config"])
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra);
+        cmd.args(["serve", "--config"]).arg(&config).args(args);
         cookie.set_env(&mut cmd);
         if let Some(off) = mode.disable() {
             cmd.env("TETHER_DISABLE", off);
@@ -120,7 +124,7 @@ impl Gateway {
     }
 
     /// Ends the gateway with SIGTERM, expects a clean exit, and proves nothing of the test's is
-    /// left.
+    /// left once it is gone.
     pub fn shut_down(mut self, cookie: &Cookie) {
         self.signal(Signal::SIGTERM);
         let status = self.wait_exit(SLACK);
@@ -184,23 +188,36 @@ impl Client {
         }
     }
 
+    /// Another client on the same session (for a request sent from another thread).
+    pub fn twin(&self) -> Client {
+        Client {
+            session: self.session.clone(),
+            token: self.token.clone(),
+            ..Client::new(self.addr, None)
+        }
+        .at(&self.path)
+    }
+
+    fn at(mut self, path: &str) -> Client {
+        self.path = path.to_string();
+        self
+    }
+
     /// Sends one message as the client would; returns the raw response.
     pub fn post(&self, message: &Value) -> Response {
         self.post_raw(message.to_string().as_bytes(), &[])
     }
 
-    /// Sends raw bytes; an error when the connection fails.
+    /// Sends raw bytes as the client would; an error when the connection fails.
     pub fn try_post(&self, body: &[u8]) -> std::io::Result<Response> {
-        http::request(
-            self.addr,
-            "POST",
-            &self.path,
-            &[
-                ("Content-Type", "application/json"),
-                ("Accept", "application/json, text/event-stream"),
-            ],
-            body,
-        )
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ];
+        if let Some(s) = &self.session {
+            headers.push(("Mcp-Session-Id", s));
+        }
+        http::request(self.addr, "POST", &self.path, &headers, body)
     }
 
     /// Sends raw bytes with extra headers.

@@ -1,0 +1,148 @@
+//! Scope ends racing starts (found by review): a session that ends while its instance starts, a
+//! reload that removes a server while its instance starts, a client that leaves a streamed call,
+//! and the stdio client's EOF while instances are still tearing down. Each ends every process
+//! at once, not when a handshake or an answer finally comes.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use super::support::{fixture_server, Gateway, SLACK};
+use crate::harness::{Cookie, Mode, StderrLog, TETHER, ZOO, ZOO_SLEEPERS};
+
+/// A session server that never answers initialize, with the zoo, behind `/mcp` beside `fx`.
+fn slow_and_fx(cookie: &Cookie) -> String {
+    let mut flags = vec!["--no-initialize"];
+    flags.extend_from_slice(ZOO);
+    format!(
+        "{}\n{}",
+        fixture_server(
+            "slow",
+            cookie,
+            &flags,
+            "lifetime = \"session\"\nstartup_timeout = \"60s\""
+        ),
+        fixture_server("fx", cookie, &[], "")
+    )
+}
+
+/// The gateway and `fx`'s instance (shim, watchdog, server), and `slow`'s: shim, watchdog,
+/// server and its zoo.
+const BOTH: usize = 1 + 3 + 3 + ZOO_SLEEPERS;
+
+#[test]
+fn a_session_that_ends_while_its_instance_starts_ends_the_instance_at_once() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &slow_and_fx(&cookie));
+    let mut c = gw.client(None);
+    c.initialize();
+    let lister = c.twin();
+    let listing = std::thread::spawn(move || {
+        lister.try_post(
+            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
+                .to_string()
+                .as_bytes(),
+        )
+    });
+    cookie.wait_for_carriers(BOTH);
+    assert_eq!(c.delete(), 200);
+    // Not after the 60 s startup timeout: now. Only the gateway and the shared `fx` (shim,
+    // watchdog, server) remain.
+    let left = || cookie.carriers().len();
+    assert!(
+        crate::harness::eventually(SLACK, || left() == 1 + 3),
+        "left: {}",
+        left()
+    );
+    let _ = listing.join();
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn a_reload_that_removes_a_starting_server_ends_its_instance() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &slow_and_fx(&cookie));
+    let mut c = gw.client(None);
+    c.initialize();
+    let lister = c.twin();
+    let listing = std::thread::spawn(move || {
+        lister.try_post(
+            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
+                .to_string()
+                .as_bytes(),
+        )
+    });
+    cookie.wait_for_carriers(BOTH);
+    std::fs::write(&gw.config, fixture_server("fx", &cookie, &[], "")).expect("rewrite");
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
+    gw.wait_log("reload applied");
+    // slow's instance is gone; fx's is untouched.
+    let survivors = || cookie.carriers().len();
+    assert!(
+        crate::harness::eventually(SLACK, || survivors() == 1 + 3),
+        "left: {}",
+        survivors()
+    );
+    let listed = listing.join().expect("the listing").expect("its answer");
+    assert!(
+        !listed.text().contains("slow__"),
+        "a removed server lists nothing: {}",
+        listed.text()
+    );
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn a_client_that_leaves_a_streamed_call_ends_its_request_instance() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "lifetime = \"request\""),
+    );
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    let call = c.stream(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 60000}}}));
+    // The gateway, and the call's own instance: shim, watchdog, server.
+    cookie.wait_for_carriers(4);
+    drop(call);
+    // Not after the 60 s sleep: now.
+    cookie.assert_only_left(&[gw.pid()], SLACK);
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn the_stdio_client_s_eof_is_followed_by_every_tree_gone_before_the_gateway_exits() {
+    let cookie = Cookie::new();
+    std::fs::create_dir_all(cookie.state_dir()).expect("dir");
+    let path = cookie.state_dir().join("stdio.toml");
+    // A TERM-ignoring zoo: the tree takes the whole grace to die.
+    std::fs::write(&path, fixture_server("zoo", &cookie, ZOO, "lifetime = \"session\"")).expect("config");
+    let mut cmd = Command::new(TETHER);
+    cookie.set_env(&mut cmd);
+    let mut child = cmd
+        .args(["serve", "--stdio", "--config"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tether serve --stdio");
+    let log = StderrLog::collect(&mut child);
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    )
+    .expect("write");
+    cookie.wait_for_carriers(1 + 3 + ZOO_SLEEPERS);
+    drop(stdin);
+    let status = log.wait_exit(&mut child, SLACK);
+    assert!(status.success(), "{}", log.lines().join("\n"));
+    // The gateway waited for every shim: nothing is left the moment it is gone.
+    let left = cookie.carriers();
+    assert!(left.is_empty(), "alive after the gateway exited: {left:?}");
+}
