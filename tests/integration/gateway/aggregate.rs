@@ -148,3 +148,52 @@ fn serve_stdio_gives_its_client_every_server_and_its_eof_ends_them() {
     assert!(status.success(), "{}", log.lines().join("\n"));
     cookie.assert_none_survive(SLACK);
 }
+
+#[test]
+fn a_session_keeps_its_names_across_a_reload_and_is_told_to_list_again() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("a", &cookie, &[], ""));
+    // One server: /mcp serves it as it is.
+    let mut single = gw.client(None);
+    single.initialize();
+    single.echo("plain names");
+    // Two servers now: the old session keeps plain names; a new one is aggregated.
+    std::fs::write(
+        &gw.config,
+        format!(
+            "{}\n{}",
+            fixture_server("a", &cookie, &[], ""),
+            fixture_server("b", &cookie, &[], "")
+        ),
+    )
+    .expect("rewrite");
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
+    gw.wait_log("reload applied");
+    single.echo("still plain names");
+    let mut all = gw.client(None);
+    all.initialize();
+    let a = all.call_tool("b__echo", json!({"text": "prefixed"}));
+    assert_eq!(a.pointer("/result/content/0/text"), Some(&json!("prefixed")), "{a}");
+    // Back to one server: the aggregated session keeps its prefixes, and hears to list again.
+    let sid = all.session.clone().expect("session");
+    let mut listening = super::http::EventStream::open(
+        gw.addr,
+        "/mcp",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &sid)],
+    )
+    .expect("GET");
+    std::fs::write(&gw.config, fixture_server("a", &cookie, &[], "")).expect("rewrite");
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
+    let told = listening.next(SLACK).expect("a list change");
+    assert!(
+        told["method"].as_str().is_some_and(|m| m.ends_with("/list_changed")),
+        "{told}"
+    );
+    let a = all.call_tool("a__echo", json!({"text": "still prefixed"}));
+    assert_eq!(
+        a.pointer("/result/content/0/text"),
+        Some(&json!("still prefixed")),
+        "{a}"
+    );
+    gw.shut_down(&cookie);
+}

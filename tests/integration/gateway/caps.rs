@@ -86,3 +86,23 @@ fn max_procs_caps_one_instance_s_tree() {
     assert!(gw.log().contains("pids.max"), "{}", gw.log());
     gw.shut_down(&cookie);
 }
+
+#[test]
+fn a_session_past_max_sessions_is_refused_naming_the_cap() {
+    let cookie = Cookie::new();
+    let config = format!(
+        "[gateway]\nmax_sessions = 2\n\n{}",
+        fixture_server("fx", &cookie, &[], "")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut first = gw.client(Some("fx"));
+    first.initialize();
+    let mut second = gw.client(Some("fx"));
+    second.initialize();
+    let mut third = gw.client(Some("fx"));
+    let (_, answer) = third.try_initialize();
+    assert!(error_message(&answer).contains("max_sessions (2)"), "{answer}");
+    assert_eq!(first.delete(), 200);
+    third.initialize();
+    gw.shut_down(&cookie);
+}

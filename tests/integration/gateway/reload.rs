@@ -131,3 +131,37 @@ fn a_removed_server_s_sessions_get_a_clean_error_and_a_bad_file_changes_nothing(
     clients[0].echo("a is fine");
     gw.shut_down(&cookie);
 }
+
+#[test]
+fn a_reload_cannot_drop_the_token_of_a_gateway_other_hosts_reach() {
+    let cookie = Cookie::new();
+    let token = "0123456789abcdef-token";
+    let path = cookie.state_dir().join("exposed.toml");
+    std::fs::create_dir_all(cookie.state_dir()).expect("dir");
+    std::fs::write(
+        &path,
+        format!(
+            "[gateway]\ntoken = \"{token}\"\n\n{}",
+            fixture_server("fx", &cookie, &[], "")
+        ),
+    )
+    .expect("config");
+    let gw = Gateway::start_with(&cookie, Mode::Cgroup, path.clone(), &["--listen", "0.0.0.0:0"]);
+    let anonymous = gw.client(Some("fx"));
+    let initialize = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    assert_eq!(anonymous.post(&initialize).status, 401);
+    // The file moves to loopback and drops the token; the gateway still listens on 0.0.0.0.
+    std::fs::write(
+        &path,
+        format!(
+            "[gateway]\nlisten = \"127.0.0.1:7300\"\n\n{}",
+            fixture_server("fx", &cookie, &[], "")
+        ),
+    )
+    .expect("rewrite");
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
+    gw.wait_log("reload refused");
+    assert_eq!(anonymous.post(&initialize).status, 401, "the token still stands");
+    gw.shut_down(&cookie);
+}

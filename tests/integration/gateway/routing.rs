@@ -110,3 +110,78 @@ fn a_cancellation_reaches_the_upstream_request() {
     c.echo("after the cancel");
     gw.shut_down(&cookie);
 }
+
+#[test]
+fn a_shared_server_s_logs_reach_its_sole_user_and_no_one_when_several_use_it() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let log = |c: &mut Client, text: &str| {
+        let r = c.post(
+            &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "notify", "arguments": {
+            "method": "notifications/message", "params": {"level": "info", "data": text}}}}),
+        );
+        r.messages()
+    };
+    let mut a = gw.client(Some("fx"));
+    a.initialize();
+    // A alone uses the instance: the log said during its call is its own.
+    let said = log(&mut a, "for a");
+    assert!(
+        said.iter()
+            .any(|m| m["method"] == "notifications/message" && m["params"]["data"] == "for a"),
+        "{said:?}"
+    );
+    // B joins (and listens on its GET stream): now a log cannot be told apart, and goes to no one.
+    let mut b = gw.client(Some("fx"));
+    b.initialize();
+    let sid = b.session.clone().expect("session");
+    let mut listening = super::http::EventStream::open(
+        gw.addr,
+        "/mcp/fx",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &sid)],
+    )
+    .expect("GET");
+    let said = log(&mut a, "whose?");
+    assert!(
+        !said.iter().any(|m| m["method"] == "notifications/message"),
+        "not to A either: {said:?}"
+    );
+    // A list change concerns everyone: it is B's first message, so the log never reached B.
+    let r = a.post(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "notify", "arguments": {"method": "notifications/tools/list_changed"}}}));
+    assert_eq!(r.status, 200);
+    let first = listening.next(SLACK).expect("a message on B's stream");
+    assert_eq!(first["method"], "notifications/tools/list_changed", "{first}");
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn a_session_instance_s_logs_reach_its_session() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "lifetime = \"session\""),
+    );
+    let mut clients: Vec<Client> = (0..2)
+        .map(|_| {
+            let mut c = gw.client(Some("fx"));
+            c.initialize();
+            c
+        })
+        .collect();
+    for (n, c) in clients.iter_mut().enumerate() {
+        let text = format!("for {n}");
+        let r = c.post(
+            &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "notify", "arguments": {
+            "method": "notifications/message", "params": {"level": "info", "data": text}}}}),
+        );
+        let logs: Vec<Value> = r
+            .messages()
+            .into_iter()
+            .filter(|m| m["method"] == "notifications/message")
+            .collect();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(logs[0]["params"]["data"], json!(text));
+    }
+    gw.shut_down(&cookie);
+}

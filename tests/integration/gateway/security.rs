@@ -98,3 +98,48 @@ fn the_get_stream_belongs_to_its_session_and_ends_with_it() {
     );
     gw.shut_down(&cookie);
 }
+
+#[test]
+fn a_page_of_an_allowed_origin_gets_cors_headers_and_a_foreign_one_none() {
+    let cookie = Cookie::new();
+    let config = format!(
+        "[gateway]\nallowed_origins = [\"https://app.example.com\"]\n\n{}",
+        fixture_server("fx", &cookie, &[], "")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let own = gw.addr.to_string();
+    let preflight = http::request(
+        gw.addr,
+        "OPTIONS",
+        "/mcp/fx",
+        &[
+            ("Host", &own),
+            ("Origin", "https://app.example.com"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        b"",
+    )
+    .expect("OPTIONS");
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(preflight
+        .header("access-control-allow-headers")
+        .is_some_and(|h| h.contains("mcp-session-id")));
+    let r = post(&gw, &[("Host", &own), ("Origin", "https://app.example.com")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-expose-headers"), Some("mcp-session-id"));
+    let foreign = http::request(
+        gw.addr,
+        "OPTIONS",
+        "/mcp/fx",
+        &[("Host", &own), ("Origin", "https://evil.example.com")],
+        b"",
+    )
+    .expect("OPTIONS");
+    assert_eq!(foreign.status, 403);
+    assert_eq!(foreign.header("access-control-allow-origin"), None);
+    gw.shut_down(&cookie);
+}
