@@ -414,3 +414,88 @@ impl Session {
         instances
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let client: ClientInit = serde_json::from_str(r#"{"protocolVersion":"2025-06-18"}"#).expect("client init");
+        Session::new(
+            "id".into(),
+            "key".into(),
+            Endpoint::All,
+            Mode::All,
+            0,
+            client,
+            "2025-06-18",
+        )
+    }
+
+    #[test]
+    fn a_stream_nobody_reads_is_closed_when_full_not_grown() {
+        let s = session();
+        let (tx, mut rx) = mpsc::channel(STREAM_QUEUE);
+        s.set_stream(tx);
+        for _ in 0..STREAM_QUEUE {
+            assert!(s.push(Bytes::from_static(b"{}")));
+        }
+        assert!(
+            !s.push(Bytes::from_static(b"{}")),
+            "the message past the queue is refused"
+        );
+        assert!(!s.push(Bytes::from_static(b"{}")), "and the stream stays closed");
+        assert!(rx.is_closed(), "the gateway let go of the stream");
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, STREAM_QUEUE, "what was queued before stays deliverable");
+    }
+
+    #[test]
+    fn a_new_stream_replaces_a_closed_one() {
+        let s = session();
+        assert!(!s.push(Bytes::from_static(b"{}")), "no stream open yet");
+        let (tx, rx) = mpsc::channel(4);
+        s.set_stream(tx);
+        drop(rx);
+        assert!(!s.push(Bytes::from_static(b"{}")), "its reader left");
+        let (tx, mut rx) = mpsc::channel(4);
+        s.set_stream(tx);
+        assert!(s.push(Bytes::from_static(b"{\"a\":1}")));
+        assert_eq!(rx.try_recv().ok().as_deref(), Some(&b"{\"a\":1}"[..]));
+    }
+
+    #[test]
+    fn a_session_listening_on_its_stream_is_not_idle() {
+        let s = session();
+        let (tx, rx) = mpsc::channel(4);
+        s.set_stream(tx);
+        assert_eq!(s.idle_for(), Duration::ZERO);
+        drop(rx);
+        assert!(s.idle_for() > Duration::ZERO, "a closed stream no longer counts");
+    }
+
+    #[test]
+    fn subscriptions_follow_subscribe_and_unsubscribe() {
+        let s = session();
+        assert!(!s.subscribed("file:///a"));
+        s.subscribe("file:///a", true);
+        assert!(s.subscribed("file:///a"));
+        assert!(!s.subscribed("file:///b"));
+        s.subscribe("file:///a", false);
+        assert!(!s.subscribed("file:///a"));
+    }
+
+    #[test]
+    fn ending_closes_the_stream_once() {
+        let s = session();
+        let (tx, rx) = mpsc::channel(4);
+        s.set_stream(tx);
+        assert!(s.end("test").is_empty());
+        assert!(s.is_ended());
+        assert!(rx.is_closed(), "the client's stream ends with the session");
+        assert!(s.end("again").is_empty());
+    }
+}
