@@ -112,26 +112,26 @@ fn a_cancellation_reaches_the_upstream_request() {
 }
 
 #[test]
-fn a_shared_server_s_logs_reach_its_sole_user_and_no_one_when_several_use_it() {
+fn a_shared_server_s_logs_reach_the_one_client_calling_and_no_one_when_that_is_ambiguous() {
     let cookie = Cookie::new();
     let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
-    let log = |c: &mut Client, text: &str| {
-        let r = c.post(
-            &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "notify", "arguments": {
-            "method": "notifications/message", "params": {"level": "info", "data": text}}}}),
-        );
-        r.messages()
+    let log_call = |text: &str| {
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "notify", "arguments": {
+        "method": "notifications/message", "params": {"level": "info", "data": text}}}})
+    };
+    let logs = |messages: &[Value]| -> Vec<Value> {
+        messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/message")
+            .map(|m| m["params"]["data"].clone())
+            .collect()
     };
     let mut a = gw.client(Some("fx"));
     a.initialize();
     // A alone uses the instance: the log said during its call is its own.
-    let said = log(&mut a, "for a");
-    assert!(
-        said.iter()
-            .any(|m| m["method"] == "notifications/message" && m["params"]["data"] == "for a"),
-        "{said:?}"
-    );
-    // B joins (and listens on its GET stream): now a log cannot be told apart, and goes to no one.
+    assert_eq!(logs(&a.post(&log_call("for a")).messages()), vec![json!("for a")]);
+
+    // B joins and listens on its GET stream. A is the only one calling: the log is A's still.
     let mut b = gw.client(Some("fx"));
     b.initialize();
     let sid = b.session.clone().expect("session");
@@ -141,12 +141,29 @@ fn a_shared_server_s_logs_reach_its_sole_user_and_no_one_when_several_use_it() {
         &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &sid)],
     )
     .expect("GET");
-    let said = log(&mut a, "whose?");
-    assert!(
-        !said.iter().any(|m| m["method"] == "notifications/message"),
-        "not to A either: {said:?}"
+    assert_eq!(
+        logs(&a.post(&log_call("a calls alone")).messages()),
+        vec![json!("a calls alone")]
     );
-    // A list change concerns everyone: it is B's first message, so the log never reached B.
+
+    // B's call waits on the fixture (its sampling question unanswered) while A calls: both have
+    // calls in flight, the log cannot be told apart, and goes to no one.
+    let mut waiting = b.stream(&json!({"jsonrpc": "2.0", "id": "s1", "method": "tools/call", "params": {"name": "sample", "arguments": {"prompt": "?"}}}));
+    let question = waiting.next(SLACK).expect("the sampling request, on B's call stream");
+    assert_eq!(question["method"], "sampling/createMessage", "{question}");
+    assert_eq!(
+        logs(&a.post(&log_call("whose?")).messages()),
+        Vec::<Value>::new(),
+        "not to A"
+    );
+    let r = b.post(&json!({"jsonrpc": "2.0", "id": question["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "!"}, "model": "m", "stopReason": "endTurn"}}));
+    assert_eq!(r.status, 202);
+    let answer = waiting.next(SLACK).expect("B's answer, with no log before it");
+    assert_eq!(answer["id"], "s1", "{answer}");
+
+    // A list change concerns everyone: it is the first message on B's GET stream, so no log
+    // ever reached B.
     let r = a.post(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "notify", "arguments": {"method": "notifications/tools/list_changed"}}}));
     assert_eq!(r.status, 200);
     let first = listening.next(SLACK).expect("a message on B's stream");

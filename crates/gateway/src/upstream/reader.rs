@@ -7,8 +7,13 @@
 //! - A server-to-client request (sampling, elicitation, roots) goes to the one client it can
 //!   belong to: the instance's own session, or on a shared instance the one session with calls
 //!   in flight; when that is ambiguous the server gets an error, never another client's data.
-//! - Other notifications (logging, list changes, resource updates) go to the request in flight
-//!   when there is exactly one, else to the instance's sessions' streams.
+//! - A list change goes to every client of the instance; a resource update to the clients
+//!   subscribed to it.
+//! - Anything else (logging above all) names no request on stdio: it goes to the one client it
+//!   can belong to, by the same rule as a server's request (the instance's own session; on a
+//!   shared instance the one session with calls in flight, or with none in flight its only
+//!   user), on that client's call stream when it has one; when that is ambiguous it is dropped,
+//!   never sent to a client it may not belong to.
 //!
 //! Lines longer than `max_message_size` are skipped (reported, and their request failed when
 //! its id can be read from the line's start); malformed lines are reported and dropped.
@@ -94,9 +99,10 @@ impl Upstream {
     /// A notification: to the client it belongs to, and only there. Progress carries its
     /// request's token; a list change concerns every client of the instance; a resource update
     /// the clients that subscribed to it. Anything else (logging above all) belongs to no request
-    /// on stdio: it goes to the instance's one client (a session's instance, a request's), and on
-    /// a shared instance only when a single client uses it; otherwise it is dropped, since it
-    /// could be another client's (give the server `lifetime = "session"` to get its logs).
+    /// on stdio: it goes to the instance's one client (a session's instance, a request's); on a
+    /// shared instance to the one session with calls in flight, or with none in flight to its
+    /// only user; otherwise it is dropped, since it could be another client's (give the server
+    /// `lifetime = "session"` to get all its logs).
     fn notification(self: &Arc<Self>, view: &View<'_>) {
         let method = view.method();
         if method == "notifications/progress" {
@@ -142,36 +148,58 @@ impl Upstream {
     }
 
     /// The one client of this instance, with the stream of its call in flight if it has one:
-    /// a session's instance's session, a request's instance's caller, or a shared instance's
-    /// only live user. `None` when that cannot be told.
+    /// a session's instance's session, a request's instance's caller, or on a shared instance
+    /// the one session with calls in flight (with none in flight, its only live user). `None`
+    /// when that cannot be told.
     fn sole_client(&self) -> Option<(Arc<crate::session::Session>, Option<mpsc::Sender<Out>>)> {
-        let call = |session: &Arc<crate::session::Session>| {
-            let pending = self.pending.lock().ok()?;
-            pending.values().find_map(|r| match r {
-                Route::Client(c) if Arc::ptr_eq(&c.session, session) => Some(c.reply.clone()),
-                _ => None,
-            })
-        };
         let session = match &self.owner {
             super::Owner::Session(s) => s.upgrade()?,
-            super::Owner::Request => {
-                let pending = self.pending.lock().ok()?;
-                pending.values().find_map(|r| match r {
-                    Route::Client(c) => Some(c.session.clone()),
-                    Route::Internal(_) => None,
-                })?
-            }
-            super::Owner::Shared => {
-                let mut users = self.audience().into_iter().filter(|s| !s.is_ended());
-                let only = users.next()?;
-                if users.next().is_some() {
-                    return None;
+            super::Owner::Request => match self.sole_caller() {
+                Caller::One(session) => session,
+                _ => return None,
+            },
+            super::Owner::Shared => match self.sole_caller() {
+                Caller::One(session) => session,
+                Caller::Several => return None,
+                Caller::None => {
+                    let mut users = self.audience().into_iter().filter(|s| !s.is_ended());
+                    let only = users.next()?;
+                    if users.next().is_some() {
+                        return None;
+                    }
+                    only
                 }
-                only
-            }
+            },
         };
-        let reply = call(&session);
+        let reply = self.call_of(&session);
         Some((session, reply))
+    }
+
+    /// The stream of a call of `session`'s in flight on this instance, if it has one.
+    fn call_of(&self, session: &Arc<crate::session::Session>) -> Option<mpsc::Sender<Out>> {
+        let pending = self.pending.lock().ok()?;
+        pending.values().find_map(|r| match r {
+            Route::Client(c) if Arc::ptr_eq(&c.session, session) => Some(c.reply.clone()),
+            _ => None,
+        })
+    }
+
+    /// Whose calls are in flight on this instance.
+    fn sole_caller(&self) -> Caller {
+        let Ok(pending) = self.pending.lock() else {
+            return Caller::Several;
+        };
+        let mut sessions = pending.values().filter_map(|r| match r {
+            Route::Client(c) => Some(&c.session),
+            Route::Internal(_) => None,
+        });
+        let Some(first) = sessions.next() else {
+            return Caller::None;
+        };
+        if sessions.any(|s| !Arc::ptr_eq(s, first)) {
+            return Caller::Several;
+        }
+        Caller::One(first.clone())
     }
 
     fn progress(&self, view: &View<'_>) {
@@ -228,26 +256,21 @@ impl Upstream {
     /// The one client a server-to-client request can belong to, and the stream of its call in
     /// flight if any.
     fn request_target(&self) -> Result<(Arc<crate::session::Session>, Option<mpsc::Sender<Out>>), String> {
-        let pending = self.pending.lock().map_err(|_| "internal lock poisoned".to_string())?;
-        let mut clients = pending.values().filter_map(|r| match r {
-            Route::Client(c) => Some(c),
-            Route::Internal(_) => None,
-        });
-        if let super::Owner::Session(s) = &self.owner {
-            let session = s.upgrade().ok_or("the session is over")?;
-            let reply = clients.next().map(|c| c.reply.clone());
-            return Ok((session, reply));
-        }
-        let first = clients
-            .next()
-            .ok_or("no client has a call in flight on this shared instance")?;
-        if clients.any(|c| !Arc::ptr_eq(&c.session, &first.session)) {
-            return Err(format!(
-                "several clients have calls in flight on the shared instance of server {:?}, and the request cannot be told apart; give the server lifetime = \"session\"",
-                self.name()
-            ));
-        }
-        Ok((first.session.clone(), Some(first.reply.clone())))
+        let session = match &self.owner {
+            super::Owner::Session(s) => s.upgrade().ok_or("the session is over")?,
+            _ => match self.sole_caller() {
+                Caller::One(session) => session,
+                Caller::None => return Err("no client has a call in flight on this shared instance".into()),
+                Caller::Several => {
+                    return Err(format!(
+                        "several clients have calls in flight on the shared instance of server {:?}, and the request cannot be told apart; give the server lifetime = \"session\"",
+                        self.name()
+                    ))
+                }
+            },
+        };
+        let reply = self.call_of(&session);
+        Ok((session, reply))
     }
 
     fn malformed(&self, line: &[u8], why: &str) {
@@ -287,6 +310,16 @@ impl Upstream {
             None => {}
         }
     }
+}
+
+/// Whose calls are in flight on an instance.
+enum Caller {
+    /// No client's.
+    None,
+    /// One session's (one call or several).
+    One(Arc<crate::session::Session>),
+    /// Several sessions'.
+    Several,
 }
 
 /// The `uri` of a `notifications/resources/updated`.
