@@ -1,6 +1,7 @@
 //! `tether serve`: the MCP gateway.
 //!
-//! In order, so that nothing runs on a half-made decision: the configuration is read and
+//! In order, so that nothing runs on a half-made decision: the signal handlers (a SIGTERM or
+//! SIGHUP during start-up is acted on once serving, never fatal by default); the configuration is read and
 //! validated whole (`--config`, else `$XDG_CONFIG_HOME/tether/config.toml`, else the embedded
 //! default that serves the fixture server); the ledger's sweep ends whatever a dead
 //! predecessor left, and says what it ended, before anything is spawned; the gateway registers
@@ -18,7 +19,7 @@ use anyhow::{bail, Context as _};
 use tether_gateway::config::{self, Config};
 use tether_gateway::gateway::Gateway;
 use tether_gateway::upstream::StartOptions;
-use tether_gateway::Door;
+use tether_gateway::{Door, Signals};
 use tether_supervisor::launch::LedgerChoice;
 use tether_supervisor::ledger::{location, Ledger, OwnerRow};
 use tether_supervisor::sweep::{self, ActionKind, SweepLock};
@@ -56,6 +57,14 @@ pub fn run(args: &ServeArgs, state_dir: Option<&Path>) -> ExitCode {
 }
 
 fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let signals = {
+        let _in_runtime = runtime.enter();
+        Signals::install().context("installing signal handlers")?
+    };
     let tether = std::env::current_exe().context("locating the tether executable")?;
     let mut config = load(args, &tether)?;
     if let Some(addr) = args.listen {
@@ -71,10 +80,6 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
             .map_or(LedgerChoice::Off, |(dir, _)| LedgerChoice::At(dir.clone())),
         max_message: config.gateway.max_message_size,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
     let result = runtime.block_on(async {
         let door = if args.stdio {
             Door::Stdio
@@ -95,9 +100,7 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
             Door::Http(listener)
         };
         let gw = Gateway::new(config, opts);
-        tether_gateway::run(gw, door)
-            .await
-            .context("installing signal handlers")
+        anyhow::Ok(tether_gateway::run(gw, door, signals).await)
     });
     if let Some((_, mut l)) = ledger {
         if let Err(e) = l.end_owner(&owner) {

@@ -31,4 +31,4 @@ pub mod upstream;
 
 mod run;
 
-pub use run::{run, Door};
+pub use run::{run, Door, Signals};

@@ -2,12 +2,15 @@
 //! until a signal (or the stdio client's EOF) asks it to end; then the shutdown.
 //!
 //! SIGTERM and SIGINT shut down; SIGHUP reloads the configuration. A second SIGTERM or SIGINT
-//! during the shutdown is not needed: the shutdown is bounded by the longest grace.
+//! during the shutdown is not needed: the shutdown is bounded by the longest grace. The handlers
+//! are installed ([`Signals::install`]) before the start-up sweep, so that no signal arriving
+//! while the gateway starts takes its default action (for all three: ending the process at
+//! once); one that arrives then is acted on as soon as the gateway serves.
 
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::front;
@@ -21,11 +24,31 @@ pub enum Door {
     Stdio,
 }
 
+/// The signals the gateway answers, caught from the moment they are installed.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; needs the runtime's context (`Runtime::enter`).
+    pub fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Serves until asked to stop, then shuts down; returns why it stopped.
-pub async fn run(gw: Arc<Gateway>, door: Door) -> std::io::Result<String> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+pub async fn run(gw: Arc<Gateway>, door: Door, signals: Signals) -> String {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(gateway::reaper(gw.clone(), stop_rx.clone()));
     tokio::spawn(gateway::watch_config(gw.clone(), stop_rx.clone()));
@@ -50,5 +73,5 @@ pub async fn run(gw: Arc<Gateway>, door: Door) -> std::io::Result<String> {
     };
     let _ = stop_tx.send(true);
     gw.shutdown(&why).await;
-    Ok(why)
+    why
 }

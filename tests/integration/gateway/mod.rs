@@ -15,5 +15,6 @@ mod restart;
 mod routing;
 mod security;
 mod ssh;
+mod start_up;
 mod support;
 mod teardown;

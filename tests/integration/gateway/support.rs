@@ -66,8 +66,14 @@ impl Gateway {
 
     /// Starts `tether serve --config FILE ARGS…` (which must say where to listen).
     pub fn start_with(cookie: &Cookie, mode: Mode, config: PathBuf, args: &[&str]) -> Gateway {
+        let (child, log) = Gateway::spawn(cookie, mode, &config, args);
+        Gateway::listening(child, log, config)
+    }
+
+    /// Spawns `tether serve --config FILE ARGS…` without waiting for anything.
+    pub fn spawn(cookie: &Cookie, mode: Mode, config: &std::path::Path, args: &[&str]) -> (Child, StderrLog) {
         let mut cmd = Command::new(TETHER);
-        cmd.args(["serve", "--config"]).arg(&config).args(args);
+        cmd.args(["serve", "--config"]).arg(config).args(args);
         cookie.set_env(&mut cmd);
         if let Some(off) = mode.disable() {
             cmd.env("TETHER_DISABLE", off);
@@ -78,6 +84,11 @@ impl Gateway {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("starting tether serve");
         let log = StderrLog::collect(&mut child);
+        (child, log)
+    }
+
+    /// Waits until a spawned `tether serve` listens (it fails the test if it exits first).
+    pub fn listening(mut child: Child, log: StderrLog, config: PathBuf) -> Gateway {
         let mut addr = None;
         let listening = eventually(SLACK, || {
             addr = log.lines().iter().find_map(|l| listening_addr(l));
