@@ -23,7 +23,7 @@ pub enum Mode {
 impl Mode {
     /// The two modes, in an order that alternates with `i` so neither always goes first.
     pub fn pair(i: usize) -> [Mode; 2] {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             [Mode::Direct, Mode::Wrapped]
         } else {
             [Mode::Wrapped, Mode::Direct]

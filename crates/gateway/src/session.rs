@@ -230,8 +230,7 @@ impl Session {
         let Ok(mut i) = self.instances.lock() else {
             return Vec::new();
         };
-        let names: Vec<String> = i.iter().filter(|(_, u)| pick(u)).map(|(n, _)| n.clone()).collect();
-        names.into_iter().filter_map(|n| i.remove(&n)).collect()
+        i.extract_if(|_, u| pick(u)).map(|(_, u)| u).collect()
     }
 
     /// The session's live instances.

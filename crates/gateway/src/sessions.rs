@@ -62,8 +62,7 @@ impl Sessions {
     /// Removes and returns the sessions `pick` chooses.
     pub fn take_matching(&self, pick: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
         let Ok(mut m) = self.map.lock() else { return Vec::new() };
-        let picked: Vec<String> = m.iter().filter(|(_, s)| pick(s)).map(|(id, _)| id.clone()).collect();
-        picked.into_iter().filter_map(|id| m.remove(&id)).collect()
+        m.extract_if(|_, s| pick(s)).map(|(_, s)| s).collect()
     }
 
     /// Every live session.

@@ -3,13 +3,10 @@
 //! by the server that listed them, a server that cannot start is left out of listings (and
 //! logged) without failing them, and the stdio client's EOF ends every instance.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-
 use serde_json::{json, Value};
 
-use super::support::{fixture_server, Gateway, SLACK};
-use crate::harness::{Cookie, Mode, StderrLog, TETHER};
+use super::support::{fixture_server, Gateway, StdioGateway, SLACK};
+use crate::harness::{Cookie, Mode};
 
 fn config(cookie: &Cookie) -> String {
     format!(
@@ -91,42 +88,8 @@ fn mcp_serves_every_server_with_prefixed_names() {
 #[test]
 fn serve_stdio_gives_its_client_every_server_and_its_eof_ends_them() {
     let cookie = Cookie::new();
-    std::fs::create_dir_all(cookie.state_dir()).expect("state dir");
-    let path = cookie.state_dir().join("stdio.toml");
-    std::fs::write(&path, config(&cookie)).expect("config");
-    let mut cmd = Command::new(TETHER);
-    cookie.set_env(&mut cmd);
-    let mut child = cmd
-        .args(["serve", "--stdio", "--config"])
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tether serve --stdio");
-    let log = StderrLog::collect(&mut child);
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut ask = |id: u64, method: &str, params: Value| -> Value {
-        writeln!(
-            stdin,
-            "{}",
-            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
-        )
-        .expect("write");
-        loop {
-            let mut line = String::new();
-            assert!(
-                stdout.read_line(&mut line).expect("read") > 0,
-                "stdout closed; log:\n{}",
-                log.lines().join("\n")
-            );
-            let v: Value = serde_json::from_str(&line).expect("a JSON line");
-            if v["id"] == json!(id) {
-                return v;
-            }
-        }
-    };
+    let mut gw = StdioGateway::start(&cookie, &config(&cookie));
+    let mut ask = |id, method, params| gw.ask(id, method, params);
     ask(
         1,
         "initialize",
@@ -143,9 +106,7 @@ fn serve_stdio_gives_its_client_every_server_and_its_eof_ends_them() {
         json!({"name": "b__echo", "arguments": {"text": "over stdio"}}),
     );
     assert_eq!(a.pointer("/result/content/0/text"), Some(&json!("over stdio")), "{a}");
-    drop(stdin);
-    let status = log.wait_exit(&mut child, SLACK);
-    assert!(status.success(), "{}", log.lines().join("\n"));
+    gw.close();
     cookie.assert_none_survive(SLACK);
 }
 

@@ -3,13 +3,10 @@
 //! and the stdio client's EOF while instances are still tearing down. Each ends every process
 //! at once, not when a handshake or an answer finally comes.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::json;
 
-use super::support::{fixture_server, Gateway, SLACK};
-use crate::harness::{Cookie, Mode, StderrLog, TETHER, ZOO, ZOO_SLEEPERS};
+use super::support::{fixture_server, Client, Gateway, StdioGateway, SLACK};
+use crate::harness::{Cookie, Mode, ZOO, ZOO_SLEEPERS};
 
 /// A session server that never answers initialize, with the zoo, behind `/mcp` beside `fx`.
 fn slow_and_fx(cookie: &Cookie) -> String {
@@ -31,20 +28,26 @@ fn slow_and_fx(cookie: &Cookie) -> String {
 /// server and its zoo.
 const BOTH: usize = 1 + 3 + 3 + ZOO_SLEEPERS;
 
+/// A `tools/list` of `c`'s session on a thread of its own (it waits for `slow`, which never
+/// starts).
+fn list_in_background(c: &Client) -> std::thread::JoinHandle<std::io::Result<super::http::Response>> {
+    let lister = c.twin();
+    std::thread::spawn(move || {
+        lister.try_post(
+            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
+                .to_string()
+                .as_bytes(),
+        )
+    })
+}
+
 #[test]
 fn a_session_that_ends_while_its_instance_starts_ends_the_instance_at_once() {
     let cookie = Cookie::new();
     let gw = Gateway::start(&cookie, Mode::Cgroup, &slow_and_fx(&cookie));
     let mut c = gw.client(None);
     c.initialize();
-    let lister = c.twin();
-    let listing = std::thread::spawn(move || {
-        lister.try_post(
-            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
-                .to_string()
-                .as_bytes(),
-        )
-    });
+    let listing = list_in_background(&c);
     cookie.wait_for_carriers(BOTH);
     assert_eq!(c.delete(), 200);
     // Not after the 60 s startup timeout: now. Only the gateway and the shared `fx` (shim,
@@ -65,14 +68,7 @@ fn a_reload_that_removes_a_starting_server_ends_its_instance() {
     let gw = Gateway::start(&cookie, Mode::Cgroup, &slow_and_fx(&cookie));
     let mut c = gw.client(None);
     c.initialize();
-    let lister = c.twin();
-    let listing = std::thread::spawn(move || {
-        lister.try_post(
-            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
-                .to_string()
-                .as_bytes(),
-        )
-    });
+    let listing = list_in_background(&c);
     cookie.wait_for_carriers(BOTH);
     std::fs::write(&gw.config, fixture_server("fx", &cookie, &[], "")).expect("rewrite");
     gw.signal(nix::sys::signal::Signal::SIGHUP);
@@ -115,33 +111,12 @@ fn a_client_that_leaves_a_streamed_call_ends_its_request_instance() {
 #[test]
 fn the_stdio_client_s_eof_is_followed_by_every_tree_gone_before_the_gateway_exits() {
     let cookie = Cookie::new();
-    std::fs::create_dir_all(cookie.state_dir()).expect("dir");
-    let path = cookie.state_dir().join("stdio.toml");
     // A TERM-ignoring zoo: the tree takes the whole grace to die.
-    std::fs::write(&path, fixture_server("zoo", &cookie, ZOO, "lifetime = \"session\"")).expect("config");
-    let mut cmd = Command::new(TETHER);
-    cookie.set_env(&mut cmd);
-    let mut child = cmd
-        .args(["serve", "--stdio", "--config"])
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tether serve --stdio");
-    let log = StderrLog::collect(&mut child);
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(
-        stdin,
-        "{}",
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
-    )
-    .expect("write");
+    let mut gw = StdioGateway::start(&cookie, &fixture_server("zoo", &cookie, ZOO, "lifetime = \"session\""));
+    gw.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}));
     cookie.wait_for_carriers(1 + 3 + ZOO_SLEEPERS);
-    drop(stdin);
-    let status = log.wait_exit(&mut child, SLACK);
-    assert!(status.success(), "{}", log.lines().join("\n"));
+    gw.close();
     // The gateway waited for every shim: nothing is left the moment it is gone.
     let left = cookie.carriers();
     assert!(left.is_empty(), "alive after the gateway exited: {left:?}");

@@ -339,3 +339,70 @@ pub fn instances(cookie: &Cookie, server: &str) -> Vec<Value> {
         .filter(|i| i["server"] == server && i["state"] == "running")
         .collect()
 }
+
+/// A running `tether serve --stdio`: the test is its one client, on its stdin and stdout.
+pub struct StdioGateway {
+    /// The process.
+    pub child: Child,
+    /// Its stderr.
+    pub log: StderrLog,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl StdioGateway {
+    /// Starts `tether serve --stdio` on `config` (TOML, written in the test's state directory).
+    pub fn start(cookie: &Cookie, config: &str) -> StdioGateway {
+        std::fs::create_dir_all(cookie.state_dir()).expect("state dir");
+        let path = cookie.state_dir().join("stdio.toml");
+        std::fs::write(&path, config).expect("writing the configuration");
+        let mut cmd = Command::new(TETHER);
+        cookie.set_env(&mut cmd);
+        let mut child = cmd
+            .args(["serve", "--stdio", "--config"])
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tether serve --stdio");
+        let log = StderrLog::collect(&mut child);
+        let stdin = child.stdin.take();
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        StdioGateway {
+            child,
+            log,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Writes one message.
+    pub fn send(&mut self, message: &Value) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{message}").expect("writing to the gateway's stdin");
+    }
+
+    /// Sends a request and reads lines until its answer.
+    pub fn ask(&mut self, id: u64, method: &str, params: Value) -> Value {
+        use std::io::BufRead;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let mut line = String::new();
+            let n = self.stdout.read_line(&mut line).expect("reading the gateway's stdout");
+            assert!(n > 0, "stdout closed; log:\n{}", self.log.lines().join("\n"));
+            let v: Value = serde_json::from_str(&line).expect("a JSON line");
+            if v["id"] == json!(id) {
+                return v;
+            }
+        }
+    }
+
+    /// Closes its stdin (the client's EOF) and expects a clean exit.
+    pub fn close(mut self) {
+        drop(self.stdin.take());
+        let status = self.log.wait_exit(&mut self.child, SLACK);
+        assert!(status.success(), "{}", self.log.lines().join("\n"));
+    }
+}
