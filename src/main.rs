@@ -4,31 +4,21 @@
 
 mod cli;
 mod cmd;
-mod logging;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use tether_supervisor::TETHER_FAILED;
+use mcp_tether::{logging, usage};
 
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match usage::parse::<Cli>() {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version print to stdout and succeed; every usage error is 125.
-            let status = if e.use_stderr() { TETHER_FAILED } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(status);
-        }
+        Err(status) => return status,
     };
-    // A gateway says what it does (sessions, instances); a shim stays quiet on its client's
-    // stderr unless something is wrong.
-    logging::init(match cli.command {
-        Command::Serve(_) => logging::Default::Info,
-        _ => logging::Default::Warn,
-    });
+    // A shim stays quiet on its client's stderr unless something is wrong (`tether serve`
+    // becomes the gateway, which sets up its own logging).
+    logging::init_plain();
     let state_dir = cli.state_dir.as_deref();
     match cli.command {
         Command::Wrap(args) => cmd::wrap::run(*args, state_dir),

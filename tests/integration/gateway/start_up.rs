@@ -99,3 +99,36 @@ fn a_sigterm_during_start_up_is_a_clean_shutdown_once_it_can_be() {
     assert!(text.contains("stopped (SIGTERM)"), "{text}");
     cookie.assert_none_survive(SLACK);
 }
+
+/// `tether serve` is the `tether-gateway` program beside `tether`, which runs every server as
+/// the `tether` beside it; either one alone says what is missing, and starts nothing.
+#[test]
+fn tether_and_its_gateway_program_each_name_the_other_when_it_is_missing() {
+    let cookie = Cookie::new();
+    let dir = cookie.state_dir().join("bin");
+    std::fs::create_dir_all(&dir).expect("bin dir");
+    let gateway = env!("CARGO_BIN_EXE_tether-gateway");
+    let run = |program: &std::path::Path, args: &[&str]| {
+        let mut cmd = std::process::Command::new(program);
+        cookie.set_env(&mut cmd);
+        let out = cmd.args(args).output().expect("running it");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    let alone = dir.join("tether");
+    std::fs::hard_link(crate::harness::TETHER, &alone).expect("linking tether alone");
+    let (status, err) = run(&alone, &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(status, Some(125), "{err}");
+    assert!(err.contains(&dir.join("tether-gateway").display().to_string()), "{err}");
+    std::fs::remove_file(&alone).expect("unlinking");
+
+    let alone = dir.join("tether-gateway");
+    std::fs::hard_link(gateway, &alone).expect("linking the gateway alone");
+    let (status, err) = run(&alone, &["--listen", "127.0.0.1:0"]);
+    assert_eq!(status, Some(125), "{err}");
+    assert!(
+        err.contains(&dir.join("tether").display().to_string()) && err.contains("tether wrap"),
+        "{err}"
+    );
+    cookie.assert_none_survive(SLACK);
+}

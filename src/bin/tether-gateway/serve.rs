@@ -1,0 +1,173 @@
+//! Serving: from the command line to a running gateway, and its end.
+//!
+//! In order, so that nothing runs on a half-made decision: the signal handlers (a SIGTERM or
+//! SIGHUP during start-up is acted on once serving, never fatal by default); the configuration is read and
+//! validated whole (`--config`, else `$XDG_CONFIG_HOME/tether/config.toml`, else the embedded
+//! default that serves the fixture server); the ledger's sweep ends whatever a dead
+//! predecessor left, and says what it ended, before anything is spawned; the gateway registers
+//! itself as the owner of its instances; then it serves (HTTP, or one client on stdio) on a
+//! single-threaded runtime until SIGTERM, SIGINT or the stdio client's EOF, and shuts down.
+//!
+//! Exit status: 0 after a shutdown, 125 when it cannot start (a configuration error, the
+//! address in use, no fixture for the embedded default).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use mcp_tether::serve_args::ServeArgs;
+use tether_gateway::config::{self, Config};
+use tether_gateway::gateway::Gateway;
+use tether_gateway::upstream::StartOptions;
+use tether_gateway::{Door, Signals};
+use tether_supervisor::launch::LedgerChoice;
+use tether_supervisor::ledger::{location, Ledger, OwnerRow};
+use tether_supervisor::sweep::{self, ActionKind, SweepLock};
+use tether_supervisor::{ids, TETHER_FAILED};
+
+/// Runs `tether serve`.
+pub fn run(args: &ServeArgs, state_dir: Option<&Path>) -> ExitCode {
+    match serve(args, state_dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(TETHER_FAILED)
+        }
+    }
+}
+
+fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let signals = {
+        let _in_runtime = runtime.enter();
+        Signals::install().context("installing signal handlers")?
+    };
+    let tether = std::env::current_exe()
+        .context("locating the tether-gateway executable")?
+        .with_file_name("tether");
+    if !tether.is_file() {
+        bail!(
+            "the gateway runs every server under {} (`tether wrap`), which is not there: install tether and tether-gateway together",
+            tether.display()
+        );
+    }
+    let mut config = load(args, &tether)?;
+    if let Some(addr) = args.listen {
+        config = config.with_listen(addr)?;
+    }
+    let owner = ids::random_id().context("generating the gateway's owner id")?;
+    let ledger = start_ledger(state_dir, &owner);
+    let opts = StartOptions {
+        tether,
+        owner_id: owner.clone(),
+        ledger: ledger
+            .as_ref()
+            .map_or(LedgerChoice::Off, |(dir, _)| LedgerChoice::At(dir.clone())),
+        max_message: config.gateway.max_message_size,
+    };
+    let result = runtime.block_on(async {
+        let door = if args.stdio {
+            Door::Stdio
+        } else {
+            let addr = config.gateway.listen;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            // The address bound, which differs from the one asked for with port 0.
+            let addr = listener.local_addr().context("reading the listening address")?;
+            let servers: Vec<&String> = config.enabled().map(|s| &s.name).collect();
+            tracing::info!(
+                "serving {} server(s) ({}) at http://{addr}/mcp/{{server}}, from {}",
+                servers.len(),
+                servers.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                config.source
+            );
+            Door::Http(listener)
+        };
+        let gw = Gateway::new(config, opts);
+        anyhow::Ok(tether_gateway::run(gw, door, signals).await)
+    });
+    if let Some((_, mut l)) = ledger {
+        if let Err(e) = l.end_owner(&owner) {
+            tracing::warn!("recording the gateway's end: {e}");
+        }
+    }
+    drop(runtime);
+    result.map(|why| tracing::info!("stopped ({why})"))
+}
+
+/// The configuration `tether serve` runs.
+fn load(args: &ServeArgs, tether: &Path) -> anyhow::Result<Config> {
+    if let Some(path) = &args.config {
+        return Ok(config::load(path)?);
+    }
+    if let Some(path) = config::default_path() {
+        return Ok(config::load(&path)?);
+    }
+    let fixture = tether.with_file_name("tether-fixture");
+    if !fixture.is_file() {
+        bail!(
+            "no configuration: no --config, no {}, and the embedded default needs {} (build it with `cargo build --release`)",
+            default_location(),
+            fixture.display()
+        );
+    }
+    Ok(config::embedded(fixture))
+}
+
+fn default_location() -> String {
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => format!("{}/tether/config.toml", PathBuf::from(x).display()),
+        None => "~/.config/tether/config.toml".into(),
+    }
+}
+
+/// Opens the ledger, sweeps what dead Tether processes left (saying what it ended), and
+/// registers the gateway as an owner. Without a usable ledger the gateway runs on, unrecorded,
+/// and says so.
+fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledger)> {
+    let opened = location::state_dir(state_dir)
+        .map_err(anyhow::Error::msg)
+        .and_then(|dir| Ok((dir.clone(), Ledger::open(&dir)?)));
+    let (dir, mut ledger) = match opened {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("{e:#}; running unrecorded: a crash of this gateway would leave the sweep nothing to go by");
+            return None;
+        }
+    };
+    match SweepLock::take(&dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|_lock| Ok(sweep::sweep(&mut ledger, false)?))
+    {
+        Ok(report) => {
+            let ended: Vec<_> = report
+                .actions
+                .iter()
+                .filter(|a| a.kind != ActionKind::SkippedUnknown)
+                .collect();
+            if ended.is_empty() {
+                tracing::info!("start-up sweep: nothing left by a dead Tether");
+            } else {
+                tracing::warn!(
+                    "start-up sweep: {} orphaned instance(s), {} process(es) killed",
+                    report.orphaned_instances,
+                    report.killed
+                );
+                for a in ended {
+                    tracing::warn!("start-up sweep: {a}");
+                }
+            }
+        }
+        Err(e) => tracing::warn!("start-up sweep failed: {e:#}"),
+    }
+    match OwnerRow::for_this_process(owner, "gateway").map(|row| ledger.register_owner(&row)) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::warn!("registering the gateway in the ledger: {e}"),
+        None => tracing::warn!("cannot read this process's identity: the gateway is not registered as an owner"),
+    }
+    Some((dir, ledger))
+}
