@@ -12,7 +12,7 @@ use tether_supervisor::ledger::{Intent, Ledger, ProcessRole};
 use tether_supervisor::process::identity::ProcessIdentity;
 use tether_supervisor::process::procfs;
 
-use crate::harness::{random_below, reap, report_pids, require, Cookie, Feature, FIXTURE, TETHER};
+use crate::harness::{eventually, random_below, reap, report_pids, require, Cookie, Feature, FIXTURE, TETHER};
 
 /// A fixture that just waits on its stdin (kept open by the returned `Child`).
 pub fn bystander(cookie: &Cookie) -> Child {
@@ -35,20 +35,36 @@ pub fn dead_identity(cookie: &Cookie) -> ProcessIdentity {
 
 /// Makes the next fork of this host get `pid`, through `ns_last_pid` (see
 /// [`Feature::PidReuse`]). Returns a bystander holding that pid, or why there is none.
+///
+/// The pid must be free first: a process that was just killed holds it as a zombie until its
+/// parent (an sshd session, on a loaded host) reaps it. Then other forks of a busy host may win
+/// the race for it; each loss is retried until the deadline.
 pub fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Result<Child, String> {
-    for _ in 0..50 {
-        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
-            .map_err(|e| format!("writing ns_last_pid: {e}"))?;
-        let child = bystander(cookie);
-        if child.id() as i32 == pid {
-            return Ok(child);
+    let within = Duration::from_secs(20);
+    let proc_entry = std::path::PathBuf::from(format!("/proc/{pid}"));
+    if !eventually(within, || !proc_entry.exists()) {
+        return Err(format!("pid {pid} was not freed within {within:?}"));
+    }
+    let mut tries = 0;
+    let mut got = None;
+    eventually(within, || {
+        if proc_entry.exists() {
+            return false; // Another fork took it: wait until that one is gone.
         }
-        // Another fork of this busy host won the race: try again.
-        let mut child = child;
+        tries += 1;
+        if std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).is_err() {
+            return false;
+        }
+        let mut child = bystander(cookie);
+        if child.id() as i32 == pid {
+            got = Some(child);
+            return true;
+        }
         let _ = child.kill();
         let _ = child.wait();
-    }
-    Err(format!("other forks took pid {pid} 50 times in a row"))
+        false
+    });
+    got.ok_or_else(|| format!("other forks took pid {pid} in each of {tries} tries over {within:?}"))
 }
 
 pub fn orphan_intent(cookie: &Cookie, holder: ProcessIdentity) -> Intent {
