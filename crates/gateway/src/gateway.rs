@@ -39,16 +39,44 @@ pub struct Gateway {
     config: Mutex<Arc<Config>>,
     /// Keys for hashing bearer tokens into session tags.
     token_hasher: std::collections::hash_map::RandomState,
-    /// Client requests being handled (for the drain at shutdown).
-    in_flight: AtomicUsize,
+    /// Client requests being handled, for the drain at shutdown.
+    in_flight: InFlight,
+}
+
+/// A count of requests being handled, and a wake-up for whoever waits for it to reach zero
+/// (only the last request of a busy spell touches the `Notify`; the others, an atomic).
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
 }
 
 /// Counts one request being handled while it lives.
-pub struct Busy<'a>(&'a AtomicUsize);
+pub struct Busy<'a>(&'a InFlight);
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl InFlight {
+    /// Waits until no request is being handled, or until `deadline`.
+    async fn drained(&self, deadline: tokio::time::Instant) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the count is read, so a drop in between still wakes it.
+            idle.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -61,7 +89,7 @@ impl Gateway {
             sessions: Sessions::default(),
             config: Mutex::new(Arc::new(config)),
             token_hasher: std::collections::hash_map::RandomState::new(),
-            in_flight: AtomicUsize::new(0),
+            in_flight: InFlight::default(),
         })
     }
 
@@ -81,7 +109,7 @@ impl Gateway {
 
     /// Marks one request as being handled until the returned guard drops.
     pub fn busy(&self) -> Busy<'_> {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
         Busy(&self.in_flight)
     }
 
@@ -193,10 +221,7 @@ impl Gateway {
     /// [`DRAIN`], ends every session and instance at once, and waits for every shim.
     pub async fn shutdown(&self, why: &str) {
         tracing::info!("shutting down: {why}");
-        let drain_until = Instant::now() + DRAIN;
-        while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < drain_until {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.in_flight.drained(tokio::time::Instant::now() + DRAIN).await;
         for session in self.sessions.take_all() {
             session.end(why);
         }
@@ -274,5 +299,56 @@ pub async fn watch_config(gw: Arc<Gateway>, mut stop: tokio::sync::watch::Receiv
             tracing::info!("{} changed: reloading", path.display());
             gw.reload();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_ends_when_the_last_request_does_not_at_its_deadline() {
+        let counts = Arc::new(InFlight::default());
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let held = counts.clone();
+        tokio::spawn(async move {
+            held.count.fetch_add(1, Ordering::AcqRel);
+            let _busy = Busy(&held);
+            let _ = released.await;
+        });
+        tokio::task::yield_now().await;
+        let start = tokio::time::Instant::now();
+        let waiting = counts.clone();
+        let waiter = tokio::spawn(async move {
+            waiting.drained(start + Duration::from_secs(60)).await;
+            tokio::time::Instant::now()
+        });
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "a request is still being handled");
+        let _ = release.send(());
+        let ended = waiter.await.expect("the waiter");
+        // The paused clock never moved: the release woke it, not its deadline.
+        assert_eq!(ended, start);
+        assert_eq!(counts.count.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_gives_up_at_its_deadline() {
+        let counts = InFlight::default();
+        counts.count.fetch_add(1, Ordering::AcqRel);
+        let _busy = Busy(&counts);
+        let start = tokio::time::Instant::now();
+        counts.drained(start + DRAIN).await;
+        assert_eq!(tokio::time::Instant::now() - start, DRAIN);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_gateway_does_not_wait() {
+        let counts = InFlight::default();
+        let start = tokio::time::Instant::now();
+        counts.drained(start + DRAIN).await;
+        assert_eq!(tokio::time::Instant::now(), start);
     }
 }
