@@ -8,12 +8,15 @@
 //! left out of the answer and logged, never failing the whole list. Nothing starts at
 //! `initialize`: the gateway answers it for all of them.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::gateway::Gateway;
@@ -50,35 +53,35 @@ pub fn initialize_result(version: &str, servers: &[String]) -> String {
 /// Answers one request of an aggregated session.
 pub async fn request(gw: &Gateway, session: &Arc<Session>, servers: &[String], view: &View<'_>) -> Reply {
     let id = view.id.map_or("null", |i| i.get());
-    let params: Value = view
-        .params
-        .and_then(|p| serde_json::from_str(p.get()).ok())
-        .unwrap_or(Value::Null);
+    // Only what routing needs, borrowed from the message; the rest (arguments above all) is
+    // skipped here and forwarded as the client wrote it.
+    let target = match view.params {
+        Some(p) => match serde_json::from_str::<Option<Target<'_>>>(p.get()) {
+            Ok(t) => t.unwrap_or_default(),
+            Err(e) => {
+                return Reply::Now(jsonrpc::error_response(
+                    id,
+                    code::INVALID_PARAMS,
+                    &format!("{}: params: {e}", view.method()),
+                ))
+            }
+        },
+        None => Target::default(),
+    };
+    let reference = target.reference.unwrap_or_default();
     match view.method() {
         "tools/list" => Reply::Now(list(gw, session, servers, id, Listing::TOOLS).await),
         "prompts/list" => Reply::Now(list(gw, session, servers, id, Listing::PROMPTS).await),
         "resources/list" => Reply::Now(list(gw, session, servers, id, Listing::RESOURCES).await),
         "resources/templates/list" => Reply::Now(list(gw, session, servers, id, Listing::TEMPLATES).await),
-        "tools/call" | "prompts/get" => by_name(gw, session, servers, view, params, &["name"]).await,
-        "completion/complete" if params.pointer("/ref/type") == Some(&json!("ref/prompt")) => {
-            by_name(gw, session, servers, view, params, &["ref", "name"]).await
+        "tools/call" | "prompts/get" => by_name(gw, session, servers, view, target.name).await,
+        "completion/complete" if reference.kind.as_deref() == Some("ref/prompt") => {
+            by_name(gw, session, servers, view, reference.name).await
         }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            let uri = params
-                .get("uri")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            by_uri(gw, session, view, &uri).await
+            by_uri(gw, session, view, target.uri.as_deref().unwrap_or_default()).await
         }
-        "completion/complete" => {
-            let uri = params
-                .pointer("/ref/uri")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            by_uri(gw, session, view, &uri).await
-        }
+        "completion/complete" => by_uri(gw, session, view, reference.uri.as_deref().unwrap_or_default()).await,
         "logging/setLevel" => {
             for up in session.instances().into_iter().chain(
                 gw.pool
@@ -230,22 +233,18 @@ async fn by_name(
     session: &Arc<Session>,
     servers: &[String],
     view: &View<'_>,
-    mut params: Value,
-    at: &[&str],
+    raw_name: Option<&RawValue>,
 ) -> Reply {
     let id = view.id.map_or("null", |i| i.get());
-    let name = at
-        .iter()
-        .try_fold(&params, |v, k| v.get(*k))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let name: String = raw_name
+        .and_then(|n| serde_json::from_str(n.get()).ok())
+        .unwrap_or_default();
     // The longest matching server name, so `a__b__tool` finds server `a__b` if there is one.
     let found = servers
         .iter()
         .filter(|s| name.starts_with(&format!("{s}{SEPARATOR}")))
         .max_by_key(|s| s.len());
-    let Some(server) = found else {
+    let (Some(server), Some(raw_name)) = (found, raw_name) else {
         return Reply::Now(jsonrpc::error_response(
             id,
             code::INVALID_PARAMS,
@@ -255,11 +254,17 @@ async fn by_name(
             ),
         ));
     };
-    let own = name[server.len() + SEPARATOR.len()..].to_string();
-    if let Some(slot) = at.iter().try_fold(&mut params, |v, k| v.get_mut(*k)) {
-        *slot = Value::String(own);
-    }
-    let message = rebuild(view, params);
+    // The server's own name spliced in place of the prefixed one: every other byte (ids,
+    // arguments, numbers of any size) reaches the server as the client wrote it.
+    let own = serde_json::to_string(&name[server.len() + SEPARATOR.len()..]).unwrap_or_default();
+    let renamed = jsonrpc::replace_many(view.text, &[(raw_name, &own)]).and_then(|b| String::from_utf8(b).ok());
+    let Some(message) = renamed else {
+        return Reply::Now(jsonrpc::error_response(
+            id,
+            code::INTERNAL_ERROR,
+            "the name could not be replaced in the request",
+        ));
+    };
     match View::parse(&message) {
         Ok(renamed) => forward(gw, session, server, &renamed).await,
         Err(e) => Reply::Now(jsonrpc::error_response(id, code::INTERNAL_ERROR, &e.to_string())),
@@ -279,13 +284,27 @@ async fn by_uri(gw: &Gateway, session: &Arc<Session>, view: &View<'_>, uri: &str
     }
 }
 
-/// The request with new params.
-fn rebuild(view: &View<'_>, params: Value) -> String {
-    let mut message = json!({"jsonrpc": "2.0", "method": view.method(), "params": params});
-    if let Some(id) = view.id.and_then(|i| serde_json::from_str::<Value>(i.get()).ok()) {
-        message["id"] = id;
-    }
-    message.to_string()
+/// What an aggregated request is routed by: `name` (tools, prompts), `uri` (resources), `ref`
+/// (completions).
+#[derive(Default, Deserialize)]
+struct Target<'a> {
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    uri: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "ref")]
+    reference: Option<Reference<'a>>,
+}
+
+/// A completion's `ref`.
+#[derive(Default, Deserialize)]
+struct Reference<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    uri: Option<Cow<'a, str>>,
 }
 
 /// Whether `uri` matches an RFC 6570 level-1 template (`test://template/{id}/data`).

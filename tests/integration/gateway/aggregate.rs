@@ -79,9 +79,49 @@ fn mcp_serves_every_server_with_prefixed_names() {
     assert!(got.pointer("/result/messages/0").is_some(), "{got}");
     let resources = c.request("resources/list", json!({}));
     assert!(resources.to_string().contains("test://static-text"), "{resources}");
-    c.request("resources/templates/list", json!({}));
+    let templates = c.request("resources/templates/list", json!({}));
+    assert!(
+        templates.to_string().contains("test://template/{id}/data"),
+        "{templates}"
+    );
     let read = c.request("resources/read", json!({"uri": "test://template/42/data"}));
-    assert!(read.to_string().contains("42"), "{read}");
+    let text = read
+        .pointer("/result/contents/0/text")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(text.contains("Data for id 42"), "{read}");
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn an_aggregated_call_reaches_the_server_as_written_but_for_its_name() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config(&cookie));
+    let mut c = gw.client(None);
+    c.initialize();
+    // An id past 2^64 and an argument with escapes: a gateway that rebuilt the request through
+    // f64 numbers or re-encoded strings would answer with another id.
+    let body = br#"{"jsonrpc":"2.0","id":1180591620717411303424,"method":"tools/call","params":{"arguments":{"text":"\u00e9\n"},"name":"b__echo"}}"#;
+    let r = c.post_raw(body, &[]);
+    assert_eq!(r.status, 200);
+    let raw = r.text();
+    assert!(raw.contains(r#""id":1180591620717411303424"#), "{raw}");
+    let answer = r.messages().pop().expect("an answer");
+    assert_eq!(
+        answer.pointer("/result/content/0/text"),
+        Some(&json!("é\n")),
+        "{answer}"
+    );
+    // Params that are not an object are named, not read as "no server".
+    let r = c.post_raw(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":[1]}"#, &[]);
+    let answer = r.messages().pop().expect("an answer");
+    assert!(
+        answer
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("tools/call: params")),
+        "{answer}"
+    );
     gw.shut_down(&cookie);
 }
 
