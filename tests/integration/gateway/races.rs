@@ -90,6 +90,55 @@ fn a_reload_that_removes_a_starting_server_ends_its_instance() {
 }
 
 #[test]
+fn a_start_waiting_behind_one_a_reload_replaces_is_served_by_the_new_configuration() {
+    let cookie = Cookie::new();
+    // `s` answers its handshake after 20 s; behind /mcp (two servers), nothing starts at
+    // initialize.
+    let config = |slow: &str| {
+        format!(
+            "{}\n{}",
+            fixture_server(
+                "s",
+                &cookie,
+                &["--slow", slow],
+                "lifetime = \"session\"\nstartup_timeout = \"60s\""
+            ),
+            fixture_server("fx", &cookie, &[], "")
+        )
+    };
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config("20000"));
+    let mut c = gw.client(None);
+    c.initialize();
+    // A listing starts the session's `s`; a call to it waits for that start.
+    let listing = list_in_background(&c);
+    gw.wait_log("instance starting server=s");
+    let mut caller = c.twin();
+    let call = std::thread::spawn(move || caller.call_tool("s__echo", json!({"text": "served"})));
+    gw.wait_log("waiting for the session's other start of the server");
+    // The reload replaces `s` while the call waits: it ends the starting instance, and the call
+    // is served by the new configuration (a fast handshake), not by the replaced one.
+    std::fs::write(&gw.config, config("1")).expect("rewrite");
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
+    gw.wait_log("reload applied");
+    let answer = call.join().expect("the call");
+    assert_eq!(
+        answer.pointer("/result/content/0/text"),
+        Some(&json!("served")),
+        "{answer}"
+    );
+    // Two instances of `s` in all: the listing's (ended by the reload) and the call's, of the
+    // new configuration. None started from the replaced one after the reload.
+    let starts = gw
+        .log()
+        .lines()
+        .filter(|l| l.contains("instance starting server=s "))
+        .count();
+    assert_eq!(starts, 2, "{}", gw.log());
+    let _ = listing.join();
+    gw.shut_down(&cookie);
+}
+
+#[test]
 fn a_client_that_leaves_a_streamed_call_ends_its_request_instance() {
     let cookie = Cookie::new();
     let gw = Gateway::start(

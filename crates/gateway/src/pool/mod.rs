@@ -138,7 +138,18 @@ impl Pool {
     }
 
     /// The instance that serves `session`'s next request to `server`, started if needed.
+    ///
+    /// A reload may replace the server's configuration while this request waits for another
+    /// start of it: the request is then served by the configuration in force, looked up again
+    /// (once), never by the replaced one.
     pub async fn acquire(&self, server: &str, session: &Arc<Session>) -> Result<Lease, AcquireError> {
+        match self.acquire_from_config(server, session).await {
+            Err(AcquireError::Reloaded(_)) => self.acquire_from_config(server, session).await,
+            other => other,
+        }
+    }
+
+    async fn acquire_from_config(&self, server: &str, session: &Arc<Session>) -> Result<Lease, AcquireError> {
         let slot = self
             .slot(server)
             .ok_or_else(|| AcquireError::Unknown(server.to_string()))?;
@@ -154,7 +165,13 @@ impl Pool {
             Lifetime::Session => match session.instance(server) {
                 Some(up) => up,
                 None => {
-                    let _one_at_a_time = session.start_lock.lock().await;
+                    let _one_at_a_time = match session.start_lock.try_lock() {
+                        Ok(held) => held,
+                        Err(_) => {
+                            tracing::debug!(session = %session.key, server, "waiting for the session's other start of the server");
+                            session.start_lock.lock().await
+                        }
+                    };
                     match session.instance(server) {
                         Some(up) => up,
                         None => {
@@ -202,6 +219,11 @@ impl Pool {
     ) -> Result<Arc<Upstream>, AcquireError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(AcquireError::ShuttingDown);
+        }
+        // Checked with no await until the instance is tracked: a reload after this point finds
+        // it in the slot it replaces, and ends it.
+        if !self.is_current(slot) {
+            return Err(AcquireError::Reloaded(slot.config.name.clone()));
         }
         let reserved = Reserve::new(&slot.starting);
         self.check_caps(slot, reserved.count)?;
