@@ -168,6 +168,34 @@ fn a_server_dying_mid_call_fails_that_call_and_is_restarted_on_next_use() {
 }
 
 #[test]
+fn a_server_that_stops_reading_its_input_is_ended_not_kept() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &zoo_server(&cookie, "lifetime = \"session\""));
+    let mut c = gw.client(Some("zoo"));
+    c.initialize();
+    // The fixture reads nothing while it sleeps: its stdin pipe fills, then the gateway's queue.
+    let mut asleep = c.stream(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 120_000}}}));
+    let padding = "x".repeat(4096);
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed", "params": {"_meta": {"padding": padding}}});
+    let ended = eventually(Duration::from_secs(60), || {
+        c.post(&note);
+        gw.log().contains("stopped reading its input")
+    });
+    assert!(ended, "the instance was never ended; log:\n{}", gw.log());
+    // The call in flight is answered with the reason, and the whole tree is gone.
+    let answer = asleep.next(SLACK).expect("the sleeping call's answer");
+    assert!(
+        answer
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("stopped reading its input")),
+        "{answer}"
+    );
+    cookie.assert_only_left(&[gw.pid()], SLACK);
+    gw.shut_down(&cookie);
+}
+
+#[test]
 fn sigterm_ends_every_instance_of_every_lifetime() {
     in_both_modes(|mode| {
         let cookie = Cookie::new();

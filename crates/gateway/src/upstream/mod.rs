@@ -201,12 +201,9 @@ impl Upstream {
         if let Ok(mut p) = self.pending.lock() {
             p.insert(id, route);
         }
+        self.queue(message, Some(id))?;
         if let Ok(mut t) = self.last_used.lock() {
             *t = Instant::now();
-        }
-        if let Err(why) = self.queue(message) {
-            self.forget(id);
-            return Err(why);
         }
         Ok(())
     }
@@ -235,16 +232,30 @@ impl Upstream {
 
     /// Queues a message that expects no answer (a notification, a response to the server).
     pub fn send(&self, message: Bytes) -> Result<(), String> {
-        self.queue(message)
+        self.queue(message, None)
     }
 
-    fn queue(&self, message: Bytes) -> Result<(), String> {
-        self.outbox.try_send(message).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                format!("the server is not reading its input ({OUTBOX} messages are waiting for it)")
+    /// Hands a message to the writer task. A server that has stopped reading its input (the
+    /// pipe full, then [`OUTBOX`] messages waiting) cannot be served: it is ended, as one whose
+    /// input is closed is, rather than left holding its clients and its processes. The route of
+    /// request `id` is dropped first, so its caller gets this error alone.
+    fn queue(&self, message: Bytes, id: Option<u64>) -> Result<(), String> {
+        let refused = match self.outbox.try_send(message) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => None,
+            Err(mpsc::error::TrySendError::Closed(_)) => Some(self.gone_reason()),
+        };
+        if let Some(id) = id {
+            self.forget(id);
+        }
+        match refused {
+            Some(why) => Err(why),
+            None => {
+                let why = format!("the server stopped reading its input ({OUTBOX} messages waited for it)");
+                self.end(&why);
+                Err(why)
             }
-            mpsc::error::TrySendError::Closed(_) => self.gone_reason(),
-        })
+        }
     }
 
     /// Drops the route of a request that will not be answered (timed out, client gone).
