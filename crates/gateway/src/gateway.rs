@@ -40,21 +40,22 @@ pub struct Gateway {
     /// Keys for hashing bearer tokens into session tags.
     token_hasher: std::collections::hash_map::RandomState,
     /// Client requests being handled, for the drain at shutdown.
-    in_flight: InFlight,
+    in_flight: Arc<InFlight>,
 }
 
 /// A count of requests being handled, and a wake-up for whoever waits for it to reach zero
 /// (only the last request of a busy spell touches the `Notify`; the others, an atomic).
 #[derive(Default)]
-struct InFlight {
+pub struct InFlight {
     count: AtomicUsize,
     idle: tokio::sync::Notify,
 }
 
-/// Counts one request being handled while it lives.
-pub struct Busy<'a>(&'a InFlight);
+/// Counts one request being handled while it lives: held by each front door's handling of a
+/// message and by every call in flight (which a streamed answer outlives its handler with).
+pub struct Busy(Arc<InFlight>);
 
-impl Drop for Busy<'_> {
+impl Drop for Busy {
     fn drop(&mut self) {
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();
@@ -89,7 +90,7 @@ impl Gateway {
             sessions: Sessions::default(),
             config: Mutex::new(Arc::new(config)),
             token_hasher: std::collections::hash_map::RandomState::new(),
-            in_flight: InFlight::default(),
+            in_flight: Arc::default(),
         })
     }
 
@@ -108,9 +109,9 @@ impl Gateway {
     }
 
     /// Marks one request as being handled until the returned guard drops.
-    pub fn busy(&self) -> Busy<'_> {
+    pub fn busy(&self) -> Busy {
         self.in_flight.count.fetch_add(1, Ordering::AcqRel);
-        Busy(&self.in_flight)
+        Busy(self.in_flight.clone())
     }
 
     /// Ends a session and its instances.
@@ -313,7 +314,7 @@ mod tests {
         let held = counts.clone();
         tokio::spawn(async move {
             held.count.fetch_add(1, Ordering::AcqRel);
-            let _busy = Busy(&held);
+            let _busy = Busy(held);
             let _ = released.await;
         });
         tokio::task::yield_now().await;
@@ -336,9 +337,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_drain_gives_up_at_its_deadline() {
-        let counts = InFlight::default();
+        let counts = Arc::new(InFlight::default());
         counts.count.fetch_add(1, Ordering::AcqRel);
-        let _busy = Busy(&counts);
+        let _busy = Busy(counts.clone());
         let start = tokio::time::Instant::now();
         counts.drained(start + DRAIN).await;
         assert_eq!(tokio::time::Instant::now() - start, DRAIN);

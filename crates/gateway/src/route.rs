@@ -51,6 +51,9 @@ pub struct Call {
     filter: Option<ToolFilter>,
     /// The answer went out.
     done: bool,
+    /// Counted in flight until the call ends, whoever carries it (a streamed answer outlives
+    /// the handler that started it): the shutdown's drain waits for it.
+    _busy: crate::gateway::Busy,
 }
 
 impl Call {
@@ -227,6 +230,7 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
         timeout,
         filter,
         done: false,
+        _busy: gw.busy(),
     })
 }
 

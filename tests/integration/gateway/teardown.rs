@@ -216,6 +216,27 @@ fn sigterm_ends_every_instance_of_every_lifetime() {
 }
 
 #[test]
+fn a_call_in_flight_at_sigterm_gets_its_answer_within_the_drain() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    // Streamed (the default): the handler has returned; the call goes on in its own task.
+    let mut call = c.stream(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 300}}}));
+    let mut gw = gw;
+    gw.signal(Signal::SIGTERM);
+    let answer = call.next(SLACK).expect("the call's answer");
+    assert_eq!(
+        answer.pointer("/result/content/0/text"),
+        Some(&json!("slept 300 ms")),
+        "the server's own answer, not the shutdown's error: {answer}"
+    );
+    let status = gw.wait_exit(SLACK);
+    assert!(status.success(), "{status}; log:\n{}", gw.log());
+    cookie.assert_none_survive(SLACK);
+}
+
+#[test]
 fn a_sigkilled_gateway_leaves_nothing_and_the_next_start_sweeps_what_it_finds() {
     in_both_modes(|mode| {
         let cookie = Cookie::new();

@@ -118,6 +118,7 @@ async fn message(gw: &Arc<Gateway>, session: &mut Option<Arc<Session>>, out: &mp
     let out = out.clone();
     // Each request on its own task: a slow call must not hold up the next line.
     tokio::spawn(async move {
+        let _busy = gw.busy();
         let Ok(view) = View::parse(&text) else { return };
         match route::dispatch(&gw, &s, &view).await {
             Reply::Accepted => {}
