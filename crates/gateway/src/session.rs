@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -220,16 +220,16 @@ impl Session {
 
     /// Keeps `up` as the session's instance of its server.
     pub fn keep_instance(&self, up: Arc<Upstream>) {
-        if let Ok(mut i) = self.instances.lock() {
-            i.insert(up.name().to_string(), up);
-        }
+        self.instances
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(up.name().to_string(), up);
     }
 
     /// Removes and returns the session's instances matching `pick` (all of them at the end).
     pub fn take_instances(&self, pick: impl Fn(&Upstream) -> bool) -> Vec<Arc<Upstream>> {
-        let Ok(mut i) = self.instances.lock() else {
-            return Vec::new();
-        };
+        // A session's end relies on this: a poisoned lock still gives its instances.
+        let mut i = self.instances.lock().unwrap_or_else(PoisonError::into_inner);
         i.extract_if(|_, u| pick(u)).map(|(_, u)| u).collect()
     }
 

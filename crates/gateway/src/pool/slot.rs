@@ -5,7 +5,7 @@
 //! instance still starting.
 
 use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::shared::Shared;
 use crate::config::ServerConfig;
@@ -35,16 +35,16 @@ impl Slot {
 
     /// Tracks a just-spawned instance.
     pub(super) fn track(&self, up: &Arc<Upstream>) {
-        if let Ok(mut all) = self.instances.lock() {
-            all.push(up.clone());
-        }
+        self.instances
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(up.clone());
     }
 
     /// Every instance whose shim has not exited.
     pub(super) fn tracked(&self) -> Vec<Arc<Upstream>> {
-        let Ok(mut all) = self.instances.lock() else {
-            return Vec::new();
-        };
+        // Teardown relies on this list: a poisoned lock still gives it.
+        let mut all = self.instances.lock().unwrap_or_else(PoisonError::into_inner);
         all.retain(|u| !u.exited());
         all.clone()
     }

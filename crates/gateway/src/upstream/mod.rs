@@ -15,7 +15,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -277,7 +277,8 @@ impl Upstream {
     /// Ends the instance: the lifeline is cut, so the shim ends the server's whole tree; every
     /// request in flight is answered with an error naming `why`.
     pub fn end(&self, why: &str) {
-        let lifeline = self.lifeline.lock().ok().and_then(|mut l| l.take());
+        // A poisoned lock (a panic elsewhere, in a debug build) must not keep a tree alive.
+        let lifeline = self.lifeline.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(l) = lifeline {
             tracing::info!(server = %self.name(), instance = %short(&self.id), "ending the instance: {why}");
             l.cut();
@@ -328,8 +329,10 @@ impl Upstream {
         let routes: Vec<Route> = self
             .pending
             .lock()
-            .map(|mut p| p.drain().map(|(_, r)| r).collect())
-            .unwrap_or_default();
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
         let message = format!("server {:?}: {why}", self.name());
         for route in routes {
             match route {
