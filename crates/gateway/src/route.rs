@@ -170,6 +170,14 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
             }
         }
     }
+    // So is a request the server could not be given (checked before anything starts).
+    let Ok(token) = progress_token(view.params) else {
+        return Reply::Now(jsonrpc::error_response(
+            id,
+            code::INVALID_PARAMS,
+            "params mention a progressToken that cannot be read",
+        ));
+    };
     if let m @ ("resources/subscribe" | "resources/unsubscribe") = view.method() {
         if let Some(uri) = uri_param(view.params) {
             session.subscribe(&uri, m == "resources/subscribe");
@@ -185,22 +193,19 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
     let upstream_id = up.reserve_id();
     let own_id = upstream_id.to_string();
     // The upstream id is the request's id and, when it asks for progress, its token too.
-    let (message, progress) = match progress_token(view.params) {
-        Ok(None) => (Some(view.with_id(&own_id)), None),
-        Ok(Some(token)) => match view.id {
-            Some(old) => (
-                jsonrpc::replace_many(view.text, &[(old, own_id.as_str()), (token, own_id.as_str())]),
-                Some(token.get().into()),
-            ),
-            None => (None, None),
-        },
-        Err(()) => (None, None),
+    let (message, progress) = match (token, view.id) {
+        (None, _) => (Some(view.with_id(&own_id)), None),
+        (Some(token), Some(old)) => (
+            jsonrpc::replace_many(view.text, &[(old, own_id.as_str()), (token, own_id.as_str())]),
+            Some(token.get().into()),
+        ),
+        (Some(_), None) => (None, None),
     };
     let Some(message) = message.map(Bytes::from) else {
         return Reply::Now(jsonrpc::error_response(
             id,
             code::INVALID_PARAMS,
-            "params mention a progressToken that cannot be read",
+            "the progressToken could not be replaced in the request",
         ));
     };
     let (tx, rx) = mpsc::channel(crate::upstream::CALL_QUEUE);

@@ -89,6 +89,31 @@ fn bad_messages_from_a_client_are_named_and_hurt_no_one() {
 }
 
 #[test]
+fn a_request_the_server_cannot_read_gets_the_server_s_error_at_once() {
+    let cookie = Cookie::new();
+    // A request timeout longer than the test client waits: only the server's own error, routed
+    // to the request, answers in time.
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "request_timeout = \"5m\""),
+    );
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    // A lone surrogate: valid JSON to the gateway, which forwards bytes, but a string the
+    // fixture's parser refuses; it answers a parse error with a null id.
+    let r = c.post_raw(
+        br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"\ud800"}}}"#,
+        &[],
+    );
+    let answer = r.messages().pop().expect("an answer");
+    assert_eq!(answer["id"], 5, "the client's id put back: {answer}");
+    assert_eq!(answer.pointer("/error/code"), Some(&json!(-32700)), "{answer}");
+    c.echo("the instance goes on");
+    gw.shut_down(&cookie);
+}
+
+#[test]
 fn garbage_and_oversized_answers_from_a_server_are_named() {
     let cookie = Cookie::new();
     let config = format!(

@@ -1,7 +1,8 @@
 //! The task that reads a server's stdout, line by line, and routes each message.
 //!
 //! - An answer carries an upstream id: it goes to the request's route, with the client's own id
-//!   put back ([`Route::Client`]), or to the gateway ([`Route::Internal`]).
+//!   put back ([`Route::Client`]), or to the gateway ([`Route::Internal`]). An error with a null
+//!   id (the server could not read the request) goes to the one request in flight, if one is.
 //! - A progress notification carries the request's upstream id as its token: it goes on that
 //!   request's stream, with the client's own token put back.
 //! - A server-to-client request (sampling, elicitation, roots) goes to the one client it can
@@ -81,7 +82,15 @@ impl Upstream {
     }
 
     fn answer(&self, view: &View<'_>) {
-        let Some(route) = view.numeric_id().and_then(|id| self.forget(id)) else {
+        let id = match view.numeric_id() {
+            Some(id) => Some(id),
+            // An error the server could not tie to a request, having failed to read it (JSON-RPC's
+            // null id): it is about the one request in flight, when only one is; with several,
+            // they end at their request_timeout.
+            None if view.error.is_some() => self.sole_pending(),
+            None => None,
+        };
+        let Some(route) = id.and_then(|id| self.forget(id)) else {
             tracing::debug!(server = %self.name(), "an answer to no request in flight: {}", view.id.map_or("", |i| i.get()));
             return;
         };
@@ -182,6 +191,16 @@ impl Upstream {
             Route::Client(c) if Arc::ptr_eq(&c.session, session) => Some(c.reply.clone()),
             _ => None,
         })
+    }
+
+    /// The upstream id of the one request in flight, if exactly one is.
+    fn sole_pending(&self) -> Option<u64> {
+        let pending = self.pending.lock().ok()?;
+        let mut ids = pending.keys();
+        match (ids.next(), ids.next()) {
+            (Some(id), None) => Some(*id),
+            _ => None,
+        }
     }
 
     /// Whose calls are in flight on this instance.
