@@ -42,6 +42,37 @@ fn a_session_past_max_instances_gets_an_error_naming_the_cap() {
 }
 
 #[test]
+fn a_burst_of_starts_cannot_pass_max_processes_between_two_counts() {
+    let cookie = Cookie::new();
+    let config = format!(
+        "[gateway]\nmax_processes = 4\n\n{}",
+        fixture_server("fx", &cookie, &[], "lifetime = \"session\"")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    // Five sessions at once, each starting an instance of three processes (shim, watchdog,
+    // server): the count of the last tick says none are alive, but each start counts until the
+    // next tick, so at most two pass (0, then 3, below 4).
+    let opened: Vec<bool> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..5)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut c = gw.client(Some("fx"));
+                    let (_, answer) = c.try_initialize();
+                    c.session.is_some() && answer.get("result").is_some()
+                })
+            })
+            .collect();
+        tries.into_iter().map(|t| t.join().expect("a client")).collect()
+    });
+    let passed = opened.iter().filter(|o| **o).count();
+    assert!(
+        (1..=2).contains(&passed),
+        "{passed} of 5 starts passed a cap of 4 processes"
+    );
+    gw.shut_down(&cookie);
+}
+
+#[test]
 fn the_gateway_s_max_processes_refuses_new_instances() {
     let cookie = Cookie::new();
     let config = format!(

@@ -78,6 +78,9 @@ impl Drop for Lease {
     }
 }
 
+/// What a start adds to the process count until the next count: shim, watchdog, server.
+const PROCESSES_PER_START: usize = 3;
+
 /// Every server's instances.
 pub struct Pool {
     /// How instances are started.
@@ -86,7 +89,8 @@ pub struct Pool {
     slots: Mutex<BTreeMap<String, Arc<Slot>>>,
     /// The gateway-wide process cap.
     max_processes: Mutex<Option<u32>>,
-    /// Processes alive in every instance, as last counted.
+    /// Processes alive in every instance, as last counted, plus [`PROCESSES_PER_START`] for
+    /// each start since.
     processes: AtomicUsize,
     /// Set at shutdown: no new instance starts.
     closed: AtomicBool,
@@ -229,6 +233,9 @@ impl Pool {
         self.check_caps(slot, reserved.count)?;
         let up = upstream::spawn(slot.config.clone(), owner, scope, &self.opts)?;
         slot.track(&up);
+        // Until the next count sees it: its shim, its watchdog and its server at least, so a
+        // burst of starts between two counts cannot all pass the cap.
+        self.processes.fetch_add(PROCESSES_PER_START, Ordering::AcqRel);
         drop(reserved);
         on_spawn(&up);
         // Whoever asked may go away during the handshake (a client disconnecting): then the
