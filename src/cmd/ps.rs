@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
+use tether_supervisor::ids::short;
 use tether_supervisor::inventory::unverified::{self, CookieInstance};
 use tether_supervisor::inventory::{self, Listing, ProcessView};
 use tether_supervisor::ledger::{location, Ledger};
-use tether_supervisor::sweep::short;
 
 use super::ledger_trouble::LedgerTrouble;
 

@@ -215,6 +215,15 @@ pub fn replace_many(text: &str, edits: &[(&RawValue, &str)]) -> Option<Vec<u8>> 
     Some(out)
 }
 
+/// The `uri` of params that name a resource (`resources/subscribe`, `…/updated`).
+pub fn uri_param(params: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct P {
+        uri: String,
+    }
+    serde_json::from_str::<P>(params?.get()).ok().map(|p| p.uri)
+}
+
 /// Whether `text` is a batch (a JSON array).
 pub fn is_batch(text: &str) -> bool {
     text.trim_start().starts_with('[')

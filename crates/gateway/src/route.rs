@@ -179,7 +179,7 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
         ));
     };
     if let m @ ("resources/subscribe" | "resources/unsubscribe") = view.method() {
-        if let Some(uri) = uri_param(view.params) {
+        if let Some(uri) = jsonrpc::uri_param(view.params) {
             session.subscribe(&uri, m == "resources/subscribe");
         }
     }
@@ -333,14 +333,6 @@ pub fn acquire_code(e: &AcquireError) -> i64 {
         | AcquireError::SessionEnded(_)
         | AcquireError::Reloaded(_) => code::SERVER_UNAVAILABLE,
     }
-}
-
-fn uri_param(params: Option<&RawValue>) -> Option<String> {
-    #[derive(Deserialize)]
-    struct P {
-        uri: String,
-    }
-    serde_json::from_str::<P>(params?.get()).ok().map(|p| p.uri)
 }
 
 fn tool_name(params: Option<&RawValue>) -> Option<String> {

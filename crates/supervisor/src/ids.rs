@@ -6,6 +6,11 @@
 
 use std::fmt::Write as _;
 
+/// The first 8 digits of an id, enough for people (logs, reports).
+pub fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
 /// Returns 128 random bits as 32 lowercase hex digits.
 pub fn random_id() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];

@@ -111,18 +111,11 @@ fn load(args: &ServeArgs, tether: &Path) -> anyhow::Result<Config> {
     if !fixture.is_file() {
         bail!(
             "no configuration: no --config, no {}, and the embedded default needs {} (build it with `cargo build --release`)",
-            default_location(),
+            config::default_location().map_or("~/.config/tether/config.toml".into(), |p| p.display().to_string()),
             fixture.display()
         );
     }
     Ok(config::embedded(fixture))
-}
-
-fn default_location() -> String {
-    match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        Some(x) => format!("{}/tether/config.toml", PathBuf::from(x).display()),
-        None => "~/.config/tether/config.toml".into(),
-    }
 }
 
 /// Opens the ledger, sweeps what dead Tether processes left (saying what it ended), and

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use tether_supervisor::host::render_text;
-use tether_supervisor::sweep::short;
+use tether_supervisor::ids::short;
 
 use super::{Diagnosis, Orphan};
 

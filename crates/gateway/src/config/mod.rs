@@ -278,12 +278,17 @@ fn looks_like_json(path: &Path, text: &str) -> bool {
 /// The configuration file `tether serve` reads when given none: `$XDG_CONFIG_HOME/tether/
 /// config.toml`, else `~/.config/tether/config.toml`, if it exists.
 pub fn default_path() -> Option<PathBuf> {
+    default_location().filter(|p| p.is_file())
+}
+
+/// Where the default configuration file is looked for (`$XDG_CONFIG_HOME/tether/config.toml`,
+/// else `~/.config/tether/config.toml`), whether it exists or not; `None` without a home.
+pub fn default_location() -> Option<PathBuf> {
     let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let dir = from_env("XDG_CONFIG_HOME")
         .filter(|p| p.is_absolute())
         .or_else(|| from_env("HOME").map(|h| h.join(".config")))?;
-    let path = dir.join("tether").join("config.toml");
-    path.is_file().then_some(path)
+    Some(dir.join("tether").join("config.toml"))
 }
 
 /// The embedded default: the fixture server next to the `tether` executable, `shared`, on the

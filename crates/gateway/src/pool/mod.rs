@@ -8,7 +8,8 @@
 //! - `request`: one instance per request, ended when its answer is in.
 //!
 //! Caps are checked before a start: `max_instances` per server (starts in progress count) and
-//! the gateway's `max_processes` (over every instance's processes, counted each reaper tick).
+//! the gateway's `max_processes` (over every instance's processes, counted each reaper tick,
+//! each start since counting three).
 //! Every instance is tracked from its spawn until its shim exits ([`slot`]), so a shutdown, a
 //! reload or the idle reaper reaches each one, starting or not, and a shutdown waits for every
 //! tree to be gone. A start whose requester goes away ends its instance; one that completes after

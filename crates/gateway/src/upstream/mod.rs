@@ -60,6 +60,28 @@ pub enum Route {
     Internal(oneshot::Sender<Result<Bytes, String>>),
 }
 
+impl Route {
+    /// Answers the request with an error saying `message`.
+    pub fn fail(self, message: &str) {
+        match self {
+            Route::Client(c) => {
+                c.session.request_done(&c.client_id);
+                deliver(
+                    &c.reply,
+                    Out::Answer(crate::jsonrpc::error_response(
+                        &c.client_id,
+                        crate::jsonrpc::code::SERVER_UNAVAILABLE,
+                        message,
+                    )),
+                );
+            }
+            Route::Internal(tx) => {
+                let _ = tx.send(Err(message.to_string()));
+            }
+        }
+    }
+}
+
 /// A message for a client's request: an interim one (progress, logging, a server request said
 /// during the call), or its answer, which comes last.
 #[derive(Debug)]
@@ -335,22 +357,7 @@ impl Upstream {
             .collect();
         let message = format!("server {:?}: {why}", self.name());
         for route in routes {
-            match route {
-                Route::Client(c) => {
-                    c.session.request_done(&c.client_id);
-                    deliver(
-                        &c.reply,
-                        Out::Answer(crate::jsonrpc::error_response(
-                            &c.client_id,
-                            crate::jsonrpc::code::SERVER_UNAVAILABLE,
-                            &message,
-                        )),
-                    );
-                }
-                Route::Internal(tx) => {
-                    let _ = tx.send(Err(message.clone()));
-                }
-            }
+            route.fail(&message);
         }
     }
 
@@ -385,7 +392,4 @@ impl Drop for Upstream {
     }
 }
 
-/// The first 8 digits of an id, for logs.
-pub fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
-}
+pub use tether_supervisor::ids::short;

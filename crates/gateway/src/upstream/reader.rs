@@ -134,7 +134,7 @@ impl Upstream {
             return;
         }
         if method == "notifications/resources/updated" {
-            let uri = resource_uri(view).unwrap_or_default();
+            let uri = jsonrpc::uri_param(view.params).unwrap_or_default();
             for session in self.audience().into_iter().filter(|s| s.subscribed(&uri)) {
                 session.push(message.clone());
             }
@@ -315,18 +315,8 @@ impl Upstream {
 
     /// Answers the request `id` with an error.
     fn fail(&self, id: u64, message: &str) {
-        match self.forget(id) {
-            Some(Route::Client(c)) => {
-                c.session.request_done(&c.client_id);
-                deliver(
-                    &c.reply,
-                    Out::Answer(jsonrpc::error_response(&c.client_id, code::SERVER_UNAVAILABLE, message)),
-                );
-            }
-            Some(Route::Internal(tx)) => {
-                let _ = tx.send(Err(message.to_string()));
-            }
-            None => {}
+        if let Some(route) = self.forget(id) {
+            route.fail(message);
         }
     }
 }
@@ -339,15 +329,6 @@ enum Caller {
     One(Arc<crate::session::Session>),
     /// Several sessions'.
     Several,
-}
-
-/// The `uri` of a `notifications/resources/updated`.
-fn resource_uri(view: &View<'_>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct P {
-        uri: String,
-    }
-    serde_json::from_str::<P>(view.params?.get()).ok().map(|p| p.uri)
 }
 
 /// The numeric `"id"` of a message, read from its first bytes (for lines that cannot be

@@ -35,7 +35,7 @@ use crate::process::procfs;
 
 pub use cookies::carriers_by_instance;
 pub use lock::SweepLock;
-pub use report::{short, Action, ActionKind, Report};
+pub use report::{Action, ActionKind, Report};
 pub use unverified::sweep_without_ledger;
 
 /// How long closed instances stay in the ledger for `tether ps --all`.

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::ids::short;
+
 /// One thing a sweep did or would do.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Action {
@@ -146,9 +148,4 @@ impl fmt::Display for Action {
         };
         write!(f, "{:<24} {target}{inst}: {}", self.kind.to_string(), self.reason)
     }
-}
-
-/// The first 8 digits of an id, enough for people.
-pub fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
 }
