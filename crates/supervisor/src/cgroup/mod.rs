@@ -176,21 +176,26 @@ pub fn populated(dir: &Path) -> bool {
 }
 
 /// Kills every member of the cgroup at `dir` and of the cgroups below it: `cgroup.kill` where
-/// the kernel has it (≥ 5.14), else SIGKILL to each listed member of `dir` and of the instance
-/// cgroups nested in it until none is left (members are ours by construction: only processes
-/// forked inside the cgroup are in it).
+/// the kernel has it (≥ 5.14), else [`kill_members`] (members are ours by construction: only
+/// processes forked inside the cgroup are in it).
 pub fn kill_dir(dir: &Path) -> io::Result<()> {
     let kill_file = dir.join("cgroup.kill");
     if kill_file.exists() {
         let mut f = OpenOptions::new().write(true).open(&kill_file)?;
         return f.write_all(b"1");
     }
-    // Kernels before 5.14, and v1 directories: SIGKILL each member through a pidfd,
-    // re-checking membership after opening it, so a member that left and whose pid was
-    // recycled is never hit. `cgroup.procs` lists only a cgroup's own members, so the nested
-    // instance cgroups are read too.
+    kill_members(dir);
+    Ok(())
+}
+
+/// Kernels before 5.14, and v1 directories: SIGKILL to each member of `dir` and of every
+/// cgroup below it, whatever its name (`cgroup.procs` lists only a cgroup's own members, and a
+/// server may make sub-cgroups of its own), through a pidfd, re-checking membership after
+/// opening it, so a member that left and whose pid was recycled is never hit; until none is
+/// left, or a hundred passes.
+pub fn kill_members(dir: &Path) {
     for _ in 0..100 {
-        let mut dirs = nested_instance_dirs(dir);
+        let mut dirs = nested::descendant_dirs(dir);
         dirs.push(dir.to_path_buf());
         let mut any = false;
         for d in &dirs {
@@ -204,10 +209,9 @@ pub fn kill_dir(dir: &Path) -> io::Result<()> {
             }
         }
         if !any {
-            return Ok(());
+            return;
         }
     }
-    Ok(())
 }
 
 /// Waits until no process is left in the cgroup at `dir`, or `patience` runs out; true when
@@ -287,6 +291,30 @@ mod tests {
         let reaper = std::thread::spawn(move || child.wait());
         assert!(wait_empty(cg.dir(), Duration::from_secs(20)), "never emptied");
         assert!(reaper.join().unwrap().is_ok());
+        cg.remove().unwrap();
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // The test starts the member it kills.
+    fn the_kill_without_cgroup_kill_reaches_sub_cgroups_of_any_name() {
+        if !require(Feature::Cgroup, "skipping: no cgroup to make sub-cgroups in") {
+            return;
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let id = crate::ids::random_id().unwrap();
+        let (cg, _) = InstanceCgroup::create(&id, None).unwrap();
+        // What a server could do: a sub-cgroup of its own naming, a process moved into it.
+        let own = cg.dir().join("workers").join("a");
+        fs::create_dir_all(&own).unwrap();
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        fs::write(own.join("cgroup.procs"), child.id().to_string()).unwrap();
+        assert!(members_of(cg.dir()).is_empty() && members_of(&own) == vec![child.id() as i32]);
+        // The fallback itself, as on a kernel without cgroup.kill.
+        kill_members(cg.dir());
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+        fs::remove_dir(&own).unwrap();
+        fs::remove_dir(own.parent().unwrap()).unwrap();
         cg.remove().unwrap();
     }
 }

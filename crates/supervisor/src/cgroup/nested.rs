@@ -36,11 +36,21 @@ pub fn instance_id_of(name: &OsStr) -> Option<&str> {
 /// below a directory that is not an instance cgroup is listed.
 pub fn nested_instance_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    collect(dir, 0, &mut found);
+    collect(dir, 0, true, &mut found);
     found
 }
 
-fn collect(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
+/// Every cgroup below `dir`, whatever its name, deepest first: what a kill must reach. Anything
+/// under an instance cgroup is the instance's own (its server may make sub-cgroups of any name
+/// and move processes into them), so killing goes by position, not by name; removal keeps to
+/// [`nested_instance_dirs`].
+pub fn descendant_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    collect(dir, 0, false, &mut found);
+    found
+}
+
+fn collect(dir: &Path, depth: usize, instances_only: bool, found: &mut Vec<PathBuf>) {
     if depth >= MAX_DEPTH {
         return;
     }
@@ -49,9 +59,9 @@ fn collect(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
     for entry in entries.flatten() {
         // `file_type` does not follow symlinks; cgroupfs has none, a stand-in tree might.
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir && instance_id_of(&entry.file_name()).is_some() {
+        if is_dir && (!instances_only || instance_id_of(&entry.file_name()).is_some()) {
             let child = entry.path();
-            collect(&child, depth + 1, found);
+            collect(&child, depth + 1, instances_only, found);
             found.push(child);
         }
     }
