@@ -15,7 +15,9 @@ use tether_supervisor::ledger::{InstanceRow, InstanceState, Ledger};
 use tether_supervisor::process::pidfd::Pidfd;
 use tether_supervisor::process::procfs;
 
-use crate::harness::{eventually, reap, require, Cookie, Feature, Mode, WrapBuilder, Wrapped, FIXTURE, TETHER};
+use crate::harness::{
+    assert_one_action, eventually, reap, require, Cookie, Feature, Mode, WrapBuilder, Wrapped, FIXTURE, TETHER,
+};
 
 /// How long the watchdog, or a reap's kills, may take on a loaded machine (polled, so a pass
 /// costs what it takes).
@@ -328,4 +330,65 @@ fn a_row_whose_cgroup_cannot_be_removed_stays_open_until_it_can() {
     assert!(!outer.exists(), "{report:#}");
     let _ = std::fs::remove_dir_all(&scratch);
     cookie.assert_none_survive(Duration::from_secs(1));
+}
+
+#[test]
+fn a_shim_whose_server_made_a_cgroup_of_its_own_leaves_the_row_to_the_reap() {
+    if !require(Feature::Cgroup, "skipping: no instance cgroup here") {
+        return;
+    }
+    let cookie = Cookie::new();
+    // The server makes a sub-cgroup of its own naming in its instance cgroup (`own`), then
+    // runs the fixture. The shim kills everything at the end, but the emptied `own` is not
+    // Tether's to remove, and so neither is the instance cgroup: its row must stay open.
+    let mount = tether_supervisor::cgroup::mounts::locate_v2()
+        .expect("cgroup v2")
+        .mount
+        .mount_point;
+    let script = format!(
+        "d=\"{}$(sed -n 's/^0:://p' /proc/self/cgroup)/own\" && mkdir \"$d\" && exec {FIXTURE} --tag {}",
+        mount.display(),
+        cookie.0
+    );
+    let mut w = WrapBuilder::new(&cookie, Mode::Cgroup)
+        .command(&["sh", "-c", &script])
+        .spawn();
+    w.wait_ready();
+    let id = {
+        let ledger = Ledger::open(&cookie.state_dir()).expect("ledger");
+        let rows = ledger.open_instances().expect("rows");
+        rows.into_iter().next().expect("the instance's row").intent.id
+    };
+    drop(w.stdin.take());
+    w.wait_exit(SLACK);
+    cookie.assert_none_survive(SLACK);
+    let row = || {
+        Ledger::open(&cookie.state_dir())
+            .expect("ledger")
+            .instance(&id)
+            .expect("read")
+            .expect("row")
+    };
+    assert!(
+        row().state.is_open(),
+        "the shim closed a row whose cgroup is still there: {:?}\n{}",
+        row(),
+        w.stderr_lines().join("\n")
+    );
+    assert!(
+        w.stderr_lines()
+            .iter()
+            .any(|l| l.contains("stays open for `tether reap`")),
+        "{}",
+        w.stderr_lines().join("\n")
+    );
+    // The reap finds it, names what holds it, and keeps it open; removed by hand, the next
+    // reap closes it.
+    let report = reap(&cookie, &[]);
+    assert_one_action(&report, "left-open", "own");
+    let cgroup = row().intent.cgroup.expect("its cgroup");
+    std::fs::remove_dir(cgroup.join("own")).expect("rmdir own");
+    reap(&cookie, &[]);
+    assert!(!row().state.is_open(), "closed once its cgroup could go");
+    assert!(!cgroup.exists());
 }

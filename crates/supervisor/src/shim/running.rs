@@ -269,12 +269,22 @@ impl Instance {
         if let Some(ssh) = self.ssh.take() {
             ssh.finish(exit, by_us, &mut self.ledger);
         }
-        self.ledger.ended(&format!("{cause}; server {}", exit.describe()));
-        if let Some(cg) = cgroup {
+        // The cgroup before the row: a row is closed only once its cgroup is gone, so a cgroup
+        // that cannot be removed (a sub-cgroup the server made) stays in the ledger for the
+        // sweep to find and report, as the sweep itself does.
+        let cgroup_left = match cgroup.map(|cg| cg.remove()) {
             // The error names the directory (ours, or a nested one an inner shim left).
-            if let Err(e) = cg.remove() {
-                tracing::warn!("instance {}: removing its cgroup: {e}", self.id);
+            Some(Err(e)) => {
+                tracing::warn!(
+                    "instance {}: removing its cgroup: {e}; its ledger row stays open for `tether reap`",
+                    self.id
+                );
+                true
             }
+            _ => false,
+        };
+        if !cgroup_left {
+            self.ledger.ended(&format!("{cause}; server {}", exit.describe()));
         }
         if let Some(w) = self.watchdog.take() {
             w.dismiss();

@@ -69,13 +69,16 @@ impl Partial {
 
 impl Drop for Partial {
     fn drop(&mut self) {
-        let Some(mut ledger) = self.ledger.take() else { return };
-        if let Some(ssh) = self.ssh.as_mut() {
-            ssh.never_started(&mut ledger);
-        }
-        ledger.ended(&self.failure);
-        if let Some(cg) = self.cgroup.take() {
-            let _ = cg.remove();
+        // The cgroup first: a row is closed only once its cgroup is gone (else the sweep,
+        // which keeps rows open while their cgroup exists, has it to go by).
+        let cgroup_left = self.cgroup.take().is_some_and(|cg| cg.remove().is_err());
+        if let Some(mut ledger) = self.ledger.take() {
+            if let Some(ssh) = self.ssh.as_mut() {
+                ssh.never_started(&mut ledger);
+            }
+            if !cgroup_left {
+                ledger.ended(&self.failure);
+            }
         }
         if let Some(w) = self.watchdog.take() {
             w.dismiss();
