@@ -13,8 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use tether_supervisor::ledger::{location, Ledger, LedgerError};
-use tether_supervisor::sweep::{self, Report, SweepError, SweepLock};
+use tether_supervisor::ledger::{location, Ledger};
+use tether_supervisor::sweep::{self, Report, SweepError};
 
 use super::ledger_trouble::LedgerTrouble;
 
@@ -59,26 +59,33 @@ fn reap(args: &ReapArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     };
     let report = match sweep_ledger(&dir, args.dry_run) {
         Ok(report) => report,
+        // The ledger could not be read: nothing was done with it; the cookie sweep still can.
         Err(SweepError::Ledger(e)) => return reap_unverified(args, LedgerTrouble::of(&e)),
+        // It failed once the sweep had acted: what was done is reported all the same.
+        Err(SweepError::AfterActing { report, cause }) => {
+            print_report(args, &report)?;
+            tracing::error!("reap: the ledger failed after the sweep acted (what it did is reported): {cause}");
+            return Ok(ExitCode::FAILURE);
+        }
         Err(e) => return Err(e.into()),
     };
+    print_report(args, &report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(args: &ReapArgs, report: &Report) -> anyhow::Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
         print!("{report}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// One sweep under the sweep lock; the ledger and the lock are released when it returns.
 fn sweep_ledger(dir: &Path, dry_run: bool) -> Result<Report, SweepError> {
     let mut ledger = Ledger::open(dir)?;
-    let _lock = SweepLock::take(dir).map_err(|cause| LedgerError::Io {
-        what: "locking sweep.lock",
-        path: dir.to_path_buf(),
-        cause,
-    })?;
-    sweep::sweep(&mut ledger, dry_run)
+    sweep::sweep_locked(&mut ledger, dir, dry_run)
 }
 
 fn reap_unverified(args: &ReapArgs, trouble: LedgerTrouble) -> anyhow::Result<ExitCode> {

@@ -22,7 +22,7 @@ use tether_gateway::upstream::StartOptions;
 use tether_gateway::{Door, Signals};
 use tether_supervisor::launch::LedgerChoice;
 use tether_supervisor::ledger::{location, Ledger, OwnerRow};
-use tether_supervisor::sweep::{self, ActionKind, SweepLock};
+use tether_supervisor::sweep::{self, ActionKind, Report, SweepError};
 use tether_supervisor::{ids, TETHER_FAILED};
 
 /// Runs `tether serve`.
@@ -132,30 +132,18 @@ fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledge
             return None;
         }
     };
-    match SweepLock::take(&dir)
-        .map_err(anyhow::Error::from)
-        .and_then(|_lock| Ok(sweep::sweep(&mut ledger, false)?))
-    {
-        Ok(report) => {
-            let ended: Vec<_> = report
-                .actions
-                .iter()
-                .filter(|a| a.kind != ActionKind::SkippedUnknown)
-                .collect();
-            if ended.is_empty() {
-                tracing::info!("start-up sweep: nothing left by a dead Tether");
-            } else {
-                tracing::warn!(
-                    "start-up sweep: {} orphaned instance(s), {} process(es) killed",
-                    report.orphaned_instances,
-                    report.killed
-                );
-                for a in ended {
-                    tracing::warn!("start-up sweep: {a}");
-                }
-            }
+    let swept = match sweep::sweep_locked(&mut ledger, &dir, false) {
+        Ok(report) => Ok(report),
+        // What was done before the ledger failed is still said.
+        Err(SweepError::AfterActing { report, cause }) => {
+            log_sweep(&report);
+            Err(cause.to_string())
         }
-        Err(e) => tracing::warn!("start-up sweep failed: {e:#}"),
+        Err(e) => Err(e.to_string()),
+    };
+    match swept {
+        Ok(report) => log_sweep(&report),
+        Err(e) => tracing::warn!("start-up sweep failed: {e}"),
     }
     match OwnerRow::for_this_process(owner, "gateway").map(|row| ledger.register_owner(&row)) {
         Some(Ok(())) => {}
@@ -163,4 +151,25 @@ fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledge
         None => tracing::warn!("cannot read this process's identity: the gateway is not registered as an owner"),
     }
     Some((dir, ledger))
+}
+
+/// Says what the start-up sweep ended.
+fn log_sweep(report: &Report) {
+    let ended: Vec<_> = report
+        .actions
+        .iter()
+        .filter(|a| a.kind != ActionKind::SkippedUnknown)
+        .collect();
+    if ended.is_empty() {
+        tracing::info!("start-up sweep: nothing left by a dead Tether");
+        return;
+    }
+    tracing::warn!(
+        "start-up sweep: {} orphaned instance(s), {} process(es) killed",
+        report.orphaned_instances,
+        report.killed
+    );
+    for a in ended {
+        tracing::warn!("start-up sweep: {a}");
+    }
 }

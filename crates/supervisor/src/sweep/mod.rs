@@ -54,6 +54,26 @@ pub enum SweepError {
     /// The boot id could not be read, so no recorded pid can be trusted.
     #[error("reading the boot id: {0}")]
     BootId(std::io::Error),
+    /// The ledger failed after the sweep had acted: `report` says what it did (kills
+    /// included), which must be told, not lost with the error.
+    #[error("{cause} (after the sweep acted: {} action(s) done)", report.actions.len())]
+    AfterActing {
+        /// What was done before the failure.
+        report: Box<Report>,
+        /// The ledger's failure.
+        cause: LedgerError,
+    },
+}
+
+/// Sweeps once under the sweep lock of `state_dir` (waiting for a sweep in progress), as
+/// `tether reap` and the gateway's start-up do.
+pub fn sweep_locked(ledger: &mut Ledger, state_dir: &Path, dry_run: bool) -> Result<Report, SweepError> {
+    let _lock = SweepLock::take(state_dir).map_err(|cause| LedgerError::Io {
+        what: "locking sweep.lock",
+        path: state_dir.to_path_buf(),
+        cause,
+    })?;
+    sweep(ledger, dry_run)
 }
 
 /// Sweeps once. With `dry_run`, kills nothing and changes nothing.
@@ -103,105 +123,116 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
         ActionKind::Killed
     };
 
-    // Remote sides first, while a frozen local ssh client may still hold their connection: the
-    // report then tells how the server itself ended.
-    remote_kills::replay(ledger, &remote_due, dry_run, &mut report)?;
+    // From here on the sweep acts: a ledger failure still returns what was done.
+    let acted = (|| -> Result<(), SweepError> {
+        // Remote sides first, while a frozen local ssh client may still hold their connection: the
+        // report then tells how the server itself ended.
+        remote_kills::replay(ledger, &remote_due, dry_run, &mut report)?;
 
-    for inst in &orphans {
-        for p in processes.get(&inst.intent.id).into_iter().flatten() {
-            let what = match p.role {
-                ProcessRole::Leader => "the server",
-                ProcessRole::Adopted => "a descendant that scrubbed its environment",
-            };
-            match p.identity.check() {
-                Check::Same(fd) => {
-                    let reason = format!(
-                        "{what} of an instance whose shim died; identity {}",
-                        describe(&p.identity)
-                    );
-                    killer.kill(fd, action(inst, verb, Some(p.identity.pid), reason), &mut report);
-                }
-                Check::Stranger { why } => report.push(action(
-                    inst,
-                    ActionKind::SkippedStranger,
-                    Some(p.identity.pid),
-                    format!("recorded as {what}, but {why}: not ours, left alone"),
-                )),
-                Check::Gone => {}
-            }
-        }
-        for dir in inst.intent.cgroup.iter().chain(inst.intent.cgroup_v1.iter()) {
-            if let Some(why) = kill_cgroup(inst, dir, dry_run, &mut report) {
-                cgroup_failures.insert(dir.clone(), why);
-            }
-        }
-    }
-
-    // Cookies: carriers of orphaned instances die; carriers of instances this ledger does not
-    // know are reported and left (another state directory's Tether may own them).
-    let orphan_ids: HashMap<&str, &InstanceRow> = orphans.iter().map(|i| (i.intent.id.as_str(), i)).collect();
-    let mut reported_unknown = HashSet::new();
-    for pass in 0..COOKIE_PASSES {
-        let mut found_any = false;
-        for (id, pids) in cookies::carriers_by_instance() {
-            if live.contains(&id) {
-                continue;
-            }
-            let inst = match orphan_ids.get(id.as_str()) {
-                Some(inst) => (*inst).clone(),
-                None => match closed_with_dead_holder(ledger, &id, &mut holders)? {
-                    Some(inst) => inst,
-                    None => {
-                        for pid in pids.into_iter().filter(|p| reported_unknown.insert(*p)) {
-                            report.push(unknown_carrier(&id, pid));
-                        }
-                        continue;
+        for inst in &orphans {
+            for p in processes.get(&inst.intent.id).into_iter().flatten() {
+                let what = match p.role {
+                    ProcessRole::Leader => "the server",
+                    ProcessRole::Adopted => "a descendant that scrubbed its environment",
+                };
+                match p.identity.check() {
+                    Check::Same(fd) => {
+                        let reason = format!(
+                            "{what} of an instance whose shim died; identity {}",
+                            describe(&p.identity)
+                        );
+                        killer.kill(fd, action(inst, verb, Some(p.identity.pid), reason), &mut report);
                     }
-                },
-            };
-            for pid in pids {
-                if killer.victims.iter().any(|v| v.pid() == pid) {
+                    Check::Stranger { why } => report.push(action(
+                        inst,
+                        ActionKind::SkippedStranger,
+                        Some(p.identity.pid),
+                        format!("recorded as {what}, but {why}: not ours, left alone"),
+                    )),
+                    Check::Gone => {}
+                }
+            }
+            for dir in inst.intent.cgroup.iter().chain(inst.intent.cgroup_v1.iter()) {
+                if let Some(why) = kill_cgroup(inst, dir, dry_run, &mut report) {
+                    cgroup_failures.insert(dir.clone(), why);
+                }
+            }
+        }
+
+        // Cookies: carriers of orphaned instances die; carriers of instances this ledger does not
+        // know are reported and left (another state directory's Tether may own them).
+        let orphan_ids: HashMap<&str, &InstanceRow> = orphans.iter().map(|i| (i.intent.id.as_str(), i)).collect();
+        let mut reported_unknown = HashSet::new();
+        for pass in 0..COOKIE_PASSES {
+            let mut found_any = false;
+            for (id, pids) in cookies::carriers_by_instance() {
+                if live.contains(&id) {
                     continue;
                 }
-                if let Some(fd) = cookie::verified_carrier(pid, &cookie::instance_needle(&id)) {
-                    found_any = true;
-                    let reason = "carries the cookie of an instance whose shim died".to_string();
-                    killer.kill(fd, action(&inst, verb, Some(pid), reason), &mut report);
+                let inst = match orphan_ids.get(id.as_str()) {
+                    Some(inst) => (*inst).clone(),
+                    None => match closed_with_dead_holder(ledger, &id, &mut holders)? {
+                        Some(inst) => inst,
+                        None => {
+                            for pid in pids.into_iter().filter(|p| reported_unknown.insert(*p)) {
+                                report.push(unknown_carrier(&id, pid));
+                            }
+                            continue;
+                        }
+                    },
+                };
+                for pid in pids {
+                    if killer.victims.iter().any(|v| v.pid() == pid) {
+                        continue;
+                    }
+                    if let Some(fd) = cookie::verified_carrier(pid, &cookie::instance_needle(&id)) {
+                        found_any = true;
+                        let reason = "carries the cookie of an instance whose shim died".to_string();
+                        killer.kill(fd, action(&inst, verb, Some(pid), reason), &mut report);
+                    }
                 }
             }
+            if !found_any || dry_run || pass + 1 == COOKIE_PASSES {
+                break;
+            }
+            wait_dead(&killer.victims);
         }
-        if !found_any || dry_run || pass + 1 == COOKIE_PASSES {
-            break;
+
+        // Stale cgroups no ledger row explains: remove the empty ones.
+        let parents: Vec<_> = orphans
+            .iter()
+            .flat_map(|i| i.intent.cgroup.iter())
+            .filter_map(|d| d.parent().map(Path::to_path_buf))
+            .collect();
+        let explained = |id: &str| live.contains(id) || orphan_ids.contains_key(id);
+        for removed in cgroups::remove_stale(parents, explained, dry_run) {
+            report.push(removed);
         }
+
         wait_dead(&killer.victims);
-    }
-
-    // Stale cgroups no ledger row explains: remove the empty ones.
-    let parents: Vec<_> = orphans
-        .iter()
-        .flat_map(|i| i.intent.cgroup.iter())
-        .filter_map(|d| d.parent().map(Path::to_path_buf))
-        .collect();
-    let explained = |id: &str| live.contains(id) || orphan_ids.contains_key(id);
-    for removed in cgroups::remove_stale(parents, explained, dry_run) {
-        report.push(removed);
-    }
-
-    wait_dead(&killer.victims);
-    if dry_run {
-        for inst in &orphans {
-            let reason = "shim dead; the instance would be closed".to_string();
-            report.push(action(inst, ActionKind::WouldReap, None, reason));
+        if dry_run {
+            for inst in &orphans {
+                let reason = "shim dead; the instance would be closed".to_string();
+                report.push(action(inst, ActionKind::WouldReap, None, reason));
+            }
+            for inst in &lost {
+                let reason = "recorded in an earlier boot; the instance would be closed".to_string();
+                report.push(action(inst, ActionKind::WouldCloseLost, None, reason));
+            }
+        } else {
+            close(ledger, &orphans, &lost, &cgroup_failures, &mut report)?;
+            ledger.compact(now_ms() - i64::try_from(KEEP_CLOSED.as_millis()).unwrap_or(i64::MAX))?;
         }
-        for inst in &lost {
-            let reason = "recorded in an earlier boot; the instance would be closed".to_string();
-            report.push(action(inst, ActionKind::WouldCloseLost, None, reason));
-        }
-    } else {
-        close(ledger, &orphans, &lost, &cgroup_failures, &mut report)?;
-        ledger.compact(now_ms() - i64::try_from(KEEP_CLOSED.as_millis()).unwrap_or(i64::MAX))?;
+        Ok(())
+    })();
+    match acted {
+        Ok(()) => Ok(report),
+        Err(SweepError::Ledger(cause)) => Err(SweepError::AfterActing {
+            report: Box::new(report),
+            cause,
+        }),
+        Err(e) => Err(e),
     }
-    Ok(report)
 }
 
 /// Closes the orphans as reaped and earlier boots' instances as lost. An orphan whose cgroup
