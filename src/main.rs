@@ -16,10 +16,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(status) => return status,
     };
-    // A shim stays quiet on its client's stderr unless something is wrong (`tether serve`
-    // becomes the gateway, which sets up its own logging).
-    logging::init_plain();
     let state_dir = cli.state_dir.as_deref();
+    // `tether serve` becomes the gateway, which sets up its own logging (once: a bad
+    // TETHER_LOG is named by it alone).
+    if let Command::Serve(args) = &cli.command {
+        return cmd::serve::run(args, state_dir);
+    }
+    // A shim stays quiet on its client's stderr unless something is wrong.
+    logging::init_plain();
     match cli.command {
         Command::Wrap(args) => cmd::wrap::run(*args, state_dir),
         Command::Ps(args) => cmd::ps::run(&args, state_dir),

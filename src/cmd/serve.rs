@@ -20,6 +20,7 @@ pub fn run(args: &ServeArgs, state_dir: Option<&Path>) -> ExitCode {
     let gateway = match std::env::current_exe() {
         Ok(tether) => tether.with_file_name(GATEWAY),
         Err(e) => {
+            mcp_tether::logging::init_plain();
             tracing::error!("locating the tether executable, beside which {GATEWAY} is: {e}");
             return ExitCode::from(TETHER_FAILED);
         }
@@ -30,6 +31,8 @@ pub fn run(args: &ServeArgs, state_dir: Option<&Path>) -> ExitCode {
     }
     cmd.args(args.to_args());
     let e = cmd.exec();
+    // Logging was left to the gateway program; it did not run, so this says why.
+    mcp_tether::logging::init_plain();
     tracing::error!(
         "tether serve runs {}, which could not be run: {e} (it is built and installed with tether: `cargo build --release`, `cargo install mcp-tether`)",
         gateway.display()

@@ -64,10 +64,13 @@ fn orphan(a: Action, fix: String) -> Orphan {
 }
 
 fn unknown_carrier(a: Action) -> Orphan {
-    let fix = format!(
-        "none needed if another Tether owns it (`tether --state-dir <its dir> ps`); else kill -s KILL {}",
-        a.pid.unwrap_or_default()
-    );
+    // No pid, no command: `kill 0` would signal the reader's own process group.
+    let fix = match a.pid.filter(|p| *p > 0) {
+        Some(pid) => format!(
+            "none needed if another Tether owns it (`tether --state-dir <its dir> ps`); else, once `tether ps` confirms it is still that process, kill -s KILL {pid}"
+        ),
+        None => "none needed if another Tether owns it (`tether --state-dir <its dir> ps`)".into(),
+    };
     orphan(a, fix)
 }
 
