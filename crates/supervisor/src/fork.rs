@@ -4,7 +4,7 @@
 //! lock they held (the allocator's, stdio's, a runtime's) stays locked forever in the child, and
 //! `PR_SET_PDEATHSIG` fires when the forking *thread* exits rather than the process. The shim and
 //! its watchdog are therefore forked only from a process with exactly one thread: this helper
-//! counts the threads (from `/proc/self/stat`) and refuses otherwise. A count of one cannot
+//! counts the threads (in `/proc/self/task`) and refuses otherwise. A count of one cannot
 //! change between the check and the fork, since only this very thread could start another.
 //!
 //! Everywhere else `fork` is banned by clippy's `disallowed-methods` (see `clippy.toml`), so a
@@ -32,7 +32,7 @@ pub(crate) fn fork_single_threaded() -> io::Result<ForkResult> {
 
 /// Fails unless this process has exactly one thread; `what` names the operation refused.
 pub(crate) fn ensure_single_threaded(what: &str) -> io::Result<()> {
-    match procfs::thread_count(std::process::id() as i32) {
+    match procfs::own_thread_count() {
         Some(1) => Ok(()),
         Some(n) => Err(io::Error::other(format!(
             "refusing to {what}: this process has {n} threads, and a fork copies only one of them \
@@ -40,7 +40,7 @@ pub(crate) fn ensure_single_threaded(what: &str) -> io::Result<()> {
              tether_supervisor::launch instead"
         ))),
         None => Err(io::Error::other(format!(
-            "refusing to {what}: cannot read this process's thread count from /proc/self/stat"
+            "refusing to {what}: cannot count this process's threads in /proc/self/task"
         ))),
     }
 }

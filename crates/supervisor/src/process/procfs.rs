@@ -80,10 +80,10 @@ pub fn parent_of(pid: i32) -> Option<i32> {
     stat_fields(pid)?.get(1)?.parse().ok()
 }
 
-/// How many threads `pid` has (`num_threads`, field 20 of `/proc/PID/stat`).
-pub fn thread_count(pid: i32) -> Option<usize> {
-    // After the command: state(0) ppid(1) … num_threads(17).
-    stat_fields(pid)?.get(17)?.parse().ok()
+/// How many threads this process has: the entries of `/proc/self/task` (`/proc/self`, right
+/// in any pid namespace; no line to split).
+pub fn own_thread_count() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
 }
 
 /// The one-letter state of `pid` (R, S, D, Z, T, …).
