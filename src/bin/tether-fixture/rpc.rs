@@ -53,9 +53,15 @@ impl Session {
         };
         let method = obj.get("method");
         let Some(id) = obj.get("id").cloned() else {
-            // Without an id it is a notification: never answered, but it may end the hold.
-            if method.and_then(Value::as_str) == Some("notifications/initialized") {
-                self.holding = false;
+            // Without an id it is a notification: never answered, but it may end the hold; a
+            // cancellation is said on stderr, so tests can see that it arrived.
+            match method.and_then(Value::as_str) {
+                Some("notifications/initialized") => self.holding = false,
+                Some("notifications/cancelled") => {
+                    let params = obj.get("params").cloned().unwrap_or(Value::Null);
+                    eprintln!("tether-fixture: cancelled {params}");
+                }
+                _ => {}
             }
             return Handled::Nothing;
         };

@@ -195,6 +195,33 @@ impl EventStream {
         })
     }
 
+    /// Whether the server ends the stream within `within` (whatever it still sends is skipped);
+    /// false on a timeout, so a stream left open cannot pass for one that ended.
+    pub fn closed_within(&mut self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let _ = self.stream.get_ref().set_read_timeout(Some(left));
+            if self.chunked {
+                match read_chunk(&mut self.stream) {
+                    Ok(None) => return true,
+                    Ok(Some(_)) => {}
+                    Err(e) => return e.kind() == std::io::ErrorKind::UnexpectedEof,
+                }
+            } else {
+                let mut buf = vec![0; 8192];
+                match self.stream.read(&mut buf) {
+                    Ok(0) => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+        }
+    }
+
     /// The next JSON-RPC message on the stream, waiting up to `within`; `None` at its end or on
     /// timeout.
     pub fn next(&mut self, within: Duration) -> Option<Value> {

@@ -106,7 +106,20 @@ fn a_cancellation_reaches_the_upstream_request() {
             .is_some_and(|m| m.contains("cancelled")),
         "{answer}"
     );
-    // The instance goes on (once the fixture, which ignores cancellations, wakes up).
+    // The server was told, under its own id for the request (once the fixture, which reads
+    // nothing while it sleeps, wakes up).
+    gw.wait_log("tether-fixture: cancelled");
+    let told = gw
+        .log()
+        .lines()
+        .find(|l| l.contains("tether-fixture: cancelled"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        told.contains("changed my mind") && !told.contains("\"requestId\":41"),
+        "the reason, and the gateway's id for the request, not the client's: {told}"
+    );
+    // The instance goes on.
     c.echo("after the cancel");
     gw.shut_down(&cookie);
 }

@@ -1,10 +1,8 @@
 //! The front door's defaults: Host checked on a loopback bind (DNS rebinding), Origin checked
 //! on every request, a bearer token when one is configured, the GET stream tied to its session.
 
-use std::time::Duration;
-
 use super::http::{self, EventStream};
-use super::support::{fixture_server, Gateway};
+use super::support::{fixture_server, Gateway, SLACK};
 use crate::harness::{Cookie, Mode};
 
 const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
@@ -91,11 +89,19 @@ fn the_get_stream_belongs_to_its_session_and_ends_with_it() {
     )
     .expect("GET");
     assert_eq!(stream.status, 200);
+    // Another session's id, or none known: no stream.
+    let foreign = EventStream::open(
+        gw.addr,
+        "/mcp/fx",
+        &[
+            ("Accept", "text/event-stream"),
+            ("Mcp-Session-Id", "0123456789abcdef0123456789abcdef"),
+        ],
+    )
+    .expect("GET");
+    assert_eq!(foreign.status, 404, "an unknown session has no stream");
     assert_eq!(c.delete(), 200);
-    assert!(
-        stream.next(Duration::from_secs(5)).is_none(),
-        "the stream ends with its session"
-    );
+    assert!(stream.closed_within(SLACK), "the stream ends with its session");
     gw.shut_down(&cookie);
 }
 
