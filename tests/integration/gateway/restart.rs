@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::support::{fixture_server, Gateway, SLACK};
+use super::support::{fixture_server, in_both_modes, Gateway, SLACK};
 use crate::harness::{Cookie, Mode, ZOO, ZOO_SLEEPERS};
 
 /// The gateway, then per instance its shim, its watchdog, the server and the zoo.
@@ -52,45 +52,46 @@ fn five_sigterms_and_five_sigkills_leave_nothing() {
         cookie.assert_none_survive(Duration::from_millis(300) + SLACK);
     }
     let last = busy_gateway(&cookie, path);
-    last.wait_log("start-up sweep");
+    // Every shim ended its tree and closed its row, SIGKILL or not.
+    last.wait_log("start-up sweep: nothing left by a dead Tether");
     last.shut_down(&cookie);
 }
 
 #[test]
 fn the_start_up_sweep_ends_and_names_what_a_dead_gateway_s_shims_left() {
-    let cookie = Cookie::new();
-    // No cgroup, so the watchdogs' cookie sweep and the ledger are what remain.
-    let gw = Gateway::start(&cookie, Mode::Cgroup, &config(&cookie));
-    let mut c = gw.client(Some("own"));
-    c.initialize();
-    c.echo("soon orphaned");
-    cookie.wait_for_carriers(1 + PER_INSTANCE);
-    // Power-loss style: the gateway, its shims and their watchdogs die at once; the servers
-    // and their escapees are left running.
-    let ps = crate::harness::tether_json_ok(&cookie, "ps", &[]);
-    let holders: Vec<i32> = ps["owners"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|o| o["instances"].as_array().cloned().unwrap_or_default())
-        .filter_map(|i| i["holder_pid"].as_i64().map(|p| p as i32))
-        .collect();
-    let watchdogs: Vec<i32> = tether_supervisor::process::procfs::all_pids()
-        .into_iter()
-        .filter(|&p| crate::harness::is_named(p, "tether-watchdog") && cookie.carriers().contains(&p))
-        .collect();
-    for pid in watchdogs.iter().chain(&holders).chain(std::iter::once(&gw.pid())) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGKILL);
-    }
-    let mut gw = gw;
-    gw.wait_exit(SLACK);
-    let next = Gateway::start_file(&cookie, Mode::Cgroup, gw.config.clone(), &[]);
-    next.wait_log("start-up sweep");
-    let log = next.log();
-    assert!(
-        log.contains("start-up sweep: ") && log.contains("[own "),
-        "the sweep names the server it ended: {log}"
-    );
-    cookie.assert_only_left(&[next.pid()], SLACK);
-    next.shut_down(&cookie);
+    // With the cgroup layer, the sweep kills the instance's cgroup; without it, the recorded
+    // processes and whatever carries the instance's cookie.
+    in_both_modes(|mode| {
+        let cookie = Cookie::new();
+        let gw = Gateway::start(&cookie, mode, &config(&cookie));
+        let mut c = gw.client(Some("own"));
+        c.initialize();
+        c.echo("soon orphaned");
+        cookie.wait_for_carriers(1 + PER_INSTANCE);
+        // Power-loss style: the gateway, its shims and their watchdogs die at once; the servers
+        // and their escapees are left running.
+        let ps = crate::harness::tether_json_ok(&cookie, "ps", &[]);
+        let holders: Vec<i32> = ps["owners"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|o| o["instances"].as_array().cloned().unwrap_or_default())
+            .filter_map(|i| i["holder_pid"].as_i64().map(|p| p as i32))
+            .collect();
+        let watchdogs: Vec<i32> = tether_supervisor::process::procfs::all_pids()
+            .into_iter()
+            .filter(|&p| crate::harness::is_named(p, "tether-watchdog") && cookie.carriers().contains(&p))
+            .collect();
+        for pid in watchdogs.iter().chain(&holders).chain(std::iter::once(&gw.pid())) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        let mut gw = gw;
+        gw.wait_exit(SLACK);
+        let next = Gateway::start_file(&cookie, mode, gw.config.clone(), &[]);
+        next.wait_log("start-up sweep: 1 orphaned instance(s)");
+        let log = next.log();
+        assert!(log.contains("[own "), "the sweep names the server it ended: {log}");
+        cookie.assert_only_left(&[next.pid()], SLACK);
+        next.shut_down(&cookie);
+    });
 }

@@ -20,6 +20,13 @@ use crate::harness::{eventually, Cookie, Mode, StderrLog, FIXTURE, TETHER};
 /// Time for anything the gateway does on a loaded machine (polled: a pass costs what it takes).
 pub const SLACK: Duration = Duration::from_secs(10);
 
+/// Runs `test` with the cgroup layer on, then forced off.
+pub fn in_both_modes(test: impl Fn(Mode)) {
+    for mode in [Mode::Cgroup, Mode::NoCgroup] {
+        test(mode);
+    }
+}
+
 /// A `[servers.NAME]` table running the fixture with the test's tag and `flags`.
 pub fn fixture_server(name: &str, cookie: &Cookie, flags: &[&str], extra: &str) -> String {
     let mut args = vec!["--tag".to_string(), cookie.0.clone()];

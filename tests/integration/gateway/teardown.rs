@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use super::support::{fixture_server, instances, Gateway, SLACK};
+use super::support::{fixture_server, in_both_modes, instances, Gateway, SLACK};
 use crate::harness::{eventually, Cookie, Mode, ZOO, ZOO_SLEEPERS};
 
 /// The gateway, then per instance its shim, its watchdog, the server and the zoo's sleepers.
@@ -17,13 +17,6 @@ const ZOO_TREE: usize = 3 + ZOO_SLEEPERS;
 
 fn zoo_server(cookie: &Cookie, extra: &str) -> String {
     fixture_server("zoo", cookie, ZOO, extra)
-}
-
-/// Runs `test` with the cgroup layer on, then forced off.
-fn in_both_modes(test: impl Fn(Mode)) {
-    for mode in [Mode::Cgroup, Mode::NoCgroup] {
-        test(mode);
-    }
 }
 
 #[test]
@@ -200,9 +193,10 @@ fn sigterm_ends_every_instance_of_every_lifetime() {
     in_both_modes(|mode| {
         let cookie = Cookie::new();
         let config = format!(
-            "{}\n{}",
+            "{}\n{}\n{}",
             fixture_server("shared", &cookie, ZOO, ""),
-            fixture_server("own", &cookie, ZOO, "lifetime = \"session\"")
+            fixture_server("own", &cookie, ZOO, "lifetime = \"session\""),
+            fixture_server("req", &cookie, ZOO, "lifetime = \"request\"")
         );
         let gw = Gateway::start(&cookie, mode, &config);
         for server in ["shared", "own", "own"] {
@@ -210,7 +204,11 @@ fn sigterm_ends_every_instance_of_every_lifetime() {
             c.initialize();
             c.echo(server);
         }
-        cookie.wait_for_carriers(1 + 3 * ZOO_TREE);
+        // A request instance with its call in flight, longer than the drain.
+        let mut r = gw.client(Some("req"));
+        r.initialize();
+        let _in_flight = r.stream(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 60_000}}}));
+        cookie.wait_for_carriers(1 + 4 * ZOO_TREE);
         gw.shut_down(&cookie);
     });
 }
@@ -237,7 +235,7 @@ fn a_call_in_flight_at_sigterm_gets_its_answer_within_the_drain() {
 }
 
 #[test]
-fn a_sigkilled_gateway_leaves_nothing_and_the_next_start_sweeps_what_it_finds() {
+fn a_sigkilled_gateway_leaves_nothing_for_the_next_start_to_sweep() {
     in_both_modes(|mode| {
         let cookie = Cookie::new();
         let config = zoo_server(&cookie, "lifetime = \"session\"");
@@ -251,7 +249,8 @@ fn a_sigkilled_gateway_leaves_nothing_and_the_next_start_sweeps_what_it_finds() 
         // Every shim saw its lifeline close.
         cookie.assert_none_survive(Duration::from_millis(300) + SLACK);
         let next = Gateway::start_file(&cookie, mode, gw.config.clone(), &[]);
-        next.wait_log("start-up sweep");
+        // The shims ended their trees and closed their rows: the sweep has nothing to do.
+        next.wait_log("start-up sweep: nothing left by a dead Tether");
         let mut c = next.client(Some("zoo"));
         c.initialize();
         c.echo("after the restart");
