@@ -16,7 +16,7 @@ use tether_supervisor::process::pidfd::Pidfd;
 use tether_supervisor::process::procfs;
 
 use crate::harness::{
-    assert_one_action, eventually, reap, require, Cookie, Feature, Mode, WrapBuilder, Wrapped, FIXTURE, TETHER,
+    actions, assert_one_action, eventually, reap, require, Cookie, Feature, Mode, WrapBuilder, Wrapped, FIXTURE, TETHER,
 };
 
 /// How long the watchdog, or a reap's kills, may take on a loaded machine (polled, so a pass
@@ -254,12 +254,7 @@ fn with_the_watchdogs_gone_one_reap_removes_the_nest() {
     assert!(!cookie.carriers().is_empty());
 
     let report = assert_reap_closes_the_nest(&nest);
-    let killed_cgroups = report["actions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["kind"] == "cgroup-killed")
-        .count();
+    let killed_cgroups = actions(&report, "cgroup-killed").len();
     assert!(killed_cgroups > 0, "the reap killed no cgroup: {report:#}");
     // One reap, no waiting for anything else: nothing of the nest is left.
     assert!(
@@ -268,16 +263,6 @@ fn with_the_watchdogs_gone_one_reap_removes_the_nest() {
         nest.cgroups_left()
     );
     cookie.assert_none_survive(Duration::from_secs(1));
-}
-
-/// Actions of `kind` in a reap report.
-fn actions_of<'r>(report: &'r serde_json::Value, kind: &str) -> Vec<&'r serde_json::Value> {
-    report["actions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["kind"] == kind)
-        .collect()
 }
 
 #[test]
@@ -309,7 +294,7 @@ fn a_row_whose_cgroup_cannot_be_removed_stays_open_until_it_can() {
 
     for attempt in ["first", "second"] {
         let report = reap(&cookie, &[]);
-        let left_open = actions_of(&report, "left-open");
+        let left_open = actions(&report, "left-open");
         assert_eq!(left_open.len(), 1, "{attempt} reap: {report:#}");
         let why = left_open[0]["reason"].as_str().unwrap_or_default();
         assert!(why.contains("server.slice"), "{attempt} reap, reason {why:?}");
@@ -325,7 +310,7 @@ fn a_row_whose_cgroup_cannot_be_removed_stays_open_until_it_can() {
     }
     std::fs::remove_dir(&foreign).expect("rmdir the foreign directory");
     let report = reap(&cookie, &[]);
-    assert!(actions_of(&report, "left-open").is_empty(), "{report:#}");
+    assert!(actions(&report, "left-open").is_empty(), "{report:#}");
     assert_eq!(state(), InstanceState::Reaped, "{report:#}");
     assert!(!outer.exists(), "{report:#}");
     let _ = std::fs::remove_dir_all(&scratch);

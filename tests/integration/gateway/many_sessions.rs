@@ -19,13 +19,22 @@ fn fifty_abandoned_sessions_are_all_ended_by_the_idle_timeout() {
         c.initialize();
         c.echo(&format!("session {i}"));
     }
-    assert_eq!(instances(&cookie, "fx").len(), 50);
     assert!(
         eventually(Duration::from_secs(2) + 3 * SLACK, || instances(&cookie, "fx")
             .is_empty()),
         "instances left: {}",
         instances(&cookie, "fx").len()
     );
+    // Fifty instances in all, one per session (however fast they came on this machine), each
+    // recorded as ended.
+    let rows = tether_supervisor::ledger::Ledger::open(&cookie.state_dir())
+        .and_then(|l| l.all_instances())
+        .expect("the ledger");
+    let fx: Vec<_> = rows.iter().filter(|r| r.intent.server == "fx").collect();
+    assert_eq!(fx.len(), 50, "one instance per session");
+    assert!(fx
+        .iter()
+        .all(|r| !r.state.is_open() && r.intent.scope.starts_with("session")));
     cookie.assert_only_left(&[gw.pid()], SLACK);
     gw.shut_down(&cookie);
 }

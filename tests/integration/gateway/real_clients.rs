@@ -28,7 +28,9 @@ fn the_python_sdk_over_streamable_http_lists_and_calls_tools() {
         let gw = Gateway::start(&cookie, Mode::Cgroup, &everything(lifetime));
         let (python, _) = test_deps();
         let url = format!("http://{}/mcp/everything", gw.addr);
-        let out = Command::new(python)
+        // The cookie in its environment: anything the client leaves behind is found.
+        let out = cookie
+            .set_env(&mut Command::new(python))
             .arg(repo().join("tests/realservers/mcp_http_client.py"))
             .arg(&url)
             .args(["--args", r#"{"message": "hello over http"}"#])
@@ -59,7 +61,8 @@ fn the_inspector_cli_lists_and_calls_tools() {
     let home = cookie.state_dir().join("home");
     std::fs::create_dir_all(&home).expect("home");
     let run = |args: &[&str]| {
-        let out = Command::new(&inspector)
+        let out = cookie
+            .set_env(&mut Command::new(&inspector))
             .arg("--cli")
             .arg(&url)
             .args(["--transport", "http"])
@@ -136,7 +139,11 @@ fn the_readme_s_one_line_client_call_works() {
     );
     // As written, but on the test gateway's port.
     let line = line.replace("localhost:7300", &format!("localhost:{}", gw.addr.port()));
-    let out = Command::new("bash").args(["-c", &line]).output().expect("bash");
+    let out = cookie
+        .set_env(&mut Command::new("bash"))
+        .args(["-c", &line])
+        .output()
+        .expect("bash");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
