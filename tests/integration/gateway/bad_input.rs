@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::http;
-use super::support::{fixture_server, Gateway, SLACK};
+use super::support::{error_message, fixture_server, Gateway, SLACK};
 use crate::harness::{Cookie, Mode, TETHER};
 
 fn error_of(r: &http::Response) -> (i64, String) {
@@ -134,10 +134,7 @@ fn garbage_and_oversized_answers_from_a_server_are_named() {
     let answer = big.call_tool("big", json!({"bytes": 60_000}));
     assert!(answer.get("result").is_some(), "under the limit: {}", short(&answer));
     let answer = big.call_tool("big", json!({"bytes": 70_000}));
-    let message = answer
-        .pointer("/error/message")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let message = error_message(&answer);
     assert!(
         message.contains("max_message_size") && message.contains("\"fx\""),
         "{}",
@@ -166,10 +163,7 @@ fn malformed_answers_fail_their_call_naming_the_server_and_the_cause() {
         let mut c = gw.client(Some(server));
         c.initialize();
         let answer = c.call_tool("echo", json!({"text": "x"}));
-        let message = answer
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let message = error_message(&answer);
         assert!(
             message.contains(&format!("server \"{server}\" sent a malformed answer")) && message.contains(cause),
             "{answer}"

@@ -2,17 +2,8 @@
 //! hang; `max_processes` refuses instances while the gateway's processes are at it; `max_procs`
 //! caps one instance's tree.
 
-use serde_json::Value;
-
-use super::support::{fixture_server, Gateway, SLACK};
+use super::support::{error_message, fixture_server, Gateway, SLACK};
 use crate::harness::{eventually, Cookie, Mode};
-
-fn error_message(v: &Value) -> String {
-    v.pointer("/error/message")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
 
 #[test]
 fn a_session_past_max_instances_gets_an_error_naming_the_cap() {

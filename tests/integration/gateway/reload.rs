@@ -5,7 +5,7 @@
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use super::support::{fixture_server, instances, Gateway, SLACK};
+use super::support::{error_message, fixture_server, instances, Gateway, SLACK};
 use crate::harness::{eventually, Cookie, Mode};
 
 fn ids(cookie: &Cookie, server: &str) -> Vec<Value> {
@@ -118,10 +118,7 @@ fn a_removed_server_s_sessions_get_a_clean_error_and_a_bad_file_changes_nothing(
         "params": {"name": "echo", "arguments": {"text": "anyone?"}}}));
     assert_eq!(r.status, 404, "{}", r.text());
     let answer = r.messages().into_iter().next().unwrap_or_default();
-    let message = answer
-        .pointer("/error/message")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let message = error_message(&answer);
     assert!(
         message.contains("no server named \"b\""),
         "a clean error naming the server: {answer}"

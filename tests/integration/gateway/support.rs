@@ -20,6 +20,14 @@ use crate::harness::{eventually, Cookie, Mode, StderrLog, FIXTURE, TETHER};
 /// Time for anything the gateway does on a loaded machine (polled: a pass costs what it takes).
 pub const SLACK: Duration = Duration::from_secs(10);
 
+/// The message of an error answer ("" for any other).
+pub fn error_message(answer: &Value) -> &str {
+    answer
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 /// Runs `test` with the cgroup layer on, then forced off.
 pub fn in_both_modes(test: impl Fn(Mode)) {
     for mode in [Mode::Cgroup, Mode::NoCgroup] {
@@ -226,46 +234,46 @@ impl Client {
         self.post_raw(message.to_string().as_bytes(), &[])
     }
 
+    /// The headers of every POST of this client: JSON in, JSON or events out, its bearer token
+    /// and its session, when it has them.
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("Content-Type", "application/json".to_string()),
+            ("Accept", "application/json, text/event-stream".to_string()),
+        ];
+        if let Some(t) = &self.token {
+            headers.push(("Authorization", format!("Bearer {t}")));
+        }
+        if let Some(s) = &self.session {
+            headers.push(("Mcp-Session-Id", s.clone()));
+        }
+        headers
+    }
+
+    /// Sends raw bytes as the client would, with `extra` headers; an error when the connection
+    /// fails.
+    pub fn try_post_with(&self, body: &[u8], extra: &[(&str, &str)]) -> std::io::Result<Response> {
+        let own = self.headers();
+        let mut headers: Vec<(&str, &str)> = own.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        headers.extend_from_slice(extra);
+        http::request(self.addr, "POST", &self.path, &headers, body)
+    }
+
     /// Sends raw bytes as the client would; an error when the connection fails.
     pub fn try_post(&self, body: &[u8]) -> std::io::Result<Response> {
-        let mut headers = vec![
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ];
-        if let Some(s) = &self.session {
-            headers.push(("Mcp-Session-Id", s));
-        }
-        http::request(self.addr, "POST", &self.path, &headers, body)
+        self.try_post_with(body, &[])
     }
 
     /// Sends raw bytes with extra headers.
     pub fn post_raw(&self, body: &[u8], extra: &[(&str, &str)]) -> Response {
-        let mut headers = vec![
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ];
-        let auth;
-        if let Some(t) = &self.token {
-            auth = format!("Bearer {t}");
-            headers.push(("Authorization", &auth));
-        }
-        if let Some(s) = &self.session {
-            headers.push(("Mcp-Session-Id", s));
-        }
-        headers.extend_from_slice(extra);
-        http::request(self.addr, "POST", &self.path, &headers, body).expect("POST to the gateway")
+        self.try_post_with(body, extra).expect("POST to the gateway")
     }
 
     /// Sends a request whose answer is streamed, and returns the stream once its headers are in
     /// (the request is then in flight upstream).
     pub fn stream(&self, message: &Value) -> http::EventStream {
-        let mut headers = vec![
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ];
-        if let Some(s) = &self.session {
-            headers.push(("Mcp-Session-Id", s));
-        }
+        let own = self.headers();
+        let headers: Vec<(&str, &str)> = own.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let s = http::EventStream::request(self.addr, "POST", &self.path, &headers, message.to_string().as_bytes())
             .expect("POST");
         assert_eq!(s.status, 200);

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::support::{fixture_server, in_both_modes, instances, Gateway, SLACK};
+use super::support::{error_message, fixture_server, in_both_modes, instances, Gateway, SLACK};
 use crate::harness::{eventually, Cookie, Mode, ZOO, ZOO_SLEEPERS};
 
 /// The gateway, then per instance its shim, its watchdog, the server and the zoo's sleepers.
@@ -113,10 +113,7 @@ fn a_server_that_never_answers_initialize_is_ended_at_its_startup_timeout() {
     let mut c = gw.client(Some("mute"));
     let (status, answer) = c.try_initialize();
     assert_eq!(status, 200);
-    let message = answer
-        .pointer("/error/message")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let message = error_message(&answer);
     assert!(
         message.contains("\"mute\"") && message.contains("did not answer initialize within 1s"),
         "{answer}"
@@ -140,10 +137,7 @@ fn a_server_dying_mid_call_fails_that_call_and_is_restarted_on_next_use() {
     assert_eq!(first.len(), 1);
     // The fixture's `crash` tool exits the server without answering.
     let answer = c.call_tool("crash", json!({}));
-    let message = answer
-        .pointer("/error/message")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let message = error_message(&answer);
     assert!(
         message.contains("\"fx\"") && message.contains("exited"),
         "the call in flight gets an error naming the server: {answer}"
@@ -177,13 +171,7 @@ fn a_server_that_stops_reading_its_input_is_ended_not_kept() {
     assert!(ended, "the instance was never ended; log:\n{}", gw.log());
     // The call in flight is answered with the reason, and the whole tree is gone.
     let answer = asleep.next(SLACK).expect("the sleeping call's answer");
-    assert!(
-        answer
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .is_some_and(|m| m.contains("stopped reading its input")),
-        "{answer}"
-    );
+    assert!(error_message(&answer).contains("stopped reading its input"), "{answer}");
     cookie.assert_only_left(&[gw.pid()], SLACK);
     gw.shut_down(&cookie);
 }
