@@ -176,7 +176,8 @@ fn endpoint(gw: &Gateway, path: &str) -> Result<Endpoint, Response<Body>> {
 }
 
 async fn post(gw: &Gateway, endpoint: Endpoint, tag: u64, req: Request<Incoming>) -> Response<Body> {
-    let headers = req.headers().clone();
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     if let Some(ct) = header(&headers, CONTENT_TYPE.as_str()) {
         if !ct.to_ascii_lowercase().starts_with("application/json") {
             return plain(
@@ -204,7 +205,7 @@ async fn post(gw: &Gateway, endpoint: Endpoint, tag: u64, req: Request<Incoming>
         );
     }
     let max = gw.config().gateway.max_message_size;
-    let bytes = match http_body_util::Limited::new(req.into_body(), max).collect().await {
+    let bytes = match http_body_util::Limited::new(body, max).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return json_error(

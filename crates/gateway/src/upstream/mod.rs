@@ -149,7 +149,7 @@ pub struct Upstream {
     /// When the last request went to it (for idle timeouts).
     last_used: Mutex<Instant>,
     /// Sessions that used a shared instance, for its notifications that answer no request.
-    attached: Mutex<Vec<Weak<Session>>>,
+    attached: Mutex<HashMap<String, Weak<Session>>>,
     /// The shim's exit, once it exited: its status in words.
     exit: watch::Receiver<Option<String>>,
     /// The shim's pid, for counting the instance's processes.
@@ -189,10 +189,12 @@ impl Upstream {
 
     /// Records `session` as a user of this (shared) instance.
     pub fn attach(&self, session: &Arc<Session>) {
+        // Looked up by session id on every call (one hash, not a scan of every user); sessions
+        // gone since are dropped only when a new one attaches.
         if let Ok(mut a) = self.attached.lock() {
-            if !a.iter().any(|w| w.as_ptr() == Arc::as_ptr(session)) {
-                a.retain(|w| w.strong_count() > 0);
-                a.push(Arc::downgrade(session));
+            if !a.contains_key(&session.id) {
+                a.retain(|_, w| w.strong_count() > 0);
+                a.insert(session.id.clone(), Arc::downgrade(session));
             }
         }
     }
@@ -204,7 +206,7 @@ impl Upstream {
             Owner::Shared | Owner::Request => self
                 .attached
                 .lock()
-                .map(|a| a.iter().filter_map(Weak::upgrade).collect())
+                .map(|a| a.values().filter_map(Weak::upgrade).collect())
                 .unwrap_or_default(),
         }
     }

@@ -111,7 +111,7 @@ pub fn spawn(
         state,
         lifeline: Mutex::new(Some(lifeline)),
         last_used: Mutex::new(Instant::now()),
-        attached: Mutex::new(Vec::new()),
+        attached: Mutex::new(std::collections::HashMap::new()),
         exit: exit_rx,
         pid: child.id(),
     });
