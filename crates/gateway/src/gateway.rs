@@ -41,6 +41,8 @@ pub struct Gateway {
     token_hasher: std::collections::hash_map::RandomState,
     /// Client requests being handled, for the drain at shutdown.
     in_flight: Arc<InFlight>,
+    /// Name collisions between servers already reported (each is logged once).
+    collisions: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A count of requests being handled, and a wake-up for whoever waits for it to reach zero
@@ -91,6 +93,7 @@ impl Gateway {
             config: Mutex::new(Arc::new(config)),
             token_hasher: std::collections::hash_map::RandomState::new(),
             in_flight: Arc::default(),
+            collisions: Mutex::default(),
         })
     }
 
@@ -106,6 +109,23 @@ impl Gateway {
     /// another (0 when no token is configured).
     pub fn token_tag(&self, presented: Option<&str>) -> u64 {
         presented.map_or(0, |t| self.token_hasher.hash_one(t))
+    }
+
+    /// Logs each name collision between servers the first time it is seen (`field`: `tools` or
+    /// `prompts`), with how the `prefix` policy resolved it.
+    pub fn report_collisions(&self, field: &str, found: &[crate::aggregate::naming::Collision]) {
+        let Ok(mut seen) = self.collisions.lock() else { return };
+        for c in found {
+            let key = format!("{field}\0{}\0{}", c.name, c.servers.join("\0"));
+            if seen.insert(key) {
+                tracing::warn!(
+                    "{field}: {:?} is listed by {}: {}",
+                    c.name,
+                    c.servers.join(", "),
+                    c.resolution
+                );
+            }
+        }
     }
 
     /// Marks one request as being handled until the returned guard drops.

@@ -60,6 +60,7 @@ pub async fn run(gw: Arc<Gateway>, door: Door, signals: Signals) -> String {
             tokio::spawn(front::stdio::serve(gw.clone(), stop_tx.clone()));
         }
     }
+    tokio::spawn(crate::aggregate::survey(gw.clone()));
     let why = loop {
         tokio::select! {
             _ = term.recv() => break "SIGTERM".to_string(),

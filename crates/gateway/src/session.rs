@@ -91,6 +91,9 @@ pub struct Session {
     pub start_lock: tokio::sync::Mutex<()>,
     /// For an aggregated session: which server listed each resource URI, and each template.
     resources: Mutex<Resources>,
+    /// For an aggregated session: the names it was given for tools and prompts (by listing
+    /// field), each taken back to its server.
+    names: Mutex<HashMap<&'static str, HashMap<String, crate::aggregate::Owner>>>,
 }
 
 /// Where an aggregated session's resources come from.
@@ -131,6 +134,7 @@ impl Session {
             ended: AtomicBool::new(false),
             start_lock: tokio::sync::Mutex::new(()),
             resources: Mutex::new(Resources::default()),
+            names: Mutex::new(HashMap::new()),
         }
     }
 
@@ -367,6 +371,18 @@ impl Session {
         };
         self.push(Bytes::from(jsonrpc::replace_id(view.text, p.request_id, &client_id)));
         true
+    }
+
+    /// Keeps the names a listing gave the client (`field`: `tools` or `prompts`).
+    pub fn set_names(&self, field: &'static str, table: HashMap<String, crate::aggregate::Owner>) {
+        if let Ok(mut n) = self.names.lock() {
+            n.insert(field, table);
+        }
+    }
+
+    /// The server and own name behind a name the client was given.
+    pub fn name_owner(&self, field: &str, name: &str) -> Option<crate::aggregate::Owner> {
+        self.names.lock().ok()?.get(field)?.get(name).cloned()
     }
 
     /// Notes that `server` listed the resource `uri`.

@@ -60,7 +60,7 @@ fn mcp_serves_every_server_with_prefixed_names() {
     let refused = c.call_tool("b__test_simple_text", json!({}));
     assert!(error_message(&refused).contains("not offered"), "{refused}");
     let nowhere = c.call_tool("nowhere__echo", json!({"text": "x"}));
-    assert!(error_message(&nowhere).contains("names no server"), "{nowhere}");
+    assert!(error_message(&nowhere).contains("names no tool"), "{nowhere}");
     let prompts = names(&c.request("prompts/list", json!({})), "prompts");
     assert!(prompts.contains(&"a__test_simple_prompt".to_string()), "{prompts:?}");
     let got = c.request("prompts/get", json!({"name": "a__test_simple_prompt"}));

@@ -7,6 +7,7 @@ mod caps;
 mod http;
 mod lifetimes;
 mod many_sessions;
+mod naming;
 mod protocol;
 mod races;
 mod real_clients;

@@ -304,6 +304,7 @@ pub struct GatewayFields {
     pub allowed_origins: Vec<String>,
     pub response_mode: Option<String>,
     pub max_sessions: Option<i64>,
+    pub prefix: Option<String>,
 }
 
 /// Validates the gateway table. `keys` names its keys in the file's own spelling.
@@ -399,6 +400,20 @@ pub fn build_gateway(f: GatewayFields, base: &Path, keys: &GatewayKeys) -> Resul
             ))
         }
     };
+    g.prefix = match f.prefix.as_deref() {
+        None | Some("always") => super::Prefix::Always,
+        Some("on_conflict" | "onConflict") => super::Prefix::OnConflict,
+        Some("never") => super::Prefix::Never,
+        Some(other) => {
+            return Err(Invalid::new(
+                &[keys.prefix],
+                format!(
+                    "{}: {other:?}: expected \"always\", \"on_conflict\" or \"never\"",
+                    keys.prefix
+                ),
+            ))
+        }
+    };
     check_exposure(&g).map_err(|m| Invalid::new(&[keys.listen], format!("{}: {m}", keys.listen)))?;
     Ok(g)
 }
@@ -413,6 +428,7 @@ pub struct GatewayKeys {
     pub allowed_origins: &'static str,
     pub response_mode: &'static str,
     pub max_sessions: &'static str,
+    pub prefix: &'static str,
 }
 
 fn check_token(t: &str) -> Result<Secret, String> {

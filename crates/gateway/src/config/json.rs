@@ -83,6 +83,7 @@ struct Gateway {
     #[serde(default)]
     allowed_origins: Vec<String>,
     response_mode: Option<String>,
+    prefix: Option<String>,
     max_sessions: Option<Count>,
 }
 
@@ -139,6 +140,7 @@ const KEYS: GatewayKeys = GatewayKeys {
     allowed_origins: "allowedOrigins",
     response_mode: "responseMode",
     max_sessions: "maxSessions",
+    prefix: "prefix",
 };
 
 /// Parses and validates JSON or JSON5 text read from `path`.
@@ -239,6 +241,7 @@ fn gateway(obj: &serde_json::Map<String, Value>, base: &Path) -> Result<GatewayC
         max_message_size: g.max_message_size,
         allowed_origins: g.allowed_origins,
         response_mode: g.response_mode,
+        prefix: g.prefix,
         max_sessions: g.max_sessions.map(|c| c.get()),
     };
     build_gateway(fields, base, &KEYS).map_err(|e| e.under(&["tether"]))

@@ -94,6 +94,32 @@ pub struct GatewayConfig {
     pub response_mode: ResponseMode,
     /// Most client sessions at once; past it, an `initialize` is refused.
     pub max_sessions: usize,
+    /// How tools and prompts are named at the aggregated endpoint.
+    pub prefix: Prefix,
+}
+
+/// How tools and prompts of several servers are named behind one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prefix {
+    /// Always `server__name`: names never collide, and a call finds its server by the name alone.
+    #[default]
+    Always,
+    /// The server's own name, unless several servers list it: then each is `server__name`.
+    OnConflict,
+    /// The server's own name; when several servers list it, the first server (by name) keeps it
+    /// and the others' are left out.
+    Never,
+}
+
+impl Prefix {
+    /// The name in configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Prefix::Always => "always",
+            Prefix::OnConflict => "on_conflict",
+            Prefix::Never => "never",
+        }
+    }
 }
 
 /// How the HTTP front door answers a request.
@@ -336,6 +362,7 @@ impl Default for GatewayConfig {
             allowed_origins: Vec::new(),
             response_mode: ResponseMode::Stream,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            prefix: Prefix::Always,
         }
     }
 }

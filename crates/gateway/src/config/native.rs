@@ -47,6 +47,7 @@ struct Gateway {
     #[serde(default)]
     allowed_origins: Vec<String>,
     response_mode: Option<String>,
+    prefix: Option<String>,
     max_sessions: Option<i64>,
 }
 
@@ -97,6 +98,7 @@ const KEYS: GatewayKeys = GatewayKeys {
     allowed_origins: "allowed_origins",
     response_mode: "response_mode",
     max_sessions: "max_sessions",
+    prefix: "prefix",
 };
 
 /// Parses and validates TOML text read from `path`.
@@ -119,6 +121,7 @@ pub fn parse(path: &Path, text: &str) -> Result<(GatewayConfig, BTreeMap<String,
                 max_message_size: g.max_message_size,
                 allowed_origins: g.allowed_origins,
                 response_mode: g.response_mode,
+                prefix: g.prefix,
                 max_sessions: g.max_sessions,
             },
             base,

@@ -247,9 +247,24 @@ async fn post(gw: &Gateway, endpoint: Endpoint, tag: u64, req: Request<Incoming>
     };
     match route::dispatch(gw, &session, &view).await {
         Reply::Accepted => empty(StatusCode::ACCEPTED),
-        Reply::Now(answer) => json(StatusCode::OK, answer),
+        Reply::Now(answer) => answer_now(answer, accept, gw.config().gateway.response_mode),
         Reply::Later(call) => answer_call(call, accept, gw.config().gateway.response_mode).await,
     }
+}
+
+/// An answer the gateway has at once (its own, or an aggregated listing): in the `stream`
+/// response mode an event stream of that one answer for a client that takes one, as every
+/// other request's answer is, so a client sees one behaviour whoever answers; else JSON.
+fn answer_now(answer: Bytes, accept: Accepts, mode: ResponseMode) -> Response<Body> {
+    if !(accept.events && mode == ResponseMode::Stream) {
+        return json(StatusCode::OK, answer);
+    }
+    let mut r = Response::new(Body::full(body::event(&answer)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    r.headers_mut()
+        .insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
 }
 
 /// A batch (2025-03-26 clients): each message dispatched, the answers in one JSON array.

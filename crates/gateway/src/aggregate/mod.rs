@@ -1,9 +1,11 @@
 //! Every enabled server behind one endpoint (`/mcp`, and the stdio front door): tools, prompts,
 //! resources, resource templates and completions of all of them, in one session.
 //!
-//! Names are `server__name` (tools and prompts), so two servers' `search` tools stay apart and
-//! a call finds its server by the prefix; resources keep their URIs and are routed by the
-//! server that listed them (or whose template matches). Listing asks every server, starting
+//! Tools and prompts are named by the gateway's `prefix` policy ([`naming`]: `server__name` by
+//! default, so two servers' `search` tools stay apart and a call finds its server by the
+//! prefix); a session keeps the table from the names it was given back to their servers.
+//! Resources keep their URIs and are routed by the server that listed them (or whose template
+//! matches). Listing asks every server, starting
 //! shared instances and the session's own as needed; a server that cannot start or list is
 //! left out of the answer and logged, never failing the whole list. Nothing starts at
 //! `initialize`: the gateway answers it for all of them.
@@ -19,13 +21,15 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
+use crate::config::Prefix;
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, code, View};
 use crate::route::{forward, Reply};
 use crate::session::Session;
 
-/// Between a server's name and an item's: `github__search`.
-pub const SEPARATOR: &str = "__";
+pub mod naming;
+
+pub use naming::{Owner, SEPARATOR};
 /// Most pages asked of one server for one listing.
 const MAX_PAGES: usize = 100;
 
@@ -42,7 +46,7 @@ pub fn initialize_result(version: &str, servers: &[String]) -> String {
         },
         "serverInfo": {"name": "tether", "version": env!("CARGO_PKG_VERSION")},
         "instructions": format!(
-            "Tools, prompts and resources of {} servers ({}); tools and prompts are named server{SEPARATOR}name.",
+            "Tools, prompts and resources of {} servers ({}); tools and prompts of several servers are told apart as server{SEPARATOR}name.",
             servers.len(),
             servers.join(", ")
         )
@@ -74,14 +78,15 @@ pub async fn request(gw: &Gateway, session: &Arc<Session>, servers: &[String], v
         "prompts/list" => Reply::Now(list(gw, session, servers, id, Listing::PROMPTS).await),
         "resources/list" => Reply::Now(list(gw, session, servers, id, Listing::RESOURCES).await),
         "resources/templates/list" => Reply::Now(list(gw, session, servers, id, Listing::TEMPLATES).await),
-        "tools/call" | "prompts/get" => by_name(gw, session, servers, view, target.name).await,
+        "tools/call" => by_name(gw, session, servers, view, target.name, Listing::TOOLS).await,
+        "prompts/get" => by_name(gw, session, servers, view, target.name, Listing::PROMPTS).await,
         "completion/complete" if reference.kind.as_deref() == Some("ref/prompt") => {
-            by_name(gw, session, servers, view, reference.name).await
+            by_name(gw, session, servers, view, reference.name, Listing::PROMPTS).await
         }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            by_uri(gw, session, view, target.uri.as_deref().unwrap_or_default()).await
+            by_uri(gw, session, servers, view, target.uri.as_deref().unwrap_or_default()).await
         }
-        "completion/complete" => by_uri(gw, session, view, reference.uri.as_deref().unwrap_or_default()).await,
+        "completion/complete" => by_uri(gw, session, servers, view, reference.uri.as_deref().unwrap_or_default()).await,
         "logging/setLevel" => {
             for up in session.instances().into_iter().chain(
                 gw.pool
@@ -110,7 +115,54 @@ pub async fn request(gw: &Gateway, session: &Arc<Session>, servers: &[String], v
     }
 }
 
+/// At start-up, under `on_conflict` or `never`: lists the tools and prompts of every `shared`
+/// server (starting them, as any listing may) so that name collisions between them are
+/// reported when the gateway starts rather than when a client first lists. `session` and
+/// `request` servers start only for a client; their collisions are reported when one lists.
+pub async fn survey(gw: Arc<Gateway>) {
+    let config = gw.config();
+    if config.gateway.prefix == Prefix::Always {
+        return;
+    }
+    let shared: Vec<String> = gw
+        .pool
+        .enabled()
+        .into_iter()
+        .filter(|s| {
+            config
+                .servers
+                .get(s)
+                .is_some_and(|c| c.lifetime == crate::config::Lifetime::Shared)
+        })
+        .collect();
+    if shared.len() < 2 {
+        return;
+    }
+    tracing::info!(
+        "listing the tools and prompts of {} shared servers to report name collisions (prefix = {:?})",
+        shared.len(),
+        config.gateway.prefix.name()
+    );
+    let Ok(client) = serde_json::from_str(&format!(r#"{{"protocolVersion":"{}"}}"#, crate::protocol::LATEST)) else {
+        return;
+    };
+    // A session of the gateway's own, known to no client and to no registry.
+    let session = Arc::new(Session::new(
+        String::new(),
+        "start-up".into(),
+        crate::session::Endpoint::All,
+        crate::session::Mode::All,
+        0,
+        client,
+        crate::protocol::LATEST,
+    ));
+    list(&gw, &session, &shared, "0", Listing::TOOLS).await;
+    list(&gw, &session, &shared, "0", Listing::PROMPTS).await;
+    session.end("the start-up listing is done");
+}
+
 /// One kind of listing.
+#[derive(Clone, Copy)]
 struct Listing {
     method: &'static str,
     field: &'static str,
@@ -141,16 +193,28 @@ impl Listing {
     };
 }
 
-/// Asks every server at once, merges what they list (in the servers' order).
+/// Asks every server at once, merges what they list (in the servers' order), naming tools and
+/// prompts by the gateway's policy.
 async fn list(gw: &Gateway, session: &Arc<Session>, servers: &[String], id: &str, what: Listing) -> Bytes {
     let asks = servers.iter().map(|server| list_one(gw, session, server, &what));
-    let mut items: Vec<Value> = Vec::new();
+    let mut listed: Vec<naming::Listed> = Vec::new();
     for (server, outcome) in servers.iter().zip(join_all(asks.collect()).await) {
         match outcome {
-            Ok(mut from) => items.append(&mut from),
+            Ok(from) => listed.push((server.clone(), from)),
             Err(why) => tracing::warn!(session = %session.key, server = %server, "left out of {}: {why}", what.method),
         }
     }
+    let items = if what.named {
+        let (items, table, collisions) = naming::assign(gw.config().gateway.prefix, listed);
+        session.set_names(what.field, table);
+        gw.report_collisions(what.field, &collisions);
+        items
+    } else {
+        listed
+            .into_iter()
+            .flat_map(|(_, items)| items.into_iter().map(|(_, item)| item))
+            .collect()
+    };
     let mut result = Map::new();
     result.insert(what.field.into(), Value::Array(items));
     jsonrpc::result_response(id, &Value::Object(result).to_string())
@@ -181,8 +245,14 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     outputs.into_iter().flatten().collect()
 }
 
-/// One server's items, every page, renamed or routed.
-async fn list_one(gw: &Gateway, session: &Arc<Session>, server: &str, what: &Listing) -> Result<Vec<Value>, String> {
+/// One server's items, every page, each with its own name (tools and prompts; tools the
+/// server's filter refuses are left out), or its resources routed to it.
+async fn list_one(
+    gw: &Gateway,
+    session: &Arc<Session>,
+    server: &str,
+    what: &Listing,
+) -> Result<Vec<(String, Value)>, String> {
     let lease = gw.pool.acquire(server, session).await.map_err(|e| e.to_string())?;
     let up = &lease.upstream;
     let mut items = Vec::new();
@@ -196,13 +266,14 @@ async fn list_one(gw: &Gateway, session: &Arc<Session>, server: &str, what: &Lis
         if let Some(err) = answer.get("error") {
             return Err(format!("it answered {err}"));
         }
-        let result = answer.get("result").cloned().unwrap_or(Value::Null);
-        for mut item in result
-            .get(what.field)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-        {
+        let Value::Object(mut result) = answer.get("result").cloned().unwrap_or(Value::Null) else {
+            return Err(format!("its {} answer has no result object", what.method));
+        };
+        let page = match result.remove(what.field) {
+            Some(Value::Array(page)) => page,
+            _ => return Err(format!("its {} answer has no {:?} list", what.method, what.field)),
+        };
+        for item in page {
             if what.named {
                 let Some(name) = item.get("name").and_then(Value::as_str).map(str::to_string) else {
                     continue;
@@ -210,13 +281,14 @@ async fn list_one(gw: &Gateway, session: &Arc<Session>, server: &str, what: &Lis
                 if what.field == "tools" && !up.server.tools.allows(&name) {
                     continue;
                 }
-                item["name"] = Value::String(format!("{server}{SEPARATOR}{name}"));
+                items.push((name, item));
+                continue;
             } else if let Some(uri) = item.get("uri").and_then(Value::as_str) {
                 session.route_resource(uri, server);
             } else if let Some(template) = item.get("uriTemplate").and_then(Value::as_str) {
                 session.route_template(template, server);
             }
-            items.push(item);
+            items.push((String::new(), item));
         }
         cursor = result.get("nextCursor").and_then(Value::as_str).map(str::to_string);
         if cursor.is_none() {
@@ -226,37 +298,49 @@ async fn list_one(gw: &Gateway, session: &Arc<Session>, server: &str, what: &Lis
     Ok(items)
 }
 
-/// A call of `server__name`: to that server, with its own name. `at` is where the name is in
-/// the params (`name`, or `ref.name` for a completion).
+/// A call of a tool or prompt by the name the client was given: to its server, with the
+/// server's own name. `raw_name` is the name in the params (`name`, or `ref.name` for a
+/// completion). Under `always` the name says its server; otherwise the session's table does,
+/// filled by listing first when the client has not listed yet.
 async fn by_name(
     gw: &Gateway,
     session: &Arc<Session>,
     servers: &[String],
     view: &View<'_>,
     raw_name: Option<&RawValue>,
+    what: Listing,
 ) -> Reply {
     let id = view.id.map_or("null", |i| i.get());
     let name: String = raw_name
         .and_then(|n| serde_json::from_str(n.get()).ok())
         .unwrap_or_default();
-    // The longest matching server name, so `a__b__tool` finds server `a__b` if there is one.
-    let found = servers
-        .iter()
-        .filter(|s| name.starts_with(&format!("{s}{SEPARATOR}")))
-        .max_by_key(|s| s.len());
-    let (Some(server), Some(raw_name)) = (found, raw_name) else {
+    let policy = gw.config().gateway.prefix;
+    let mut found = match policy {
+        Prefix::Always => naming::by_prefix(servers, &name),
+        _ => session.name_owner(what.field, &name),
+    };
+    if found.is_none() && policy != Prefix::Always {
+        list(gw, session, servers, "0", what).await;
+        found = session.name_owner(what.field, &name);
+    }
+    let (Some(owner), Some(raw_name)) = (found, raw_name) else {
+        let expected = match policy {
+            Prefix::Always => format!("names are server{SEPARATOR}name"),
+            _ => format!("no server lists it (prefix = {:?})", policy.name()),
+        };
         return Reply::Now(jsonrpc::error_response(
             id,
             code::INVALID_PARAMS,
             &format!(
-                "{name:?} names no server: across servers, names are server{SEPARATOR}name (servers: {})",
+                "{name:?} names no {} of this gateway: {expected} (servers: {})",
+                &what.field[..what.field.len() - 1],
                 servers.join(", ")
             ),
         ));
     };
-    // The server's own name spliced in place of the prefixed one: every other byte (ids,
+    // The server's own name spliced in place of the client's: every other byte (ids,
     // arguments, numbers of any size) reaches the server as the client wrote it.
-    let own = serde_json::to_string(&name[server.len() + SEPARATOR.len()..]).unwrap_or_default();
+    let own = serde_json::to_string(&owner.own).unwrap_or_default();
     let renamed = jsonrpc::replace_many(view.text, &[(raw_name, &own)]).and_then(|b| String::from_utf8(b).ok());
     let Some(message) = renamed else {
         return Reply::Now(jsonrpc::error_response(
@@ -266,20 +350,30 @@ async fn by_name(
         ));
     };
     match View::parse(&message) {
-        Ok(renamed) => forward(gw, session, server, &renamed).await,
+        Ok(renamed) => forward(gw, session, &owner.server, &renamed).await,
         Err(e) => Reply::Now(jsonrpc::error_response(id, code::INTERNAL_ERROR, &e.to_string())),
     }
 }
 
-/// A request about a resource: to the server that listed it.
-async fn by_uri(gw: &Gateway, session: &Arc<Session>, view: &View<'_>, uri: &str) -> Reply {
+/// A request about a resource: to the server that listed it (or whose template matches),
+/// found by listing resources and templates first when the client has not.
+async fn by_uri(gw: &Gateway, session: &Arc<Session>, servers: &[String], view: &View<'_>, uri: &str) -> Reply {
     let id = view.id.map_or("null", |i| i.get());
-    match session.resource_server(uri) {
+    let mut found = session.resource_server(uri);
+    if found.is_none() {
+        list(gw, session, servers, "0", Listing::RESOURCES).await;
+        list(gw, session, servers, "0", Listing::TEMPLATES).await;
+        found = session.resource_server(uri);
+    }
+    match found {
         Some(server) => forward(gw, session, &server, view).await,
         None => Reply::Now(jsonrpc::error_response(
             id,
             code::INVALID_PARAMS,
-            &format!("resource {uri:?}: no server listed it (list resources and templates first)"),
+            &format!(
+                "resource {uri:?}: no server lists it or a template matching it (servers: {})",
+                servers.join(", ")
+            ),
         )),
     }
 }
