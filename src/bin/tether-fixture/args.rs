@@ -89,6 +89,21 @@ pub struct Args {
     #[arg(long)]
     pub bad_json_reply: bool,
 
+    /// Serve MCP over streamable HTTP at http://ADDR/mcp instead of stdio (ADDR like
+    /// 127.0.0.1:0; the address bound is printed on stderr as `tether-fixture: listening on
+    /// http://…/mcp`). Sessions, DELETE, a 404 for an unknown session; no GET stream (405).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+
+    /// With --http: append one line per session event to FILE (`initialize SID`,
+    /// `DELETE SID`, `POST METHOD SID`, `404 SID`), for tests to read.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub http_record: Option<std::path::PathBuf>,
+
+    /// With --http: spoil every `tools/call` (only those) this way.
+    #[arg(long, value_name = "MODE", requires = "http")]
+    pub http_misbehave: Option<HttpMisbehaviour>,
+
     /// Hidden: run as a sleeper of this kind.
     #[arg(long, hide = true, value_name = "KIND", conflicts_with = "intermediate")]
     pub sleeper: Option<SleeperKind>,
@@ -104,6 +119,28 @@ pub struct Args {
     /// Hidden: the sleeper ignores SIGTERM, SIGINT and SIGHUP.
     #[arg(long, hide = true)]
     pub tough: bool,
+}
+
+/// How `--http` spoils a `tools/call`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HttpMisbehaviour {
+    /// 200, application/json, a body that is not JSON.
+    Garbage,
+    /// 200, text/html: a web page, as a misconfigured proxy answers.
+    Html,
+    /// 500 Internal Server Error with a text body.
+    Status500,
+    /// 302 to another URL.
+    Redirect,
+    /// An event stream that stops in the middle of the answer's event.
+    CutStream,
+    /// 200, application/json, a 100 MB body.
+    Huge,
+    /// The session is forgotten when the first `tools/call` comes (once in the fixture's
+    /// life), which is answered 404, as a server that restarted or expired it answers.
+    ForgetSession,
+    /// DELETE is not allowed (405), as the spec lets a server answer.
+    NoDelete,
 }
 
 /// What kind of escapee a sleeper is; also its name in the ready line.

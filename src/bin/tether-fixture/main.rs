@@ -18,6 +18,7 @@
 
 mod args;
 mod conversation;
+mod http;
 mod logging;
 mod media;
 mod notify;
@@ -57,6 +58,9 @@ fn run_server(args: &Args) -> Result<()> {
     }
     let sleepers = zoo::spawn_all(args)?;
     zoo::announce(&sleepers)?;
+    if let Some(addr) = args.http {
+        return http::serve(addr, args);
+    }
     let end = if args.raw_echo {
         server::raw_echo()?
     } else {

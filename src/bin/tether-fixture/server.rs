@@ -87,6 +87,11 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
         }
     }
 
+    /// The protocol state, once the loop is over.
+    pub fn into_session(self) -> Session {
+        self.session
+    }
+
     /// Answers requests until the loop ends.
     pub fn run(&mut self) -> Result<End> {
         loop {

@@ -18,10 +18,11 @@ use anyhow::{bail, Context as _};
 use mcp_tether::serve_args::ServeArgs;
 use tether_gateway::config::{self, Config};
 use tether_gateway::gateway::Gateway;
+use tether_gateway::upstream::http::leftovers;
 use tether_gateway::upstream::StartOptions;
 use tether_gateway::{Door, Signals};
 use tether_supervisor::launch::LedgerChoice;
-use tether_supervisor::ledger::{location, Ledger, OwnerRow};
+use tether_supervisor::ledger::{location, InstanceRow, Ledger, OwnerRow};
 use tether_supervisor::sweep::{self, ActionKind, Report, SweepError};
 use tether_supervisor::{ids, TETHER_FAILED};
 
@@ -59,7 +60,10 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
         config = config.with_listen(addr)?;
     }
     let owner = ids::random_id().context("generating the gateway's owner id")?;
-    let ledger = start_ledger(state_dir, &owner);
+    let (ledger, left_open) = match start_ledger(state_dir, &owner) {
+        Some((dir, ledger, left_open)) => (Some((dir, ledger)), left_open),
+        None => (None, Vec::new()),
+    };
     let opts = StartOptions {
         tether,
         owner_id: owner.clone(),
@@ -87,6 +91,11 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
             );
             Door::Http(listener)
         };
+        if let (false, Some((dir, _))) = (left_open.is_empty(), &ledger) {
+            // The sessions with HTTP servers a dead gateway left open, ended beside serving.
+            let (config, dir) = (config.clone(), dir.clone());
+            tokio::spawn(async move { leftovers::close(left_open, &config, &dir).await });
+        }
         let gw = Gateway::new(config, opts);
         anyhow::Ok(tether_gateway::run(gw, door, signals).await)
     });
@@ -119,9 +128,10 @@ fn load(args: &ServeArgs, tether: &Path) -> anyhow::Result<Config> {
 }
 
 /// Opens the ledger, sweeps what dead Tether processes left (saying what it ended), and
-/// registers the gateway as an owner. Without a usable ledger the gateway runs on, unrecorded,
-/// and says so.
-fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledger)> {
+/// registers the gateway as an owner; returns it with the sessions with HTTP servers that dead
+/// gateways left open (for the gateway to end). Without a usable ledger the gateway runs on,
+/// unrecorded, and says so.
+fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledger, Vec<InstanceRow>)> {
     let opened = location::state_dir(state_dir)
         .map_err(anyhow::Error::msg)
         .and_then(|dir| Ok((dir.clone(), Ledger::open(&dir)?)));
@@ -141,16 +151,22 @@ fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledge
         }
         Err(e) => Err(e.to_string()),
     };
-    match swept {
-        Ok(report) => log_sweep(&report),
-        Err(e) => tracing::warn!("start-up sweep failed: {e}"),
-    }
+    let left_open = match swept {
+        Ok(report) => {
+            log_sweep(&report);
+            report.upstream_sessions
+        }
+        Err(e) => {
+            tracing::warn!("start-up sweep failed: {e}");
+            Vec::new()
+        }
+    };
     match OwnerRow::for_this_process(owner, "gateway").map(|row| ledger.register_owner(&row)) {
         Some(Ok(())) => {}
         Some(Err(e)) => tracing::warn!("registering the gateway in the ledger: {e}"),
         None => tracing::warn!("cannot read this process's identity: the gateway is not registered as an owner"),
     }
-    Some((dir, ledger))
+    Some((dir, ledger, left_open))
 }
 
 /// Says what the start-up sweep ended.
@@ -160,8 +176,16 @@ fn log_sweep(report: &Report) {
         .iter()
         .filter(|a| a.kind != ActionKind::SkippedUnknown)
         .collect();
+    if !report.upstream_sessions.is_empty() {
+        tracing::warn!(
+            "start-up sweep: {} session(s) with servers over HTTP left open by a dead gateway: ending them",
+            report.upstream_sessions.len()
+        );
+    }
     if ended.is_empty() {
-        tracing::info!("start-up sweep: nothing left by a dead Tether");
+        if report.upstream_sessions.is_empty() {
+            tracing::info!("start-up sweep: nothing left by a dead Tether");
+        }
         return;
     }
     tracing::warn!(

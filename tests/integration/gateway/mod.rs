@@ -19,3 +19,4 @@ mod ssh;
 mod start_up;
 mod support;
 mod teardown;
+mod upstream_http;

@@ -222,7 +222,7 @@ async fn list(gw: &Gateway, session: &Arc<Session>, servers: &[String], id: &str
 
 /// Runs every future to its end, concurrently on this task; their outputs in order. (One slow
 /// or hung server then costs a listing its own timeout, not the sum of all.)
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

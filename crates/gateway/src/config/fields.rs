@@ -41,6 +41,10 @@ pub struct ServerFields {
     pub startup_timeout: Option<(&'static str, DurationValue, Duration)>,
     pub request_timeout: Option<(&'static str, DurationValue, Duration)>,
     pub connection_timeout: Option<(&'static str, DurationValue, Duration)>,
+    /// A bearer token for an HTTP upstream, from this environment variable (key, name).
+    pub bearer_token_env: Option<(&'static str, String)>,
+    /// A bearer token for an HTTP upstream, from this file (key, path).
+    pub bearer_token_file: Option<(&'static str, String)>,
 }
 
 /// The unit of a number in a duration key: seconds, or milliseconds for `…Ms` keys.
@@ -76,7 +80,7 @@ pub fn build_server(name: &str, f: ServerFields, base: &Path) -> Result<ServerCo
             ))
         }
     };
-    let transport = transport(name, &f, base)?;
+    let mut transport = transport(name, &f, base)?;
     if matches!(transport, Transport::Http(_)) && lifetime == Lifetime::Request {
         return Err(Invalid::new(
             &["lifetime"],
@@ -137,6 +141,12 @@ pub fn build_server(name: &str, f: ServerFields, base: &Path) -> Result<ServerCo
         duration(&f.request_timeout)?,
     )?
     .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    if let Transport::Http(h) = &mut transport {
+        h.connection_timeout = zero(
+            key_of(&f.connection_timeout, "connection_timeout"),
+            duration(&f.connection_timeout)?,
+        )?;
+    }
     Ok(ServerConfig {
         name: name.to_string(),
         transport,
@@ -225,13 +235,52 @@ fn transport(name: &str, f: &ServerFields, base: &Path) -> Result<Transport, Inv
             if f.ssh.is_some() {
                 return Err(Invalid::new(&["ssh"], format!("server {name:?}: \"ssh\" goes with \"command\", not \"url\"")));
             }
+            let mut headers: Vec<(String, Secret)> =
+                f.headers.iter().map(|(k, v)| (k.clone(), Secret::new(v.clone()))).collect();
+            if let Some(token) = bearer_token(name, f, base)? {
+                if let Some((k, _)) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+                    return Err(Invalid::new(
+                        &["headers", k],
+                        format!("server {name:?}: headers.{k} and a bearer token are both set: choose one"),
+                    ));
+                }
+                headers.push(("Authorization".into(), Secret::new(format!("Bearer {}", token.expose()))));
+            }
             Ok(Transport::Http(HttpUpstream {
                 url: url.clone(),
                 kind: http_kind,
-                headers: f.headers.iter().map(|(k, v)| (k.clone(), Secret::new(v.clone()))).collect(),
+                headers,
                 connection_timeout: None,
             }))
         }
+    }
+}
+
+/// An HTTP upstream's bearer token, from the environment or a file, read when the
+/// configuration is (so a reload reads it again); an error names the key and what is missing,
+/// never the token.
+fn bearer_token(name: &str, f: &ServerFields, base: &Path) -> Result<Option<Secret>, Invalid> {
+    match (&f.bearer_token_env, &f.bearer_token_file) {
+        (Some((env_key, _)), Some((file_key, _))) => Err(Invalid::new(
+            &[file_key],
+            format!("server {name:?}: {env_key} and {file_key} are both set: choose one"),
+        )),
+        (Some((key, var)), None) => match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => Ok(Some(Secret::new(t.trim()))),
+            _ => Err(Invalid::new(
+                &[key],
+                format!("server {name:?}: {key}: the environment variable {var} is not set (or empty)"),
+            )),
+        },
+        (None, Some((key, file))) => {
+            let path = resolve(base, file);
+            match std::fs::read_to_string(&path) {
+                Ok(t) if !t.trim().is_empty() => Ok(Some(Secret::new(t.trim()))),
+                Ok(_) => Err(Invalid::new(&[key], format!("server {name:?}: {key} {}: empty", path.display()))),
+                Err(e) => Err(Invalid::new(&[key], format!("server {name:?}: {key} {}: {e}", path.display()))),
+            }
+        }
+        (None, None) => Ok(None),
     }
 }
 

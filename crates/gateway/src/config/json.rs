@@ -58,6 +58,8 @@ struct Entry {
     request_timeout: Option<DurationValue>,
     request_timeout_ms: Option<DurationValue>,
     connection_timeout_ms: Option<DurationValue>,
+    bearer_token_env: Option<String>,
+    bearer_token_file: Option<String>,
     /// Keys of other tools (and misspellings, caught below).
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
@@ -107,7 +109,7 @@ impl Count {
 }
 
 /// Tether's entry keys, for catching misspellings among the other tools' keys.
-const ENTRY_KEYS: [&str; 21] = [
+const ENTRY_KEYS: [&str; 23] = [
     "command",
     "args",
     "env",
@@ -129,6 +131,8 @@ const ENTRY_KEYS: [&str; 21] = [
     "tools",
     "startupTimeout",
     "requestTimeout",
+    "bearerTokenEnv",
+    "bearerTokenFile",
 ];
 
 const KEYS: GatewayKeys = GatewayKeys {
@@ -279,6 +283,8 @@ fn fields(e: Entry) -> ServerFields {
             .map(|v| ("requestTimeout", v, SECONDS))
             .or(e.request_timeout_ms.map(|v| ("requestTimeoutMs", v, MILLIS))),
         connection_timeout: e.connection_timeout_ms.map(|v| ("connectionTimeoutMs", v, MILLIS)),
+        bearer_token_env: e.bearer_token_env.map(|v| ("bearerTokenEnv", v)),
+        bearer_token_file: e.bearer_token_file.map(|v| ("bearerTokenFile", v)),
     }
 }
 

@@ -79,6 +79,8 @@ struct Server {
     startup_timeout: Option<DurationValue>,
     request_timeout: Option<DurationValue>,
     connection_timeout: Option<DurationValue>,
+    bearer_token_env: Option<String>,
+    bearer_token_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +156,8 @@ pub fn parse(path: &Path, text: &str) -> Result<(GatewayConfig, BTreeMap<String,
             startup_timeout: s.startup_timeout.map(|v| ("startup_timeout", v, SECONDS)),
             request_timeout: s.request_timeout.map(|v| ("request_timeout", v, SECONDS)),
             connection_timeout: s.connection_timeout.map(|v| ("connection_timeout", v, SECONDS)),
+            bearer_token_env: s.bearer_token_env.map(|v| ("bearer_token_env", v)),
+            bearer_token_file: s.bearer_token_file.map(|v| ("bearer_token_file", v)),
         };
         let server = build_server(&name, fields, base)
             .map_err(|e: Invalid| e.under(&["servers", &name]).into_error(&path, text))?;
@@ -264,5 +268,26 @@ args = ["/srv/server.mjs"]
         let e = parse_str("[servers.a]\nargs = [\"x\"]\n").unwrap_err();
         assert!(e.message.contains("needs \"command\""), "{e}");
         assert_eq!(e.position, Some((1, 10)));
+    }
+
+    #[test]
+    fn a_bearer_token_comes_from_a_file_and_is_never_shown() {
+        let dir = std::env::temp_dir().join(format!("tether-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "s3cr3t-token\n").unwrap();
+        let text = "[servers.r]\nurl = \"http://h/mcp\"\nbearer_token_file = \"token\"\nconnection_timeout = \"2s\"\n";
+        let (_, servers) = parse(&dir.join("t.toml"), text).unwrap();
+        let Transport::Http(h) = &servers["r"].transport else { panic!("http") };
+        assert_eq!(h.headers[0].0, "Authorization");
+        assert_eq!(h.headers[0].1.expose(), "Bearer s3cr3t-token");
+        assert!(!format!("{h:?}").contains("s3cr3t"), "{h:?}");
+        assert_eq!(h.connection_timeout, Some(Duration::from_secs(2)));
+        let e = parse_str("[servers.r]\nurl = \"http://h/mcp\"\nbearer_token_env = \"TETHER_TEST_NO_SUCH_VAR\"\n")
+            .unwrap_err();
+        assert!(e.message.contains("TETHER_TEST_NO_SUCH_VAR is not set"), "{e}");
+        let both = "[servers.r]\nurl = \"http://h/mcp\"\nheaders = { authorization = \"x\" }\nbearer_token_file = \"token\"\n";
+        let e = parse(&dir.join("t.toml"), both).unwrap_err();
+        assert!(e.message.contains("choose one"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,12 +3,14 @@
 //!
 //! An instance is a shim (`tether wrap --lifeline-fd 3 …`) started through
 //! `tether_supervisor::launch` ([`start`]); the gateway holds its lifeline and the server's
-//! stdin and stdout. One task writes queued messages to stdin, one reads lines from stdout and
+//! stdin and stdout. (Or it is a session with a server over HTTP ([`http`]): the same routing,
+//! with POSTs for the pipes and a DELETE for the lifeline.) One task writes queued messages to stdin, one reads lines from stdout and
 //! routes each ([`reader`]): an answer to the request whose upstream id it carries, a
 //! notification or a request to the client it belongs to. Requests get ids of the gateway's
 //! own (a counter per instance), so any number of clients can share one instance with the same
 //! ids of theirs. Ending an instance is dropping its lifeline: the shim ends the whole tree.
 
+pub mod http;
 mod reader;
 mod start;
 mod writer;
@@ -126,6 +128,23 @@ pub enum Owner {
     Request,
 }
 
+/// What keeps an instance alive, until it is released.
+pub enum Anchor {
+    /// A shim's lifeline: cut, the shim ends the server's whole tree.
+    Shim(Lifeline),
+    /// A session with a server over HTTP: ended with a DELETE.
+    Http(http::Closer),
+}
+
+impl Anchor {
+    fn release(self, why: &str) {
+        match self {
+            Anchor::Shim(l) => l.cut(),
+            Anchor::Http(c) => c.close(why),
+        }
+    }
+}
+
 /// One running instance.
 pub struct Upstream {
     /// The instance id (the ledger's, and the cookie in its processes).
@@ -144,8 +163,8 @@ pub struct Upstream {
     next_id: AtomicU64,
     /// Starting, ready or gone.
     state: watch::Sender<State>,
-    /// The lifeline's write end; taking it ends the instance.
-    lifeline: Mutex<Option<Lifeline>>,
+    /// What keeps the instance alive; taking it ends the instance.
+    anchor: Mutex<Option<Anchor>>,
     /// When the last request went to it (for idle timeouts).
     last_used: Mutex<Instant>,
     /// Sessions that used a shared instance, for its notifications that answer no request.
@@ -282,6 +301,11 @@ impl Upstream {
         }
     }
 
+    /// Whether request `id` still awaits its answer.
+    pub fn is_pending(&self, id: u64) -> bool {
+        self.pending.lock().is_ok_and(|p| p.contains_key(&id))
+    }
+
     /// Drops the route of a request that will not be answered (timed out, client gone).
     pub fn forget(&self, id: u64) -> Option<Route> {
         self.pending.lock().ok().and_then(|mut p| p.remove(&id))
@@ -302,10 +326,10 @@ impl Upstream {
     /// request in flight is answered with an error naming `why`.
     pub fn end(&self, why: &str) {
         // A poisoned lock (a panic elsewhere, in a debug build) must not keep a tree alive.
-        let lifeline = self.lifeline.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(l) = lifeline {
+        let anchor = self.anchor.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(a) = anchor {
             tracing::info!(server = %self.name(), instance = %short(&self.id), "ending the instance: {why}");
-            l.cut();
+            a.release(why);
         }
         self.mark_gone(why);
     }
@@ -322,7 +346,7 @@ impl Upstream {
 
     /// Whether the gateway ended it (rather than the server dying by itself).
     pub fn was_ended(&self) -> bool {
-        self.lifeline.lock().is_ok_and(|l| l.is_none())
+        self.anchor.lock().is_ok_and(|l| l.is_none())
     }
 
     /// Client requests in flight on it.
@@ -387,9 +411,9 @@ impl Upstream {
 impl Drop for Upstream {
     fn drop(&mut self) {
         // The lifeline goes with it anyway; this only names why in the log.
-        if let Ok(Some(l)) = self.lifeline.get_mut().map(Option::take) {
+        if let Ok(Some(a)) = self.anchor.get_mut().map(Option::take) {
             tracing::debug!(server = %self.server.name, instance = %short(&self.id), "instance dropped: ending it");
-            l.cut();
+            a.release("the instance was dropped");
         }
     }
 }

@@ -65,7 +65,7 @@ pub async fn read(up: Weak<Upstream>, stdout: ChildStdout, max: usize) {
 
 impl Upstream {
     /// Routes one message from the server.
-    fn route(self: &Arc<Self>, line: &[u8]) {
+    pub(super) fn route(self: &Arc<Self>, line: &[u8]) {
         let text = match jsonrpc::utf8(line) {
             Ok(t) => t,
             Err(e) => return self.malformed(line, &e.to_string()),

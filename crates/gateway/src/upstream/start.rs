@@ -77,12 +77,7 @@ pub fn spawn(
             })),
             command,
         ),
-        Transport::Http(h) => {
-            return Err(fail(format!(
-                "HTTP upstreams ({}) are not supported by this version of Tether yet",
-                redact_url(&h.url)
-            )))
-        }
+        Transport::Http(h) => return super::http::spawn(server.clone(), h, owner, scope, opts),
     };
     let instance = tether_supervisor::ids::random_id().map_err(|e| fail(format!("generating an instance id: {e}")))?;
     let launch = launch(&server, command, scope, &instance, opts);
@@ -109,7 +104,7 @@ pub fn spawn(
         pending: Mutex::new(Default::default()),
         next_id: AtomicU64::new(1),
         state,
-        lifeline: Mutex::new(Some(lifeline)),
+        anchor: Mutex::new(Some(super::Anchor::Shim(lifeline))),
         last_used: Mutex::new(Instant::now()),
         attached: Mutex::new(std::collections::HashMap::new()),
         exit: exit_rx,
@@ -178,6 +173,9 @@ impl Upstream {
                 return Err(fail(why));
             }
         };
+        if let Ok(Some(super::Anchor::Http(closer))) = self.anchor.lock().as_deref() {
+            closer.negotiated(&init.protocol_version);
+        }
         let _ = self.init.set(init);
         if let Err(why) = self.send(jsonrpc::notification("notifications/initialized", None)) {
             self.end(&why);
@@ -249,15 +247,4 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 /// Waits briefly for the shim's exit status, to name it in an error.
 pub(super) async fn exit_status(up: &Upstream) -> Option<String> {
     up.wait_exit(EXIT_STATUS_PATIENCE).await
-}
-
-/// A URL without its credentials, for messages.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) if !host.contains('/') || rest.find('@') < rest.find('/') => format!("{scheme}://…@{host}"),
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }

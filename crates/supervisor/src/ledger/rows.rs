@@ -64,6 +64,33 @@ pub struct Intent {
     pub remote: Option<serde_json::Value>,
 }
 
+impl Intent {
+    /// The intent of an instance with no process of its own, held by this process: a
+    /// gateway's session with a server over HTTP. `None` when this process's identity cannot
+    /// be read.
+    pub fn held_by_this_process(
+        id: &str,
+        owner_id: &str,
+        scope: &str,
+        server: &str,
+        command: Vec<String>,
+    ) -> Option<Intent> {
+        Some(Intent {
+            id: id.to_string(),
+            owner_id: owner_id.to_string(),
+            scope: scope.to_string(),
+            server: server.to_string(),
+            command,
+            boot_id: crate::process::procfs::boot_id().ok()?,
+            holder: ProcessIdentity::of_self()?,
+            cgroup: None,
+            cgroup_v1: None,
+            layers: Vec::new(),
+            remote: None,
+        })
+    }
+}
+
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -116,6 +116,28 @@ impl Ledger {
         })
     }
 
+    /// Records the session an instance holds with a server over HTTP (JSON the ledger does not
+    /// interpret: the URL without credentials and the session id), which makes it `running`.
+    /// Such a row is not the supervisor's to close: its holder is the gateway, and only a
+    /// gateway can end the session (an HTTP DELETE) when that holder died.
+    pub fn record_upstream_session(&mut self, instance: &str, session: &serde_json::Value) -> Result<(), LedgerError> {
+        let now = now_ms();
+        self.write("recording the upstream session", |tx| {
+            tx.execute(
+                "UPDATE instances SET upstream_session = ?2, state = ?3, spawned_ms = COALESCE(spawned_ms, ?4)
+                 WHERE id = ?1 AND state IN (?5, ?3)",
+                params![
+                    instance,
+                    session.to_string(),
+                    InstanceState::Running.as_str(),
+                    now,
+                    InstanceState::Intent.as_str()
+                ],
+            )
+            .map(drop)
+        })
+    }
+
     /// Records descendants that only their identity can find (they scrubbed the cookie).
     pub fn record_adopted(
         &mut self,

@@ -100,6 +100,15 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
         if !inst.state.is_open() {
             continue;
         }
+        if inst.upstream_session.is_some() {
+            // No process to kill: a session with a server over HTTP, which a gateway ends.
+            if holder_dead {
+                report.upstream_sessions.push(inst);
+            } else {
+                live.insert(inst.intent.id.clone());
+            }
+            continue;
+        }
         if other_boot {
             lost.push(inst);
         } else if holder_dead {

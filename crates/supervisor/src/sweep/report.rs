@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::ids::short;
+use crate::ledger::InstanceRow;
 
 /// One thing a sweep did or would do.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -75,6 +76,9 @@ pub struct Report {
     pub live_instances: usize,
     /// Instances whose holder was dead.
     pub orphaned_instances: usize,
+    /// Sessions with servers over HTTP that a dead gateway left open: left for the next
+    /// `tether serve`, which ends them with an HTTP DELETE (the sweep speaks no HTTP).
+    pub upstream_sessions: Vec<InstanceRow>,
     /// Processes killed (or, dry run, to kill).
     pub killed: usize,
     /// Every action, in order.
@@ -128,6 +132,14 @@ impl fmt::Display for Report {
         )?;
         for a in &self.actions {
             writeln!(f, "  {a}")?;
+        }
+        for s in &self.upstream_sessions {
+            writeln!(
+                f,
+                "  left open: server {:?} (instance {}): a session with a server over HTTP; the next `tether serve` ends it",
+                s.intent.server,
+                short(&s.intent.id)
+            )?;
         }
         Ok(())
     }

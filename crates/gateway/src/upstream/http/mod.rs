@@ -1,0 +1,374 @@
+//! An instance that is a session with a server over streamable HTTP, rather than a process.
+//!
+//! It is an [`Upstream`] like any other (ids remapped, routes, lifetimes), with the pipes
+//! replaced: each queued message is POSTed, and what the server answers (JSON, or an event
+//! stream of messages) is routed by the same code as a stdio server's output; a GET stream, when
+//! the server offers one, carries what it says outside any request. The session is the
+//! instance's scope: it is written to the ledger when the server gives it an id, ended with a
+//! DELETE (bounded, 405 accepted) when its scope ends, and a 404 (the server forgot it) is
+//! answered by initializing again, once. A gateway that dies leaves the row open; the next one
+//! ends the session ([`leftovers`]).
+
+mod events;
+pub mod leftovers;
+pub mod link;
+mod record;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::Method;
+use tether_supervisor::launch::Scope;
+use tokio::sync::{mpsc, watch};
+
+use self::events::{Event, Events};
+use self::link::{content, session_gone, Content, Link};
+use self::record::Record;
+use super::{short, Anchor, Owner, StartError, StartOptions, State, Upstream, OUTBOX};
+use crate::config::{HttpKind, HttpUpstream, ServerConfig};
+use crate::jsonrpc::{Kind, View};
+
+/// The longest wait between two attempts to open the server's GET stream.
+const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Starts a session with `upstream` for `owner` in `scope`: `Starting` until
+/// [`Upstream::initialize`] is done, like a process.
+pub fn spawn(
+    server: Arc<ServerConfig>,
+    upstream: &HttpUpstream,
+    owner: Owner,
+    scope: Scope,
+    opts: &StartOptions,
+) -> Result<Arc<Upstream>, StartError> {
+    let fail = |why: String| StartError {
+        server: server.name.clone(),
+        why,
+    };
+    if upstream.kind == HttpKind::Sse {
+        return Err(fail(format!(
+            "{}: the legacy SSE transport is not supported by this build yet (streamable HTTP is)",
+            link::shown_url(&upstream.url)
+        )));
+    }
+    let link = Arc::new(Link::new(upstream, opts.max_message).map_err(fail)?);
+    let instance = tether_supervisor::ids::random_id().map_err(|e| fail(format!("generating an instance id: {e}")))?;
+    let record = Record::new(
+        &opts.ledger,
+        &instance,
+        &opts.owner_id,
+        &scope,
+        &server.name,
+        &link.shown,
+    );
+    let (outbox, inbox) = mpsc::channel(OUTBOX);
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let (state, _) = watch::channel(State::Starting);
+    let up = Arc::new(Upstream {
+        id: instance,
+        server: server.clone(),
+        owner,
+        init: std::sync::OnceLock::new(),
+        outbox,
+        pending: Mutex::new(Default::default()),
+        next_id: AtomicU64::new(1),
+        state,
+        anchor: Mutex::new(Some(Anchor::Http(Closer {
+            link: link.clone(),
+            record: record.clone(),
+            exit: exit_tx,
+        }))),
+        last_used: Mutex::new(Instant::now()),
+        attached: Mutex::new(std::collections::HashMap::new()),
+        exit: exit_rx,
+        pid: None,
+    });
+    tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), url = %link.shown, "instance starting (streamable HTTP)");
+    tokio::spawn(run(Arc::downgrade(&up), link.clone(), record, inbox));
+    tokio::spawn(listen(Arc::downgrade(&up), link));
+    Ok(up)
+}
+
+/// What ends the session: a DELETE, then the ledger's row closed and the instance's exit set.
+pub struct Closer {
+    link: Arc<Link>,
+    record: Record,
+    exit: watch::Sender<Option<String>>,
+}
+
+impl Closer {
+    /// Sends the revision the server answered `initialize` with from now on.
+    pub fn negotiated(&self, version: &str) {
+        self.link.set_version(version);
+    }
+
+    /// Ends the session in a task of its own (the caller may be dropping the instance).
+    pub fn close(self, why: &str) {
+        let why = why.to_string();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let _ = self
+                .exit
+                .send(Some("the runtime was gone: the session was not ended".into()));
+            return;
+        };
+        runtime.spawn(async move {
+            let outcome = self.link.delete().await;
+            tracing::debug!(url = %self.link.shown, "upstream session ended: {outcome}");
+            self.record.ended(&format!("{why}; {outcome}")).await;
+            let _ = self.exit.send(Some(format!("session ended ({outcome})")));
+        });
+    }
+}
+
+/// Sends every queued message; a request's answer (and what the server says before it) is
+/// routed as it arrives, in a task per request, so a slow call holds up no other.
+async fn run(up: Weak<Upstream>, link: Arc<Link>, record: Record, mut inbox: mpsc::Receiver<Bytes>) {
+    let reinit = Arc::new(tokio::sync::Mutex::new(()));
+    while let Some(message) = inbox.recv().await {
+        let Some(alive) = up.upgrade() else { return };
+        let parsed = std::str::from_utf8(&message)
+            .ok()
+            .and_then(|t| View::parse(t).ok())
+            .map(|v| (v.kind, v.numeric_id(), v.method() == "initialize"));
+        let Some((kind, id, is_initialize)) = parsed else {
+            tracing::warn!(server = %alive.name(), "not sending a message that is not JSON-RPC");
+            continue;
+        };
+        let exchange = Exchange {
+            up: up.clone(),
+            link: link.clone(),
+            record: record.clone(),
+            reinit: reinit.clone(),
+            message,
+            id: if kind == Kind::Request { id } else { None },
+            is_initialize,
+        };
+        drop(alive);
+        if kind == Kind::Request {
+            tokio::spawn(exchange.run());
+        } else {
+            // Notifications and answers go in order (`initialized` before any request).
+            exchange.run().await;
+        }
+    }
+}
+
+/// One message POSTed, and what came back.
+struct Exchange {
+    up: Weak<Upstream>,
+    link: Arc<Link>,
+    record: Record,
+    reinit: Arc<tokio::sync::Mutex<()>>,
+    message: Bytes,
+    /// The upstream id of a request (its answer is awaited).
+    id: Option<u64>,
+    is_initialize: bool,
+}
+
+impl Exchange {
+    async fn run(self) {
+        let timeout = self.up.upgrade().map(|u| u.server.request_timeout).unwrap_or_default();
+        let done = tokio::time::timeout(timeout, self.exchange()).await;
+        let outcome = match done {
+            Ok(outcome) => outcome,
+            // The route's own timeout answers the client; this only stops reading.
+            Err(_) => Err(format!("no answer within {}", humantime::format_duration(timeout))),
+        };
+        if let Err(why) = outcome {
+            self.fail(&why);
+        }
+    }
+
+    async fn exchange(&self) -> Result<(), String> {
+        let mut response = self.post().await?;
+        if session_gone(response.status()) && !self.is_initialize && self.link.session().is_some() {
+            // The server forgot the session (it restarted, or expired it): initialize again,
+            // once, and send the message again.
+            let before = self.link.session();
+            self.initialize_again(before).await?;
+            response = self.post().await?;
+        }
+        let status = response.status();
+        if self.link.adopt_session(&response) {
+            if let Some(up) = self.up.upgrade() {
+                self.record.session(&self.link, &up).await;
+            }
+        }
+        if status == hyper::StatusCode::ACCEPTED || status == hyper::StatusCode::NO_CONTENT {
+            return match self.id {
+                Some(_) => Err(format!(
+                    "POST {} answered a request with {status} and no answer",
+                    self.link.shown
+                )),
+                None => Ok(()),
+            };
+        }
+        if !status.is_success() {
+            return Err(self.link.refusal(&Method::POST, response).await);
+        }
+        match content(&response) {
+            Some(Content::Json) => {
+                let body = self.link.body(response).await?;
+                let Some(up) = self.up.upgrade() else { return Ok(()) };
+                deliver_json(&up, &self.link, &body)
+            }
+            Some(Content::Events) => {
+                read_events(&self.up, &self.link, response).await?;
+                match self.id.and_then(|id| self.up.upgrade().filter(|u| u.is_pending(id))) {
+                    Some(_) => Err(format!(
+                        "POST {}: the event stream ended before the answer",
+                        self.link.shown
+                    )),
+                    None => Ok(()),
+                }
+            }
+            None => {
+                let kind = response
+                    .headers()
+                    .get(hyper::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("no content type")
+                    .to_string();
+                Err(format!(
+                    "POST {} answered {status} with {kind}, not JSON or an event stream",
+                    self.link.shown
+                ))
+            }
+        }
+    }
+
+    async fn post(&self) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+        self.link.send(Method::POST, Some(self.message.clone())).await
+    }
+
+    /// Runs `initialize` again on a fresh session, unless another request already did since
+    /// `before` was the session.
+    async fn initialize_again(&self, before: Option<hyper::header::HeaderValue>) -> Result<(), String> {
+        let _one = self.reinit.lock().await;
+        if self.link.session() != before {
+            return Ok(());
+        }
+        let up = self.up.upgrade().ok_or("the instance is gone")?;
+        tracing::warn!(server = %up.name(), instance = %short(&up.id), url = %self.link.shown, "the server no longer knows the session (404): initializing again");
+        self.link.drop_session();
+        let params = crate::protocol::initialize_params(None);
+        let id = up.reserve_id();
+        let message = crate::jsonrpc::request(&id.to_string(), "initialize", Some(&params));
+        let response = self.link.send(Method::POST, Some(message)).await?;
+        if !response.status().is_success() {
+            return Err(self.link.refusal(&Method::POST, response).await);
+        }
+        if self.link.adopt_session(&response) {
+            self.record.session(&self.link, &up).await;
+        }
+        // Its answer is the one `initialize` already gave: read and dropped.
+        let _ = self.link.body(response).await;
+        let initialized = crate::jsonrpc::notification("notifications/initialized", None);
+        let response = self.link.send(Method::POST, Some(initialized)).await?;
+        let _ = self.link.body(response).await;
+        Ok(())
+    }
+
+    /// Answers the request with an error naming the server and the cause; a failed
+    /// notification is logged.
+    fn fail(&self, why: &str) {
+        let Some(up) = self.up.upgrade() else { return };
+        match self.id.and_then(|id| up.forget(id)) {
+            Some(route) => route.fail(&format!("server {:?}: {why}", up.name())),
+            None if self.id.is_none() => {
+                tracing::warn!(server = %up.name(), instance = %short(&up.id), "a message to the server was not delivered: {why}")
+            }
+            None => {}
+        }
+    }
+}
+
+/// Routes a JSON body: one message, or a batch of them. A body that is not JSON-RPC is an
+/// error for the request it answers.
+fn deliver_json(up: &Arc<Upstream>, link: &Link, body: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("POST {}: its answer is not UTF-8: {e}", link.shown))?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let items =
+            crate::jsonrpc::split_batch(trimmed).map_err(|e| format!("POST {}: its answer: {e}", link.shown))?;
+        for item in items {
+            up.route(item.get().as_bytes());
+        }
+        return Ok(());
+    }
+    View::parse(text).map_err(|e| format!("POST {}: its answer is not JSON-RPC: {e}", link.shown))?;
+    up.route(body);
+    Ok(())
+}
+
+/// Routes every event of a response's stream until it ends.
+async fn read_events(
+    up: &Weak<Upstream>,
+    link: &Link,
+    response: hyper::Response<hyper::body::Incoming>,
+) -> Result<(), String> {
+    use http_body_util::BodyExt;
+    let mut body = response.into_body();
+    let mut parser = Events::new(link.max);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading the event stream of {}: {e}", link.shown))?;
+        let Ok(data) = frame.into_data() else { continue };
+        let Some(up) = up.upgrade() else { return Ok(()) };
+        for event in parser.feed(&data) {
+            match event {
+                Event::Data(message) => up.route(&message),
+                Event::TooLong => {
+                    tracing::warn!(server = %up.name(), instance = %short(&up.id), "an event larger than max_message_size ({} bytes) was dropped", link.max)
+                }
+            }
+        }
+    }
+    if parser.mid_event() {
+        if let Some(up) = up.upgrade() {
+            tracing::warn!(server = %up.name(), instance = %short(&up.id), "the event stream of {} stopped in the middle of an event", link.shown);
+        }
+    }
+    Ok(())
+}
+
+/// The server's own stream (GET), for what it says outside any request: opened once the
+/// session is ready, opened again when it ends, until the instance is gone. A server without
+/// one (405) is not asked again.
+async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
+    let Some(mut state) = up.upgrade().map(|u| u.state.subscribe()) else {
+        return;
+    };
+    if state.wait_for(|s| !matches!(s, State::Starting)).await.is_err() {
+        return;
+    }
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match up.upgrade() {
+            Some(u) if !u.is_gone() => {}
+            _ => return,
+        }
+        let opened = Instant::now();
+        match link.send(Method::GET, None).await {
+            Ok(r) if r.status() == hyper::StatusCode::METHOD_NOT_ALLOWED => return,
+            Ok(r) if r.status().is_success() && content(&r) == Some(Content::Events) => {
+                if let Err(e) = read_events(&up, &link, r).await {
+                    tracing::debug!("{e}");
+                }
+            }
+            Ok(r) => {
+                let why = link.refusal(&Method::GET, r).await;
+                tracing::debug!("the server's own stream: {why}");
+            }
+            Err(e) => tracing::debug!("the server's own stream: {e}"),
+        }
+        if opened.elapsed() > LISTEN_BACKOFF_MAX {
+            backoff = Duration::from_millis(250);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
+        }
+        backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+    }
+}
