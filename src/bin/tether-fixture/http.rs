@@ -26,7 +26,8 @@ const MAX_BODY: usize = 64 << 20;
 /// Everything the connections share.
 struct Shared {
     args: Args,
-    sessions: Mutex<HashMap<String, Session>>,
+    /// Sessions by id; each one's messages are handled one at a time, under its lock.
+    sessions: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
     /// Whether a session was already forgotten (`forget-session` does it once).
     forgotten: AtomicBool,
     next: AtomicU64,
@@ -76,6 +77,9 @@ struct Request {
 
 /// Serves one connection's requests until it closes.
 fn connection(stream: TcpStream, shared: &Shared) -> Result<()> {
+    // Headers and body go in separate writes: without this, Nagle holds the body back for the
+    // client's delayed ACK (40 ms a request).
+    stream.set_nodelay(true)?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     while let Some(request) = read_request(&mut reader)? {
@@ -155,7 +159,7 @@ fn post(request: &Request, sid: Option<String>, out: &mut TcpStream, shared: &Sh
         );
         let (lines, session) = handle(&request.body, Session::new(Identity::current(), false), &shared.args);
         if let Ok(mut s) = shared.sessions.lock() {
-            s.insert(sid.clone(), session);
+            s.insert(sid.clone(), Arc::new(Mutex::new(session)));
         }
         shared.note(&format!("initialize {sid}"));
         return json(out, lines.last().map_or(&b"{}"[..], Vec::as_slice), Some(&sid));
@@ -169,27 +173,23 @@ fn post(request: &Request, sid: Option<String>, out: &mut TcpStream, shared: &Sh
             s.remove(&sid);
         }
     }
-    let Some(session) = shared.sessions.lock().ok().and_then(|mut s| s.remove(&sid)) else {
+    let Some(session) = shared.sessions.lock().ok().and_then(|s| s.get(&sid).cloned()) else {
         shared.note(&format!("404 {sid}"));
         return plain(out, "404 Not Found", "text/plain", b"no such session\n");
     };
     shared.note(&format!("POST {method} {sid}"));
     if method == "tools/call" {
-        if let Some(mode) = shared.args.http_misbehave {
-            if let Ok(mut s) = shared.sessions.lock() {
-                s.insert(sid.clone(), session);
-            }
-            if let Some(keep) = misbehave(mode, out)? {
-                return Ok(keep);
-            }
-            let session = shared.sessions.lock().ok().and_then(|mut s| s.remove(&sid));
-            return match session {
-                Some(session) => answer(request, is_request, session, &sid, out, shared),
-                None => plain(out, "404 Not Found", "text/plain", b"no such session\n"),
-            };
+        if let Some(keep) = shared
+            .args
+            .http_misbehave
+            .map(|m| misbehave(m, out))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(keep);
         }
     }
-    answer(request, is_request, session, &sid, out, shared)
+    answer(request, is_request, &session, out, &shared.args)
 }
 
 /// Handles the message and answers: an event stream of everything said for a request (the
@@ -197,15 +197,18 @@ fn post(request: &Request, sid: Option<String>, out: &mut TcpStream, shared: &Sh
 fn answer(
     request: &Request,
     is_request: bool,
-    session: Session,
-    sid: &str,
+    session: &Mutex<Session>,
     out: &mut TcpStream,
-    shared: &Shared,
+    args: &Args,
 ) -> Result<bool> {
-    let (lines, session) = handle(&request.body, session, &shared.args);
-    if let Ok(mut s) = shared.sessions.lock() {
-        s.insert(sid.to_string(), session);
-    }
+    let lines = {
+        let mut guard = session
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a session's lock is poisoned"))?;
+        let (lines, after) = handle(&request.body, std::mem::take(&mut *guard), args);
+        *guard = after;
+        lines
+    };
     if !is_request {
         return plain(out, "202 Accepted", "text/plain", b"");
     }

@@ -172,6 +172,23 @@ fn a_shared_http_session_ends_at_shutdown_and_a_sigkilled_gateway_s_at_the_next_
 }
 
 #[test]
+fn clients_sharing_an_http_session_with_the_same_ids_and_tokens_each_get_their_own() {
+    let cookie = Cookie::new();
+    let remote = Remote::start(&cookie, "remote", &[]);
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &remote.server("remote", ""));
+    super::routing::eight_clients_share(&gw, "remote");
+    assert_eq!(
+        remote.sessions().len(),
+        1,
+        "one upstream session for all: {:?}",
+        remote.sessions()
+    );
+    stop(gw);
+    drop(remote);
+    cookie.assert_none_survive(SLACK);
+}
+
+#[test]
 fn a_session_the_server_forgot_is_initialized_again_once() {
     let cookie = Cookie::new();
     let remote = Remote::start(&cookie, "remote", &["--http-misbehave", "forget-session"]);

@@ -276,8 +276,14 @@ fn bearer_token(name: &str, f: &ServerFields, base: &Path) -> Result<Option<Secr
             let path = resolve(base, file);
             match std::fs::read_to_string(&path) {
                 Ok(t) if !t.trim().is_empty() => Ok(Some(Secret::new(t.trim()))),
-                Ok(_) => Err(Invalid::new(&[key], format!("server {name:?}: {key} {}: empty", path.display()))),
-                Err(e) => Err(Invalid::new(&[key], format!("server {name:?}: {key} {}: {e}", path.display()))),
+                Ok(_) => Err(Invalid::new(
+                    &[key],
+                    format!("server {name:?}: {key} {}: empty", path.display()),
+                )),
+                Err(e) => Err(Invalid::new(
+                    &[key],
+                    format!("server {name:?}: {key} {}: {e}", path.display()),
+                )),
             }
         }
         (None, None) => Ok(None),

@@ -277,7 +277,9 @@ args = ["/srv/server.mjs"]
         std::fs::write(dir.join("token"), "s3cr3t-token\n").unwrap();
         let text = "[servers.r]\nurl = \"http://h/mcp\"\nbearer_token_file = \"token\"\nconnection_timeout = \"2s\"\n";
         let (_, servers) = parse(&dir.join("t.toml"), text).unwrap();
-        let Transport::Http(h) = &servers["r"].transport else { panic!("http") };
+        let Transport::Http(h) = &servers["r"].transport else {
+            panic!("http")
+        };
         assert_eq!(h.headers[0].0, "Authorization");
         assert_eq!(h.headers[0].1.expose(), "Bearer s3cr3t-token");
         assert!(!format!("{h:?}").contains("s3cr3t"), "{h:?}");
@@ -285,7 +287,8 @@ args = ["/srv/server.mjs"]
         let e = parse_str("[servers.r]\nurl = \"http://h/mcp\"\nbearer_token_env = \"TETHER_TEST_NO_SUCH_VAR\"\n")
             .unwrap_err();
         assert!(e.message.contains("TETHER_TEST_NO_SUCH_VAR is not set"), "{e}");
-        let both = "[servers.r]\nurl = \"http://h/mcp\"\nheaders = { authorization = \"x\" }\nbearer_token_file = \"token\"\n";
+        let both =
+            "[servers.r]\nurl = \"http://h/mcp\"\nheaders = { authorization = \"x\" }\nbearer_token_file = \"token\"\n";
         let e = parse(&dir.join("t.toml"), both).unwrap_err();
         assert!(e.message.contains("choose one"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
