@@ -19,4 +19,5 @@ mod ssh;
 mod start_up;
 mod support;
 mod teardown;
+mod three_servers;
 mod upstream_http;

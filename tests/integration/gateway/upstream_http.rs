@@ -85,18 +85,6 @@ impl Remote {
     }
 }
 
-/// Ends the gateway with SIGTERM and expects a clean exit (the remotes, which carry the
-/// cookie too, are the test's to end).
-fn stop(mut gw: Gateway) {
-    gw.signal(Signal::SIGTERM);
-    let status = gw.wait_exit(SLACK);
-    assert!(
-        status.success(),
-        "tether serve exited with {status}; log:\n{}",
-        gw.log()
-    );
-}
-
 impl Drop for Remote {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -132,7 +120,7 @@ fn an_http_session_lives_as_long_as_its_client_session_and_ends_with_a_delete() 
     }
     // A server that refuses DELETE (405, as the spec allows) ends the session all the same.
     gw.wait_log("DELETE answered 405");
-    stop(gw);
+    gw.stop();
     drop((remote, strict));
     cookie.assert_none_survive(SLACK);
 }
@@ -148,7 +136,7 @@ fn a_shared_http_session_ends_at_shutdown_and_a_sigkilled_gateway_s_at_the_next_
     c.echo("first gateway");
     let first = remote.sessions();
     assert_eq!(first.len(), 1);
-    stop(gw);
+    gw.stop();
     remote.wait_record(&format!("DELETE {}", first[0]));
 
     // SIGKILLed: nothing is DELETEd; the next gateway on this ledger ends the session.
@@ -166,7 +154,7 @@ fn a_shared_http_session_ends_at_shutdown_and_a_sigkilled_gateway_s_at_the_next_
     let ps = crate::harness::tether_json_ok(&cookie, "ps", &["--all"]);
     let reaped = ps.to_string();
     assert!(reaped.contains("reaped"), "the row is closed as reaped: {ps}");
-    stop(next);
+    next.stop();
     drop(remote);
     cookie.assert_none_survive(SLACK);
 }
@@ -183,7 +171,7 @@ fn clients_sharing_an_http_session_with_the_same_ids_and_tokens_each_get_their_o
         "one upstream session for all: {:?}",
         remote.sessions()
     );
-    stop(gw);
+    gw.stop();
     drop(remote);
     cookie.assert_none_survive(SLACK);
 }
@@ -202,7 +190,7 @@ fn a_session_the_server_forgot_is_initialized_again_once() {
     c.echo("on the new session");
     assert_eq!(remote.sessions().len(), 2, "once: {:?}", remote.records());
     gw.wait_log("no longer knows the session (404)");
-    stop(gw);
+    gw.stop();
     remote.wait_record(&format!("DELETE {}", sessions[1]));
     drop(remote);
     cookie.assert_none_survive(SLACK);
@@ -255,7 +243,7 @@ fn every_bad_http_answer_is_an_error_naming_the_server_and_the_cause() {
         assert!(listed.pointer("/result/tools/0").is_some(), "{mode}: {listed}");
     }
     assert!(!gw.log().contains("secret"), "no credentials in the log");
-    stop(gw);
+    gw.stop();
     drop(remotes);
     cookie.assert_none_survive(SLACK);
 }
