@@ -41,6 +41,8 @@ pub struct Gateway {
     token_hasher: std::collections::hash_map::RandomState,
     /// Client requests being handled, for the drain at shutdown.
     in_flight: Arc<InFlight>,
+    /// Server list changes queued for aggregated sessions.
+    pub views: crate::aggregate::views::Views,
     /// Name collisions between servers already reported (each is logged once).
     collisions: Mutex<std::collections::HashSet<String>>,
 }
@@ -93,6 +95,7 @@ impl Gateway {
             config: Mutex::new(Arc::new(config)),
             token_hasher: std::collections::hash_map::RandomState::new(),
             in_flight: Arc::default(),
+            views: Default::default(),
             collisions: Mutex::default(),
         })
     }

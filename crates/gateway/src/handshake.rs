@@ -50,6 +50,7 @@ pub async fn open(
     let server = match &mode {
         Mode::One(server) => server.clone(),
         Mode::All => {
+            session.watch_views(gw.views.sender());
             // Nothing is started for an aggregate's initialize: listing starts what it needs.
             let answer =
                 jsonrpc::result_response(id, &crate::aggregate::initialize_result(version, &gw.pool.enabled()));

@@ -61,6 +61,7 @@ pub async fn run(gw: Arc<Gateway>, door: Door, signals: Signals) -> String {
         }
     }
     tokio::spawn(crate::aggregate::survey(gw.clone()));
+    tokio::spawn(crate::aggregate::views::Views::watch(gw.clone()));
     let why = loop {
         tokio::select! {
             _ = term.recv() => break "SIGTERM".to_string(),

@@ -94,6 +94,10 @@ pub struct Session {
     /// For an aggregated session: the names it was given for tools and prompts (by listing
     /// field), each taken back to its server.
     names: Mutex<HashMap<&'static str, HashMap<String, crate::aggregate::Owner>>>,
+    /// For an aggregated session: a fingerprint of what each listing last gave it.
+    views: Mutex<HashMap<&'static str, u64>>,
+    /// For an aggregated session: where a server's list change is queued, to be looked at.
+    watcher: std::sync::OnceLock<Sender<crate::aggregate::views::Change>>,
 }
 
 /// Where an aggregated session's resources come from.
@@ -135,6 +139,8 @@ impl Session {
             start_lock: tokio::sync::Mutex::new(()),
             resources: Mutex::new(Resources::default()),
             names: Mutex::new(HashMap::new()),
+            views: Mutex::new(HashMap::new()),
+            watcher: std::sync::OnceLock::new(),
         }
     }
 
@@ -371,6 +377,38 @@ impl Session {
         };
         self.push(Bytes::from(jsonrpc::replace_id(view.text, p.request_id, &client_id)));
         true
+    }
+
+    /// Notes what a listing (`field`) gave the client.
+    pub fn set_view(&self, field: &'static str, fingerprint: u64) {
+        if let Ok(mut v) = self.views.lock() {
+            v.insert(field, fingerprint);
+        }
+    }
+
+    /// What the last listing of `field` gave the client, if it listed.
+    pub fn view(&self, field: &str) -> Option<u64> {
+        self.views.lock().ok()?.get(field).copied()
+    }
+
+    /// Has a server's list changes looked at before the client is told (aggregated sessions).
+    pub fn watch_views(&self, watcher: Sender<crate::aggregate::views::Change>) {
+        let _ = self.watcher.set(watcher);
+    }
+
+    /// A server announced a change of its `kind` list (`message`): passed on as it is, or for
+    /// an aggregated session queued to be looked at.
+    pub fn list_changed(self: &Arc<Self>, message: Bytes, kind: crate::aggregate::views::Kind) {
+        match self.watcher.get() {
+            Some(w) => {
+                if w.try_send((Arc::downgrade(self), kind)).is_err() {
+                    tracing::debug!(session = %self.key, "too many list changes waiting: one dropped");
+                }
+            }
+            None => {
+                self.push(message);
+            }
+        }
     }
 
     /// Keeps the names a listing gave the client (`field`: `tools` or `prompts`).

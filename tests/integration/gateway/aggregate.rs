@@ -180,3 +180,59 @@ fn a_session_keeps_its_names_across_a_reload_and_is_told_to_list_again() {
     );
     gw.shut_down(&cookie);
 }
+
+#[test]
+fn a_server_s_list_change_reaches_an_aggregated_client_only_when_its_view_changed() {
+    let cookie = Cookie::new();
+    let config = format!(
+        "{}\n{}",
+        fixture_server("a", &cookie, &[], ""),
+        fixture_server("b", &cookie, &[], "tools = { exclude = [\"hidden_*\"] }")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut c = gw.client(None);
+    c.initialize();
+    let before = names(&c.request("tools/list", json!({})), "tools");
+    let sid = c.session.clone().expect("session");
+    let mut listening = super::http::EventStream::open(
+        gw.addr,
+        "/mcp",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &sid)],
+    )
+    .expect("GET");
+    // A client of one server hears that server's announcements as they are.
+    let mut single = gw.client(Some("b"));
+    single.initialize();
+    let single_sid = single.session.clone().expect("session");
+    let mut single_listening = super::http::EventStream::open(
+        gw.addr,
+        "/mcp/b",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &single_sid)],
+    )
+    .expect("GET");
+    // A client that uses b but never listed has no view to change.
+    let mut quiet = gw.client(None);
+    quiet.initialize();
+    quiet.call_tool("b__echo", json!({"text": "unlisted"}));
+
+    // An announcement that changes nothing the client sees: b's new tool is filtered out.
+    c.call_tool("b__grow", json!({"name": "hidden_tool"}));
+    gw.wait_log("Tools changed upstream: this session's view did not, not told");
+    gw.wait_log("Tools changed upstream: the session never listed them, not told");
+    let raw = single_listening.next(SLACK).expect("b's own announcement");
+    assert_eq!(raw["method"], "notifications/tools/list_changed", "{raw}");
+
+    // A change it sees: told, and listing again gives the new tool.
+    c.call_tool("a__grow", json!({"name": "fresh"}));
+    let told = listening.next(SLACK).expect("a list change");
+    assert_eq!(told["method"], "notifications/tools/list_changed", "{told}");
+    let after = names(&c.request("tools/list", json!({})), "tools");
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    let fresh = c.call_tool("a__fresh", json!({}));
+    assert_eq!(
+        fresh.pointer("/result/content/0/text"),
+        Some(&json!("fresh")),
+        "{fresh}"
+    );
+    gw.shut_down(&cookie);
+}

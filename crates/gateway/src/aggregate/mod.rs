@@ -28,6 +28,7 @@ use crate::route::{forward, Reply};
 use crate::session::Session;
 
 pub mod naming;
+pub mod views;
 
 pub use naming::{Owner, SEPARATOR};
 /// Most pages asked of one server for one listing.
@@ -215,6 +216,7 @@ async fn list(gw: &Gateway, session: &Arc<Session>, servers: &[String], id: &str
             .flat_map(|(_, items)| items.into_iter().map(|(_, item)| item))
             .collect()
     };
+    session.set_view(what.field, views::fingerprint(&items));
     let mut result = Map::new();
     result.insert(what.field.into(), Value::Array(items));
     jsonrpc::result_response(id, &Value::Object(result).to_string())

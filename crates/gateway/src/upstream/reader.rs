@@ -127,6 +127,12 @@ impl Upstream {
             return;
         }
         let message = Bytes::copy_from_slice(view.text.as_bytes());
+        if let Some(kind) = crate::aggregate::views::Kind::of(method) {
+            for session in self.audience() {
+                session.list_changed(message.clone(), kind);
+            }
+            return;
+        }
         if method.ends_with("/list_changed") {
             for session in self.audience() {
                 session.push(message.clone());

@@ -9,6 +9,7 @@
 mod ask;
 mod conformance;
 mod gateway;
+mod grown;
 
 use crate::plan::{Plan, RpcError, Step};
 use crate::rpc::{notification, INVALID_PARAMS};
@@ -35,12 +36,17 @@ pub struct Call<'a> {
 }
 
 fn all() -> impl Iterator<Item = &'static Tool> {
-    gateway::TOOLS.iter().chain(conformance::TOOLS).chain(ask::TOOLS)
+    gateway::TOOLS
+        .iter()
+        .chain(conformance::TOOLS)
+        .chain(ask::TOOLS)
+        .chain(grown::TOOLS)
 }
 
 pub fn list() -> Value {
     let tools: Vec<Value> = all()
         .map(|t| json!({"name": t.name, "description": t.description, "inputSchema": (t.input_schema)()}))
+        .chain(grown::listed())
         .collect();
     json!({ "tools": tools })
 }
@@ -50,9 +56,9 @@ pub fn call(session: &Session, params: &Value) -> Result<Plan, RpcError> {
         .get("name")
         .and_then(Value::as_str)
         .ok_or_else(|| RpcError::new(INVALID_PARAMS, "tools/call requires a string \"name\""))?;
-    let tool = all()
-        .find(|t| t.name == name)
-        .ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("unknown tool: {name}")))?;
+    let Some(tool) = all().find(|t| t.name == name) else {
+        return grown::call(name).ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("unknown tool: {name}")));
+    };
     let empty = json!({});
     let args = match params.get("arguments") {
         None | Some(Value::Null) => &empty,
