@@ -14,34 +14,51 @@ use super::support::{fixture_server, toml_str, Gateway, SLACK};
 use crate::harness::{eventually, Cookie, Mode, TETHER};
 use crate::real_client::{repo, test_deps};
 
-/// server-everything serving its own streamable HTTP, carrying the test's cookie.
-struct BareEverything {
-    child: Child,
-    addr: SocketAddr,
+/// server-everything serving its own HTTP, carrying the test's cookie; its output (its stderr
+/// says when clients connect and disconnect) in a file.
+pub(super) struct BareEverything {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: std::path::PathBuf,
 }
 
 impl BareEverything {
-    fn start(cookie: &Cookie) -> BareEverything {
+    /// Streamable HTTP at `/mcp`.
+    pub fn start(cookie: &Cookie) -> BareEverything {
+        BareEverything::start_mode(cookie, "streamableHttp")
+    }
+
+    /// `mode`: `streamableHttp` (at `/mcp`) or `sse` (the legacy transport, at `/sse`).
+    pub fn start_mode(cookie: &Cookie, mode: &str) -> BareEverything {
         let (_, node_dir) = test_deps();
         let index = node_dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port");
+        std::fs::create_dir_all(cookie.state_dir()).expect("state dir");
+        let log = cookie.state_dir().join(format!("everything-{}.log", addr.port()));
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
         let child = cookie
             .set_env(&mut Command::new("node"))
             .arg(&index)
-            .arg("streamableHttp")
+            .arg(mode)
             .env("PORT", addr.port().to_string())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .expect("node");
         assert!(
             eventually(SLACK, || TcpStream::connect(addr).is_ok()),
             "server-everything did not listen on {addr}"
         );
-        BareEverything { child, addr }
+        BareEverything { child, addr, log }
+    }
+
+    /// What it printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

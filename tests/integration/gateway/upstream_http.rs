@@ -247,3 +247,45 @@ fn every_bad_http_answer_is_an_error_naming_the_server_and_the_cause() {
     drop(remotes);
     cookie.assert_none_survive(SLACK);
 }
+
+#[test]
+fn a_legacy_sse_server_serves_calls_and_its_stream_closes_with_the_client_session() {
+    let cookie = Cookie::new();
+    let remote = super::three_servers::BareEverything::start_mode(&cookie, "sse");
+    // OpenClaw's spelling of the transport, in Tether's TOML.
+    let config = format!(
+        "[servers.legacy]\nurl = \"http://{}/sse\"\ntransport = \"sse\"\nlifetime = \"session\"\n",
+        remote.addr
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut c = gw.client(Some("legacy"));
+    let init = c.initialize();
+    assert_eq!(init["serverInfo"]["name"], "mcp-servers/everything", "{init}");
+    let sum = c.call_tool("get-sum", json!({"a": 2, "b": 40}));
+    assert!(sum.to_string().contains("42"), "{sum}");
+    // A question mid-call comes over the server's stream; the answer is POSTed to its endpoint.
+    let mut call = c.stream(&json!({"jsonrpc": "2.0", "id": "q", "method": "tools/call", "params": {
+        "name": "trigger-sampling-request", "arguments": {"prompt": "over sse"}}}));
+    let question = call.next(SLACK).expect("the sampling request");
+    assert_eq!(question["method"], "sampling/createMessage", "{question}");
+    let r = c.post(&json!({"jsonrpc": "2.0", "id": question["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "answered over sse"}, "model": "m"}}));
+    assert_eq!(r.status, 202);
+    let answer = call.next(SLACK).expect("the answer");
+    assert_eq!(answer["id"], "q");
+    assert!(answer.to_string().contains("answered over sse"), "{answer}");
+    assert!(
+        eventually(SLACK, || remote.output().contains("Client Connected")),
+        "{}",
+        remote.output()
+    );
+    assert_eq!(c.delete(), 200);
+    assert!(
+        eventually(SLACK, || remote.output().contains("Client Disconnected")),
+        "the session's stream was not closed: {}",
+        remote.output()
+    );
+    gw.stop();
+    drop(remote);
+    cookie.assert_none_survive(SLACK);
+}

@@ -1,7 +1,8 @@
 //! Server-sent events from an HTTP upstream, parsed as they arrive: each event's `data` is one
-//! JSON-RPC message. Only `data` matters to MCP (`event`, `id`, `retry` and comments are
-//! skipped); an event larger than the gateway's `max_message_size` is dropped whole, reported,
-//! and parsing goes on at the next event.
+//! JSON-RPC message, and its `event` name says what it is (`message` by default; the legacy SSE
+//! transport's `endpoint` event carries where to POST). `id`, `retry` and comments are skipped;
+//! an event larger than the gateway's `max_message_size` is dropped whole, reported, and
+//! parsing goes on at the next event.
 
 /// An incremental parser: bytes in, whole events out.
 pub struct Events {
@@ -11,6 +12,8 @@ pub struct Events {
     data: Vec<u8>,
     /// Whether the current event has any `data` field.
     has_data: bool,
+    /// The current event's name, if it has an `event` field.
+    name: Option<String>,
     /// Whether the current event outgrew the limit (dropped at its end).
     too_long: bool,
     /// While dropping an event: whether the current line has anything (so it is not the blank
@@ -23,8 +26,13 @@ pub struct Events {
 /// What one chunk of the stream finished.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
-    /// An event's data: one message.
-    Data(Vec<u8>),
+    /// An event's data: one message (or, for a named event, what the name says).
+    Data {
+        /// The `event` field (`None`: a `message`).
+        name: Option<String>,
+        /// The data.
+        data: Vec<u8>,
+    },
     /// An event larger than the limit, dropped.
     TooLong,
 }
@@ -36,6 +44,7 @@ impl Events {
             line: Vec::new(),
             data: Vec::new(),
             has_data: false,
+            name: None,
             too_long: false,
             skipped_line: false,
             max,
@@ -81,6 +90,7 @@ impl Events {
             out.push(Event::TooLong);
             self.too_long = false;
             self.has_data = false;
+            self.name = None;
             return;
         }
         let mut line = std::mem::take(&mut self.line);
@@ -91,10 +101,14 @@ impl Events {
             // A blank line ends the event.
             // An event with empty data (a priming event, for resumption) is no message.
             if self.has_data && !self.data.is_empty() {
-                out.push(Event::Data(std::mem::take(&mut self.data)));
+                out.push(Event::Data {
+                    name: self.name.take(),
+                    data: std::mem::take(&mut self.data),
+                });
             }
             self.data.clear();
             self.has_data = false;
+            self.name = None;
             return;
         }
         let (field, value) = match line.iter().position(|b| *b == b':') {
@@ -105,6 +119,11 @@ impl Events {
             }
             None => (&line[..], &[][..]),
         };
+        if field == b"event" {
+            let name = String::from_utf8_lossy(value).into_owned();
+            self.name = (name != "message").then_some(name);
+            return;
+        }
         if field != b"data" {
             return;
         }
@@ -134,20 +153,36 @@ impl Events {
 mod tests {
     use super::*;
 
+    fn data(d: &[u8]) -> Event {
+        Event::Data {
+            name: None,
+            data: d.to_vec(),
+        }
+    }
+
+    #[test]
+    fn named_events_keep_their_name() {
+        let mut p = Events::new(1024);
+        assert_eq!(
+            p.feed(b"event: endpoint\ndata: /messages?sessionId=1\n\nevent: message\ndata: {}\n\n"),
+            vec![
+                Event::Data {
+                    name: Some("endpoint".into()),
+                    data: b"/messages?sessionId=1".to_vec()
+                },
+                data(b"{}")
+            ]
+        );
+    }
+
     #[test]
     fn events_are_found_across_chunks_and_line_endings() {
         let mut p = Events::new(1024);
         assert_eq!(p.feed(b"event: message\r\nid: 1\r\ndata: {\"a\""), vec![]);
         assert!(p.mid_event());
-        assert_eq!(
-            p.feed(b":1}\r\n\r\n: keepalive\n\n"),
-            vec![Event::Data(b"{\"a\":1}".to_vec())]
-        );
+        assert_eq!(p.feed(b":1}\r\n\r\n: keepalive\n\n"), vec![data(b"{\"a\":1}")]);
         assert!(!p.mid_event());
-        assert_eq!(
-            p.feed(b"data: [1,\ndata:2]\n\n"),
-            vec![Event::Data(b"[1,\n2]".to_vec())]
-        );
+        assert_eq!(p.feed(b"data: [1,\ndata:2]\n\n"), vec![data(b"[1,\n2]")]);
         // An event without data (a priming event) is no message.
         assert_eq!(p.feed(b"id: 7\nretry: 100\n\n"), vec![]);
         assert_eq!(p.feed(b"id: 8\ndata: \n\n"), vec![]);
@@ -158,7 +193,7 @@ mod tests {
         let mut p = Events::new(8);
         let mut got = p.feed(b"data: 0123456789");
         got.extend(p.feed(b"0123456789\n\ndata: ok\n\n"));
-        assert_eq!(got, vec![Event::TooLong, Event::Data(b"ok".to_vec())]);
+        assert_eq!(got, vec![Event::TooLong, data(b"ok")]);
         // Over the limit by whole data lines.
         let got = p.feed(
             b"data: 01234
@@ -168,6 +203,6 @@ data: x
 
 ",
         );
-        assert_eq!(got, vec![Event::TooLong, Event::Data(b"x".to_vec())]);
+        assert_eq!(got, vec![Event::TooLong, data(b"x")]);
     }
 }

@@ -128,7 +128,42 @@ impl Link {
 
     /// One request of the transport, with the session's headers; `None` body for GET and DELETE.
     pub async fn send(&self, method: Method, body: Option<Bytes>) -> Result<Response<Incoming>, String> {
-        let mut request = Request::builder().method(method.clone()).uri(self.url.clone());
+        self.send_to(&self.url, method, body).await
+    }
+
+    /// The URL a legacy SSE server's `endpoint` event names, resolved against the server's:
+    /// only on the same scheme, host and port (the credentials go there too).
+    pub fn endpoint(&self, given: &str) -> Result<Uri, String> {
+        let origin = format!(
+            "{}://{}",
+            self.url.scheme_str().unwrap_or("http"),
+            self.url.authority().map_or("", |a| a.as_str())
+        );
+        let absolute = if given.starts_with("http://") || given.starts_with("https://") {
+            given.to_string()
+        } else if given.starts_with('/') {
+            format!("{origin}{given}")
+        } else {
+            let path = self.url.path();
+            let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+            format!("{origin}{dir}{given}")
+        };
+        let uri: Uri = absolute
+            .parse()
+            .map_err(|e| format!("{}: its endpoint {:?} is not a URL: {e}", self.shown, shown_url(given)))?;
+        if uri.scheme() != self.url.scheme() || uri.authority() != self.url.authority() {
+            return Err(format!(
+                "{}: its endpoint {} is on another origin: refused (the credentials would go there)",
+                self.shown,
+                shown_url(&absolute)
+            ));
+        }
+        Ok(uri)
+    }
+
+    /// One request to `url` with the session's headers.
+    pub async fn send_to(&self, url: &Uri, method: Method, body: Option<Bytes>) -> Result<Response<Incoming>, String> {
+        let mut request = Request::builder().method(method.clone()).uri(url.clone());
         if let Some(h) = request.headers_mut() {
             for (name, value) in &self.headers {
                 h.insert(name.clone(), value.clone());

@@ -7,12 +7,14 @@
 //! instance's scope: it is written to the ledger when the server gives it an id, ended with a
 //! DELETE (bounded, 405 accepted) when its scope ends, and a 404 (the server forgot it) is
 //! answered by initializing again, once. A gateway that dies leaves the row open; the next one
-//! ends the session ([`leftovers`]).
+//! ends the session ([`leftovers`]). The legacy HTTP+SSE transport ([`sse`]) is the same
+//! instance over one event stream, which is the session: closing it ends the session.
 
 mod events;
 pub mod leftovers;
 pub mod link;
 mod record;
+mod sse;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
@@ -46,12 +48,6 @@ pub fn spawn(
         server: server.name.clone(),
         why,
     };
-    if upstream.kind == HttpKind::Sse {
-        return Err(fail(format!(
-            "{}: the legacy SSE transport is not supported by this build yet (streamable HTTP is)",
-            link::shown_url(&upstream.url)
-        )));
-    }
     let link = Arc::new(Link::new(upstream, opts.max_message).map_err(fail)?);
     let instance = tether_supervisor::ids::random_id().map_err(|e| fail(format!("generating an instance id: {e}")))?;
     let record = Record::new(
@@ -65,6 +61,13 @@ pub fn spawn(
     let (outbox, inbox) = mpsc::channel(OUTBOX);
     let (exit_tx, exit_rx) = watch::channel(None);
     let (state, _) = watch::channel(State::Starting);
+    let (ending, stream) = match upstream.kind {
+        HttpKind::Streamable => (Ending::Delete, None),
+        HttpKind::Sse => {
+            let (close, stream) = sse::Stream::new();
+            (Ending::CloseStream(close), Some(stream))
+        }
+    };
     let up = Arc::new(Upstream {
         id: instance,
         server: server.clone(),
@@ -78,16 +81,34 @@ pub fn spawn(
             link: link.clone(),
             record: record.clone(),
             exit: exit_tx,
+            ending,
         }))),
         last_used: Mutex::new(Instant::now()),
         attached: Mutex::new(std::collections::HashMap::new()),
         exit: exit_rx,
         pid: None,
     });
-    tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), url = %link.shown, "instance starting (streamable HTTP)");
-    tokio::spawn(run(Arc::downgrade(&up), link.clone(), record, inbox));
-    tokio::spawn(listen(Arc::downgrade(&up), link));
+    let weak = Arc::downgrade(&up);
+    match stream {
+        None => {
+            tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), url = %link.shown, "instance starting (streamable HTTP)");
+            tokio::spawn(run(weak.clone(), link.clone(), record, inbox));
+            tokio::spawn(listen(weak, link));
+        }
+        Some(stream) => {
+            tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), url = %link.shown, "instance starting (HTTP+SSE)");
+            stream.start(weak, link, inbox);
+        }
+    }
     Ok(up)
+}
+
+/// How a session over HTTP is ended.
+enum Ending {
+    /// Streamable HTTP: a DELETE of the session.
+    Delete,
+    /// The legacy SSE transport: closing the event stream is the session's end.
+    CloseStream(watch::Sender<bool>),
 }
 
 /// What ends the session: a DELETE, then the ledger's row closed and the instance's exit set.
@@ -95,6 +116,7 @@ pub struct Closer {
     link: Arc<Link>,
     record: Record,
     exit: watch::Sender<Option<String>>,
+    ending: Ending,
 }
 
 impl Closer {
@@ -113,7 +135,13 @@ impl Closer {
             return;
         };
         runtime.spawn(async move {
-            let outcome = self.link.delete().await;
+            let outcome = match &self.ending {
+                Ending::Delete => self.link.delete().await,
+                Ending::CloseStream(stream) => {
+                    let _ = stream.send(true);
+                    "its event stream closed".to_string()
+                }
+            };
             tracing::debug!(url = %self.link.shown, "upstream session ended: {outcome}");
             self.record.ended(&format!("{why}; {outcome}")).await;
             let _ = self.exit.send(Some(format!("session ended ({outcome})")));
@@ -317,7 +345,10 @@ async fn read_events(
         let Some(up) = up.upgrade() else { return Ok(()) };
         for event in parser.feed(&data) {
             match event {
-                Event::Data(message) => up.route(&message),
+                Event::Data { name: None, data } => up.route(&data),
+                Event::Data { name: Some(name), .. } => {
+                    tracing::debug!(server = %up.name(), "an event {name:?} from {} skipped", link.shown)
+                }
                 Event::TooLong => {
                     tracing::warn!(server = %up.name(), instance = %short(&up.id), "an event larger than max_message_size ({} bytes) was dropped", link.max)
                 }
