@@ -100,6 +100,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "http")]
     pub http_record: Option<std::path::PathBuf>,
 
+    /// With --http: serve https:// with a self-signed certificate for localhost and
+    /// 127.0.0.1, made at start-up and written (PEM) to FILE for clients to trust.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub tls_cert_out: Option<std::path::PathBuf>,
+
     /// With --http: spoil every `tools/call` (only those) this way.
     #[arg(long, value_name = "MODE", requires = "http")]
     pub http_misbehave: Option<HttpMisbehaviour>,

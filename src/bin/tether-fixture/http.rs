@@ -6,7 +6,8 @@
 //!
 //! Deliberately small: HTTP/1.1 by hand on `std::net`, a thread per connection, keep-alive
 //! for JSON answers, an event stream closed after its answer; no GET stream (405), and no
-//! questions to the client during a call (there is no stream to ask them on).
+//! questions to the client during a call (there is no stream to ask them on). With
+//! `--tls-cert-out`, the same over TLS (rustls) with a certificate made at start-up.
 
 use crate::args::{Args, HttpMisbehaviour};
 use crate::server::Conn;
@@ -14,8 +15,8 @@ use crate::session::{Identity, Session};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Cursor, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Cursor, Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,12 +50,27 @@ pub fn serve(addr: SocketAddr, args: &Args) -> Result<()> {
         next: AtomicU64::new(1),
         record,
     });
-    eprintln!("tether-fixture: listening on http://{bound}/mcp");
+    let tls = match &args.tls_cert_out {
+        Some(path) => Some(crate::tls::server_config(path)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("tether-fixture: listening on {scheme}://{bound}/mcp");
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
+        // Headers and body go in separate writes: without this, Nagle holds the body back for
+        // the client's delayed ACK (40 ms a request).
+        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let tls = tls.clone();
         std::thread::spawn(move || {
-            let _ = connection(stream, &shared);
+            let _ = match tls {
+                Some(config) => match rustls::ServerConnection::new(config) {
+                    Ok(conn) => connection(rustls::StreamOwned::new(conn, stream), &shared),
+                    Err(e) => Err(e.into()),
+                },
+                None => connection(stream, &shared),
+            };
         });
     }
     Ok(())
@@ -76,14 +92,10 @@ struct Request {
 }
 
 /// Serves one connection's requests until it closes.
-fn connection(stream: TcpStream, shared: &Shared) -> Result<()> {
-    // Headers and body go in separate writes: without this, Nagle holds the body back for the
-    // client's delayed ACK (40 ms a request).
-    stream.set_nodelay(true)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
+fn connection<S: Read + Write>(stream: S, shared: &Shared) -> Result<()> {
+    let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader)? {
-        let keep = respond(&request, &mut out, shared)?;
+        let keep = respond(&request, reader.get_mut(), shared)?;
         if !keep {
             break;
         }
@@ -119,7 +131,7 @@ fn read_request(reader: &mut impl BufRead) -> Result<Option<Request>> {
 }
 
 /// Answers one request; false when the connection must close after it.
-fn respond(request: &Request, out: &mut TcpStream, shared: &Shared) -> Result<bool> {
+fn respond(request: &Request, out: &mut impl Write, shared: &Shared) -> Result<bool> {
     let sid = request.headers.get("mcp-session-id").cloned();
     match request.method.as_str() {
         "DELETE" => {
@@ -144,7 +156,7 @@ fn respond(request: &Request, out: &mut TcpStream, shared: &Shared) -> Result<bo
     }
 }
 
-fn post(request: &Request, sid: Option<String>, out: &mut TcpStream, shared: &Shared) -> Result<bool> {
+fn post(request: &Request, sid: Option<String>, out: &mut impl Write, shared: &Shared) -> Result<bool> {
     let message: Value = match serde_json::from_slice(&request.body) {
         Ok(v) => v,
         Err(e) => return plain(out, "400 Bad Request", "text/plain", format!("{e}\n").as_bytes()),
@@ -198,7 +210,7 @@ fn answer(
     request: &Request,
     is_request: bool,
     session: &Mutex<Session>,
-    out: &mut TcpStream,
+    out: &mut impl Write,
     args: &Args,
 ) -> Result<bool> {
     let lines = {
@@ -245,7 +257,7 @@ fn handle(body: &[u8], session: Session, args: &Args) -> (Vec<Vec<u8>>, Session)
 }
 
 /// Spoils a `tools/call`'s answer; `None` when the mode spoils nothing here.
-fn misbehave(mode: HttpMisbehaviour, out: &mut TcpStream) -> Result<Option<bool>> {
+fn misbehave(mode: HttpMisbehaviour, out: &mut impl Write) -> Result<Option<bool>> {
     let keep = match mode {
         HttpMisbehaviour::Garbage => plain(out, "200 OK", "application/json", b"this is not json }{")?,
         HttpMisbehaviour::Html => plain(
@@ -296,7 +308,7 @@ fn misbehave(mode: HttpMisbehaviour, out: &mut TcpStream) -> Result<Option<bool>
 }
 
 /// A whole response; true (keep the connection).
-fn plain(out: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> Result<bool> {
+fn plain(out: &mut impl Write, status: &str, kind: &str, body: &[u8]) -> Result<bool> {
     write!(
         out,
         "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n",
@@ -308,7 +320,7 @@ fn plain(out: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> Result<b
 }
 
 /// A JSON answer, with the session id for `initialize`.
-fn json(out: &mut TcpStream, body: &[u8], sid: Option<&str>) -> Result<bool> {
+fn json(out: &mut impl Write, body: &[u8], sid: Option<&str>) -> Result<bool> {
     let session = sid.map(|s| format!("mcp-session-id: {s}\r\n")).unwrap_or_default();
     write!(
         out,

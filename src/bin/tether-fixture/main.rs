@@ -31,6 +31,7 @@ mod session;
 mod signals;
 mod sleeper;
 mod spawn;
+mod tls;
 mod tools;
 mod zoo;
 

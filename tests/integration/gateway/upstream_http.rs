@@ -289,3 +289,41 @@ fn a_legacy_sse_server_serves_calls_and_its_stream_closes_with_the_client_sessio
     drop(remote);
     cookie.assert_none_survive(SLACK);
 }
+
+#[test]
+fn an_https_server_is_trusted_through_its_ca_file_and_refused_without_it() {
+    let cookie = Cookie::new();
+    let pem = cookie.state_dir().join("remote.pem");
+    std::fs::create_dir_all(cookie.state_dir()).expect("state dir");
+    let pem_arg = pem.to_string_lossy().into_owned();
+    let remote = Remote::start(&cookie, "remote", &["--tls-cert-out", &pem_arg]);
+    assert!(remote.url.starts_with("https://"), "{}", remote.url);
+    let config = format!(
+        "{}\n{}",
+        remote.server(
+            "trusted",
+            &format!("ca_file = {}\nlifetime = \"session\"", toml_str(&pem_arg))
+        ),
+        remote.server("untrusted", "")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut c = gw.client(Some("trusted"));
+    c.initialize();
+    c.echo("over tls");
+    let session = remote.sessions()[0].clone();
+    assert_eq!(c.delete(), 200);
+    remote.wait_record(&format!("DELETE {session}"));
+    // Without its CA the server's certificate is not trusted: a clear error, nothing sent.
+    let mut u = gw.client(Some("untrusted"));
+    let (_, refused) = u.try_initialize();
+    let message = error_message(&refused);
+    assert!(
+        message.contains("untrusted") && message.contains(remote.url.as_str()),
+        "{refused}"
+    );
+    assert!(message.to_lowercase().contains("certificate"), "{refused}");
+    assert_eq!(remote.sessions().len(), 1, "{:?}", remote.records());
+    gw.stop();
+    drop(remote);
+    cookie.assert_none_survive(SLACK);
+}

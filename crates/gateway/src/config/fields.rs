@@ -45,6 +45,8 @@ pub struct ServerFields {
     pub bearer_token_env: Option<(&'static str, String)>,
     /// A bearer token for an HTTP upstream, from this file (key, path).
     pub bearer_token_file: Option<(&'static str, String)>,
+    /// PEM certificates to trust for an `https://` upstream (key, path).
+    pub ca_file: Option<(&'static str, String)>,
 }
 
 /// The unit of a number in a duration key: seconds, or milliseconds for `…Ms` keys.
@@ -246,11 +248,20 @@ fn transport(name: &str, f: &ServerFields, base: &Path) -> Result<Transport, Inv
                 }
                 headers.push(("Authorization".into(), Secret::new(format!("Bearer {}", token.expose()))));
             }
+            let extra_roots = match &f.ca_file {
+                Some((key, file)) => {
+                    let path = resolve(base, file);
+                    super::tls::read_pem_certificates(&path)
+                        .map_err(|m| Invalid::new(&[key], format!("server {name:?}: {key} {}: {m}", path.display())))?
+                }
+                None => Vec::new(),
+            };
             Ok(Transport::Http(HttpUpstream {
                 url: url.clone(),
                 kind: http_kind,
                 headers,
                 connection_timeout: None,
+                extra_roots,
             }))
         }
     }

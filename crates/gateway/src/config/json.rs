@@ -60,6 +60,7 @@ struct Entry {
     connection_timeout_ms: Option<DurationValue>,
     bearer_token_env: Option<String>,
     bearer_token_file: Option<String>,
+    ca_file: Option<String>,
     /// Keys of other tools (and misspellings, caught below).
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
@@ -109,7 +110,7 @@ impl Count {
 }
 
 /// Tether's entry keys, for catching misspellings among the other tools' keys.
-const ENTRY_KEYS: [&str; 23] = [
+const ENTRY_KEYS: [&str; 24] = [
     "command",
     "args",
     "env",
@@ -133,6 +134,7 @@ const ENTRY_KEYS: [&str; 23] = [
     "requestTimeout",
     "bearerTokenEnv",
     "bearerTokenFile",
+    "caFile",
 ];
 
 const KEYS: GatewayKeys = GatewayKeys {
@@ -285,6 +287,7 @@ fn fields(e: Entry) -> ServerFields {
         connection_timeout: e.connection_timeout_ms.map(|v| ("connectionTimeoutMs", v, MILLIS)),
         bearer_token_env: e.bearer_token_env.map(|v| ("bearerTokenEnv", v)),
         bearer_token_file: e.bearer_token_file.map(|v| ("bearerTokenFile", v)),
+        ca_file: e.ca_file.map(|v| ("caFile", v)),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod json;
 mod locate;
 pub mod native;
 mod secret;
+mod tls;
 mod values;
 
 use std::collections::BTreeMap;
@@ -209,6 +210,9 @@ pub struct HttpUpstream {
     pub headers: Vec<(String, Secret)>,
     /// How long a connection may take.
     pub connection_timeout: Option<Duration>,
+    /// Certificates (DER) trusted besides the built-in roots for an `https://` server: its
+    /// own CA (`ca_file`), read when the configuration is.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 /// Which HTTP transport an upstream speaks.

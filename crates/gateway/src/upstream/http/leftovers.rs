@@ -55,6 +55,7 @@ async fn close_one(row: InstanceRow, config: &Config, dir: &Path) -> bool {
             kind: HttpKind::Streamable,
             headers: Vec::new(),
             connection_timeout: None,
+            extra_roots: Vec::new(),
         });
     let link = match Link::new(&upstream, 64 * 1024) {
         Ok(l) => l,

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -32,7 +33,7 @@ const QUOTED: usize = 200;
 
 /// One server over streamable HTTP.
 pub struct Link {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     url: Uri,
     /// The URL as messages show it: no credentials, no query (which may carry a key).
     pub shown: String,
@@ -48,10 +49,8 @@ impl Link {
     pub fn new(upstream: &HttpUpstream, max: usize) -> Result<Link, String> {
         let shown = shown_url(&upstream.url);
         let url: Uri = upstream.url.parse().map_err(|e| format!("url {shown}: {e}"))?;
-        if url.scheme_str() != Some("http") {
-            return Err(format!(
-                "url {shown}: only http:// upstreams are supported by this build (no TLS yet); put a TLS-terminating proxy on loopback in front of an https:// server"
-            ));
+        if !matches!(url.scheme_str(), Some("http" | "https")) {
+            return Err(format!("url {shown}: expected http:// or https://"));
         }
         if url.authority().is_some_and(|a| a.as_str().contains('@')) {
             return Err(format!(
@@ -70,6 +69,13 @@ impl Link {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.connection_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let tls = super::tls::client_config(&upstream.extra_roots).map_err(|e| format!("url {shown}: {e}"))?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);

@@ -15,6 +15,7 @@ pub mod leftovers;
 pub mod link;
 mod record;
 mod sse;
+mod tls;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
