@@ -41,6 +41,10 @@ pub struct Gateway {
     token_hasher: std::collections::hash_map::RandomState,
     /// Client requests being handled, for the drain at shutdown.
     in_flight: Arc<InFlight>,
+    /// 2026-07-28 clients' parked calls and named sessions.
+    pub modern: crate::modern::front::Modern,
+    /// The gateway itself, for tasks that outlive a request's handler.
+    me: std::sync::Weak<Gateway>,
     /// Server list changes queued for aggregated sessions.
     pub views: crate::aggregate::views::Views,
     /// Name collisions between servers already reported (each is logged once).
@@ -89,7 +93,9 @@ impl Gateway {
     /// A gateway for `config`, starting instances with `opts`.
     pub fn new(config: Config, opts: StartOptions) -> Arc<Gateway> {
         let pool = Pool::new(opts, &config.servers, config.gateway.max_processes);
-        Arc::new(Gateway {
+        Arc::new_cyclic(|me| Gateway {
+            me: me.clone(),
+            modern: Default::default(),
             pool,
             sessions: Sessions::default(),
             config: Mutex::new(Arc::new(config)),
@@ -98,6 +104,11 @@ impl Gateway {
             views: Default::default(),
             collisions: Mutex::default(),
         })
+    }
+
+    /// The gateway as shared, while it lives.
+    pub fn arc(&self) -> Option<Arc<Gateway>> {
+        self.me.upgrade()
     }
 
     /// The configuration in force.

@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod handshake;
 pub mod jsonrpc;
 pub mod lines;
+pub mod modern;
 pub mod pool;
 pub mod protocol;
 pub mod route;

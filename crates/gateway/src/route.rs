@@ -327,6 +327,7 @@ pub fn acquire_code(e: &AcquireError) -> i64 {
     match e {
         AcquireError::Unknown(_) | AcquireError::Disabled(_) => code::METHOD_NOT_FOUND,
         AcquireError::Cap(_) => code::CAP_REACHED,
+        AcquireError::Unnamed { .. } => code::INVALID_PARAMS,
         AcquireError::Start(_)
         | AcquireError::Backoff { .. }
         | AcquireError::ShuttingDown

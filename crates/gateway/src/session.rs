@@ -96,6 +96,9 @@ pub struct Session {
     names: Mutex<HashMap<&'static str, HashMap<String, crate::aggregate::Owner>>>,
     /// For an aggregated session: a fingerprint of what each listing last gave it.
     views: Mutex<HashMap<&'static str, u64>>,
+    /// For the session of one 2026-07-28 request: the header that would have named a lasting
+    /// one (a `session` server needs it).
+    one_request: std::sync::OnceLock<String>,
     /// For an aggregated session: where a server's list change is queued, to be looked at.
     watcher: std::sync::OnceLock<Sender<crate::aggregate::views::Change>>,
 }
@@ -141,6 +144,7 @@ impl Session {
             names: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
             watcher: std::sync::OnceLock::new(),
+            one_request: std::sync::OnceLock::new(),
         }
     }
 
@@ -377,6 +381,17 @@ impl Session {
         };
         self.push(Bytes::from(jsonrpc::replace_id(view.text, p.request_id, &client_id)));
         true
+    }
+
+    /// Marks the session as serving one 2026-07-28 request, which did not name a lasting session
+    /// with the `header`.
+    pub fn serve_one_request(&self, header: &str) {
+        let _ = self.one_request.set(header.to_string());
+    }
+
+    /// For the session of one 2026-07-28 request: the header a lasting one is named with.
+    pub fn one_request(&self) -> Option<&str> {
+        self.one_request.get().map(String::as_str)
     }
 
     /// Notes what a listing (`field`) gave the client.

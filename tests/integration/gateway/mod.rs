@@ -7,6 +7,7 @@ mod caps;
 mod http;
 mod lifetimes;
 mod many_sessions;
+mod modern;
 mod naming;
 mod protocol;
 mod races;

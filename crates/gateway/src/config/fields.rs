@@ -371,6 +371,7 @@ pub struct GatewayFields {
     pub response_mode: Option<String>,
     pub max_sessions: Option<i64>,
     pub prefix: Option<String>,
+    pub session_header: Option<String>,
 }
 
 /// Validates the gateway table. `keys` names its keys in the file's own spelling.
@@ -480,6 +481,19 @@ pub fn build_gateway(f: GatewayFields, base: &Path, keys: &GatewayKeys) -> Resul
             ))
         }
     };
+    if let Some(h) = &f.session_header {
+        let ok = !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return Err(Invalid::new(
+                &[keys.session_header],
+                format!(
+                    "{}: {h:?} is not a header name (letters, digits and '-')",
+                    keys.session_header
+                ),
+            ));
+        }
+        g.session_header = h.to_ascii_lowercase();
+    }
     check_exposure(&g).map_err(|m| Invalid::new(&[keys.listen], format!("{}: {m}", keys.listen)))?;
     Ok(g)
 }
@@ -495,6 +509,7 @@ pub struct GatewayKeys {
     pub response_mode: &'static str,
     pub max_sessions: &'static str,
     pub prefix: &'static str,
+    pub session_header: &'static str,
 }
 
 fn check_token(t: &str) -> Result<Secret, String> {

@@ -87,6 +87,7 @@ struct Gateway {
     allowed_origins: Vec<String>,
     response_mode: Option<String>,
     prefix: Option<String>,
+    session_header: Option<String>,
     max_sessions: Option<Count>,
 }
 
@@ -147,6 +148,7 @@ const KEYS: GatewayKeys = GatewayKeys {
     response_mode: "responseMode",
     max_sessions: "maxSessions",
     prefix: "prefix",
+    session_header: "sessionHeader",
 };
 
 /// Parses and validates JSON or JSON5 text read from `path`.
@@ -248,6 +250,7 @@ fn gateway(obj: &serde_json::Map<String, Value>, base: &Path) -> Result<GatewayC
         allowed_origins: g.allowed_origins,
         response_mode: g.response_mode,
         prefix: g.prefix,
+        session_header: g.session_header,
         max_sessions: g.max_sessions.map(|c| c.get()),
     };
     build_gateway(fields, base, &KEYS).map_err(|e| e.under(&["tether"]))

@@ -97,6 +97,8 @@ pub struct GatewayConfig {
     pub max_sessions: usize,
     /// How tools and prompts are named at the aggregated endpoint.
     pub prefix: Prefix,
+    /// The header a 2026-07-28 client names its lasting session with (lowercase).
+    pub session_header: String,
 }
 
 /// How tools and prompts of several servers are named behind one endpoint.
@@ -367,6 +369,7 @@ impl Default for GatewayConfig {
             response_mode: ResponseMode::Stream,
             max_sessions: DEFAULT_MAX_SESSIONS,
             prefix: Prefix::Always,
+            session_header: crate::modern::DEFAULT_SESSION_HEADER.to_string(),
         }
     }
 }

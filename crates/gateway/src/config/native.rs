@@ -48,6 +48,7 @@ struct Gateway {
     allowed_origins: Vec<String>,
     response_mode: Option<String>,
     prefix: Option<String>,
+    session_header: Option<String>,
     max_sessions: Option<i64>,
 }
 
@@ -102,6 +103,7 @@ const KEYS: GatewayKeys = GatewayKeys {
     response_mode: "response_mode",
     max_sessions: "max_sessions",
     prefix: "prefix",
+    session_header: "session_header",
 };
 
 /// Parses and validates TOML text read from `path`.
@@ -125,6 +127,7 @@ pub fn parse(path: &Path, text: &str) -> Result<(GatewayConfig, BTreeMap<String,
                 allowed_origins: g.allowed_origins,
                 response_mode: g.response_mode,
                 prefix: g.prefix,
+                session_header: g.session_header,
                 max_sessions: g.max_sessions,
             },
             base,

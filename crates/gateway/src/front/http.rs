@@ -104,6 +104,16 @@ async fn answer(gw: &Gateway, req: Request<Incoming>) -> Response<Body> {
         Err(r) => return r,
     };
     let tag = gw.token_tag(token.as_deref());
+    let modern = header(req.headers(), PROTOCOL_VERSION).map(str::trim) == Some(crate::modern::REVISION);
+    if modern && *req.method() != Method::POST {
+        // Protocol revision 2026-07-28 has no GET stream and no session to DELETE.
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "protocol revision 2026-07-28 uses POST only",
+        );
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
     match *req.method() {
         Method::POST => post(gw, endpoint, tag, req).await,
         Method::GET => get(gw, &endpoint, tag, req.headers()),
@@ -129,7 +139,7 @@ fn preflight_answer() -> Response<Body> {
     h.insert(
         hyper::header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static(
-            "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id",
+            "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name, tether-session",
         ),
     );
     h.insert(hyper::header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
@@ -193,17 +203,8 @@ async fn post(gw: &Gateway, endpoint: Endpoint, tag: u64, req: Request<Incoming>
             "Accept must include application/json or text/event-stream",
         );
     }
-    if let Some(v) = header(&headers, PROTOCOL_VERSION).filter(|v| !protocol::is_supported(v)) {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "null",
-            code::INVALID_REQUEST,
-            &format!(
-                "MCP-Protocol-Version {v:?} is not supported (supported: {})",
-                protocol::SUPPORTED.join(", ")
-            ),
-        );
-    }
+    let version = header(&headers, PROTOCOL_VERSION).map(str::trim);
+    let modern = version == Some(crate::modern::REVISION);
     let max = gw.config().gateway.max_message_size;
     let bytes = match http_body_util::Limited::new(body, max).collect().await {
         Ok(b) => b.to_bytes(),
@@ -221,6 +222,44 @@ async fn post(gw: &Gateway, endpoint: Endpoint, tag: u64, req: Request<Incoming>
         Ok(t) => t,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, "null", e.code(), &e.to_string()),
     };
+    // A version this gateway does not speak: a 2026-07-28-style request (its envelope) gets that
+    // revision's answer, naming the versions there are; any other, the same in a plain error.
+    let unknown = version.filter(|v| !modern && !protocol::is_supported(v));
+    if modern || unknown.is_some_and(|_| text.contains("io.modelcontextprotocol/protocolVersion")) {
+        if jsonrpc::is_batch(text) {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "null",
+                code::INVALID_REQUEST,
+                "protocol revision 2026-07-28 has no batches",
+            );
+        }
+        let one = |name: &str| {
+            let mut values = headers.get_all(name).iter();
+            match (values.next(), values.next()) {
+                (None, _) => Ok(None),
+                (Some(v), None) => v.to_str().map(Some).map_err(|_| ()),
+                _ => Err(()),
+            }
+        };
+        let answer = crate::modern::front::post(gw, endpoint, tag, one, text, accept.events).await;
+        return modern_response(answer);
+    }
+    if let Some(v) = unknown {
+        let mut supported: Vec<&str> = vec![crate::modern::REVISION];
+        supported.extend(protocol::SUPPORTED.iter().rev());
+        let message = format!(
+            "MCP-Protocol-Version {v:?} is not supported (supported: {})",
+            supported.join(", ")
+        );
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":{},"message":{},"data":{}}}}}"#,
+            crate::modern::code::UNSUPPORTED_VERSION,
+            serde_json::to_string(&message).unwrap_or_default(),
+            serde_json::json!({"supported": supported, "requested": v})
+        );
+        return json(StatusCode::BAD_REQUEST, Bytes::from(body));
+    }
     if jsonrpc::is_batch(text) {
         return batch(gw, &endpoint, tag, &headers, text).await;
     }
@@ -249,6 +288,17 @@ async fn post(gw: &Gateway, endpoint: Endpoint, tag: u64, req: Request<Incoming>
         Reply::Accepted => empty(StatusCode::ACCEPTED),
         Reply::Now(answer) => answer_now(answer, accept, gw.config().gateway.response_mode),
         Reply::Later(call) => answer_call(call, accept, gw.config().gateway.response_mode).await,
+    }
+}
+
+/// A 2026-07-28 answer as an HTTP response.
+fn modern_response(answer: crate::modern::front::Answer) -> Response<Body> {
+    use crate::modern::front::Answer;
+    match answer {
+        Answer::Json(status, body) => json(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body),
+        Answer::Events(rx) => events(rx),
+        Answer::Accepted => empty(StatusCode::ACCEPTED),
+        Answer::NotAcceptable(why) => plain(StatusCode::NOT_ACCEPTABLE, why),
     }
 }
 

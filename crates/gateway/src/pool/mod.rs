@@ -60,6 +60,9 @@ pub enum AcquireError {
     /// The session ended before its instance could start.
     #[error("server {0:?}: the session ended")]
     SessionEnded(String),
+    /// A 2026-07-28 request for a `session` server did not name its session.
+    #[error("server {server:?} has lifetime = \"session\": a 2026-07-28 client names the session its instance belongs to with the {header} header (a value of its choosing, sent with every request)")]
+    Unnamed { server: String, header: String },
     /// A reload changed or removed the server while its instance started.
     #[error("server {0:?} was changed or removed by a reload while its instance started")]
     Reloaded(String),
@@ -166,6 +169,12 @@ impl Pool {
                 let up = self.shared(&slot).await?;
                 up.attach(session);
                 up
+            }
+            Lifetime::Session if session.one_request().is_some() => {
+                return Err(AcquireError::Unnamed {
+                    server: server.to_string(),
+                    header: session.one_request().unwrap_or_default().to_string(),
+                })
             }
             Lifetime::Session => match session.instance(server) {
                 Some(up) => up,

@@ -1,0 +1,342 @@
+//! Protocol revision 2026-07-28 at the front door, over servers of the session-based
+//! revisions: `server/discover`, calls with the `_meta` envelope and the routing headers (and
+//! the revision's refusals when they do not match), a server's question during a call turned
+//! into an `InputRequiredResult` and its retry, logs at the client's level only, a `session`
+//! server reached through a session named by the `Tether-Session` header (and a clear error
+//! without it), `subscriptions/listen`, and no GET or DELETE.
+
+use std::net::SocketAddr;
+
+use serde_json::{json, Value};
+
+use super::http::{self, EventStream};
+use super::support::{error_message, fixture_server, Gateway, SLACK};
+use crate::harness::{Cookie, Mode};
+
+const REVISION: &str = "2026-07-28";
+
+/// A 2026-07-28 client: no session, everything in each request.
+struct Modern {
+    addr: SocketAddr,
+    path: String,
+    next: u64,
+    /// Extra headers on every request (the session header).
+    extra: Vec<(String, String)>,
+    capabilities: Value,
+    log_level: Option<&'static str>,
+}
+
+impl Modern {
+    fn new(addr: SocketAddr, path: &str) -> Modern {
+        Modern {
+            addr,
+            path: path.to_string(),
+            next: 0,
+            extra: Vec::new(),
+            capabilities: json!({"sampling": {}, "elicitation": {"form": {}}}),
+            log_level: None,
+        }
+    }
+
+    /// The params with the envelope added.
+    fn params(&self, mut params: Value) -> Value {
+        let mut meta = json!({
+            "io.modelcontextprotocol/protocolVersion": REVISION,
+            "io.modelcontextprotocol/clientCapabilities": self.capabilities,
+            "io.modelcontextprotocol/clientInfo": {"name": "modern-test", "version": "1"},
+        });
+        if let Some(l) = self.log_level {
+            meta["io.modelcontextprotocol/logLevel"] = json!(l);
+        }
+        params["_meta"] = meta;
+        params
+    }
+
+    /// POSTs `method` with `params` (envelope added) and the headers the revision wants
+    /// (`name`: the Mcp-Name); returns the response.
+    fn post(&mut self, method: &str, params: Value, name: Option<&str>) -> http::Response {
+        self.next += 1;
+        let body = json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": self.params(params)});
+        self.post_raw(&body, method, name)
+    }
+
+    fn post_raw(&self, body: &Value, method: &str, name: Option<&str>) -> http::Response {
+        let mut headers: Vec<(String, String)> = vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Accept".into(), "application/json, text/event-stream".into()),
+            ("MCP-Protocol-Version".into(), REVISION.into()),
+            ("Mcp-Method".into(), method.into()),
+        ];
+        if let Some(n) = name {
+            headers.push(("Mcp-Name".into(), n.into()));
+        }
+        headers.extend(self.extra.iter().cloned());
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        http::request(self.addr, "POST", &self.path, &h, body.to_string().as_bytes()).expect("POST")
+    }
+
+    /// The answer (the last message) of a POST.
+    fn answer(&mut self, method: &str, params: Value, name: Option<&str>) -> Value {
+        let r = self.post(method, params, name);
+        assert_eq!(r.status, 200, "{method}: {}", r.text());
+        r.messages()
+            .pop()
+            .unwrap_or_else(|| panic!("{method}: no answer: {}", r.text()))
+    }
+}
+
+#[test]
+fn a_2026_client_discovers_and_calls_and_answers_a_question_by_retrying() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let mut c = Modern::new(gw.addr, "/mcp/fx");
+    let found = c.answer("server/discover", json!({}), None);
+    assert_eq!(
+        found.pointer("/result/supportedVersions/0"),
+        Some(&json!(REVISION)),
+        "{found}"
+    );
+    assert_eq!(
+        found.pointer("/result/_meta/io.modelcontextprotocol~1serverInfo/name"),
+        Some(&json!("tether-fixture")),
+        "{found}"
+    );
+    assert!(found.pointer("/result/capabilities/tools").is_some(), "{found}");
+    assert_eq!(found.pointer("/result/cacheScope"), Some(&json!("private")), "{found}");
+
+    let listed = c.answer("tools/list", json!({}), None);
+    assert!(listed.pointer("/result/tools/0").is_some(), "{listed}");
+    assert_eq!(listed.pointer("/result/ttlMs"), Some(&json!(0)), "{listed}");
+    let echoed = c.answer(
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "new era"}}),
+        Some("echo"),
+    );
+    assert_eq!(
+        echoed.pointer("/result/content/0/text"),
+        Some(&json!("new era")),
+        "{echoed}"
+    );
+    assert_eq!(
+        echoed.pointer("/result/resultType"),
+        Some(&json!("complete")),
+        "{echoed}"
+    );
+
+    // A question mid-call: the POST ends with the question; the retry answers it.
+    let args = json!({"name": "sample", "arguments": {"prompt": "2+2?"}});
+    let asked = c.answer("tools/call", args.clone(), Some("sample"));
+    let result = &asked["result"];
+    assert_eq!(result["resultType"], "input_required", "{asked}");
+    let (key, question) = result["inputRequests"]
+        .as_object()
+        .and_then(|q| q.iter().next())
+        .expect("a question");
+    assert_eq!(question["method"], "sampling/createMessage", "{asked}");
+    assert_eq!(
+        question.pointer("/params/messages/0/content/text"),
+        Some(&json!("2+2?")),
+        "{asked}"
+    );
+    let mut retry = args.clone();
+    retry["requestState"] = result["requestState"].clone();
+    retry["inputResponses"] =
+        json!({key.as_str(): {"role": "assistant", "content": {"type": "text", "text": "four"}, "model": "m"}});
+    let done = c.answer("tools/call", retry.clone(), Some("sample"));
+    assert_eq!(done.pointer("/result/content/0/text"), Some(&json!("four")), "{done}");
+    assert_eq!(done["id"], json!(c.next), "the retry's own id: {done}");
+    // The state was used: a second retry with it is refused.
+    let again = c.post("tools/call", retry, Some("sample"));
+    assert_eq!(again.status, 400, "{}", again.text());
+    assert!(again.text().contains("invalid_request_state"), "{}", again.text());
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn the_revision_s_refusals_and_removed_methods() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let mut c = Modern::new(gw.addr, "/mcp/fx");
+    // Mcp-Name that is not the body's name.
+    let r = c.post(
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+        Some("other"),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.messages()[0].pointer("/error/code"),
+        Some(&json!(-32020)),
+        "{}",
+        r.text()
+    );
+    // No envelope.
+    let bare = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    let r = c.post_raw(&bare, "tools/list", None);
+    assert_eq!(
+        (r.status, r.messages()[0].pointer("/error/code").cloned()),
+        (400, Some(json!(-32602))),
+        "{}",
+        r.text()
+    );
+    // A version nobody speaks.
+    let r = http::request(
+        gw.addr,
+        "POST",
+        "/mcp/fx",
+        &[("Content-Type", "application/json"), ("Accept", "application/json"), ("MCP-Protocol-Version", "2099-01-01"), ("Mcp-Method", "tools/list")],
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2099-01-01","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+    )
+    .expect("POST");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let e = &r.messages()[0];
+    assert_eq!(e.pointer("/error/code"), Some(&json!(-32022)), "{e}");
+    assert_eq!(e.pointer("/error/data/supported/0"), Some(&json!(REVISION)), "{e}");
+    // Methods the revision removed are unknown, with the request's id.
+    for method in ["initialize", "ping", "logging/setLevel", "resources/subscribe"] {
+        let r = c.post(method, json!({}), None);
+        assert_eq!(r.status, 404, "{method}: {}", r.text());
+        let e = &r.messages()[0];
+        assert_eq!(e.pointer("/error/code"), Some(&json!(-32601)), "{method}: {e}");
+        assert_eq!(e["id"], json!(c.next), "{method}: {e}");
+    }
+    // No GET stream, no session to DELETE.
+    for method in ["GET", "DELETE"] {
+        let r = http::request(
+            gw.addr,
+            method,
+            "/mcp/fx",
+            &[("MCP-Protocol-Version", REVISION), ("Accept", "text/event-stream")],
+            b"",
+        )
+        .expect("request");
+        assert_eq!(r.status, 405, "{method}");
+    }
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn logs_reach_a_2026_client_at_its_level_only() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "lifetime = \"request\""),
+    );
+    let mut c = Modern::new(gw.addr, "/mcp/fx");
+    let logs = |r: &http::Response| -> usize {
+        r.messages()
+            .iter()
+            .filter(|m| m["method"] == "notifications/message")
+            .count()
+    };
+    let quiet = c.post(
+        "tools/call",
+        json!({"name": "test_tool_with_logging", "arguments": {}}),
+        Some("test_tool_with_logging"),
+    );
+    assert_eq!(logs(&quiet), 0, "no logLevel, no logs: {}", quiet.text());
+    c.log_level = Some("debug");
+    let loud = c.post(
+        "tools/call",
+        json!({"name": "test_tool_with_logging", "arguments": {}}),
+        Some("test_tool_with_logging"),
+    );
+    assert!(logs(&loud) >= 1, "{}", loud.text());
+    c.log_level = Some("emergency");
+    let high = c.post(
+        "tools/call",
+        json!({"name": "test_tool_with_logging", "arguments": {}}),
+        Some("test_tool_with_logging"),
+    );
+    assert_eq!(logs(&high), 0, "{}", high.text());
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn a_session_server_needs_the_session_header_and_keeps_one_instance_per_named_session() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "lifetime = \"session\""),
+    );
+    let mut c = Modern::new(gw.addr, "/mcp/fx");
+    let r = c.post("tools/call", json!({"name": "whoami", "arguments": {}}), Some("whoami"));
+    let e = r.messages().pop().expect("an answer");
+    assert!(
+        error_message(&e).contains("Tether-Session") || error_message(&e).contains("tether-session"),
+        "{e}"
+    );
+    let who = |c: &mut Modern| -> String {
+        let a = c.answer("tools/call", json!({"name": "whoami", "arguments": {}}), Some("whoami"));
+        let text = a
+            .pointer("/result/content/0/text")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        serde_json::from_str::<Value>(text)
+            .map(|v| v["TETHER_INSTANCE"].to_string())
+            .unwrap_or_default()
+    };
+    c.extra.push(("Tether-Session".into(), "alpha".into()));
+    let first = who(&mut c);
+    assert_eq!(first, who(&mut c), "one instance for the named session");
+    let mut other = Modern::new(gw.addr, "/mcp/fx");
+    other.extra.push(("Tether-Session".into(), "beta".into()));
+    assert_ne!(first, who(&mut other), "another name, another instance");
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn a_listen_stream_carries_what_was_asked_stamped_with_its_id() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let c = Modern::new(gw.addr, "/mcp/fx");
+    let listen = json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": c.params(json!({
+        "notifications": {"toolsListChanged": true, "promptsListChanged": false, "resourceSubscriptions": ["test://watched-resource"]}}))});
+    let mut stream = EventStream::request(
+        gw.addr,
+        "POST",
+        "/mcp/fx",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", REVISION),
+            ("Mcp-Method", "subscriptions/listen"),
+        ],
+        listen.to_string().as_bytes(),
+    )
+    .expect("listen");
+    assert_eq!(stream.status, 200);
+    let ack = stream.next(SLACK).expect("the acknowledgement");
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "{ack}");
+    assert_eq!(
+        ack.pointer("/params/_meta/io.modelcontextprotocol~1subscriptionId"),
+        Some(&json!("sub-1")),
+        "{ack}"
+    );
+    assert_eq!(
+        ack.pointer("/params/notifications/toolsListChanged"),
+        Some(&json!(true)),
+        "{ack}"
+    );
+    assert!(
+        ack.pointer("/params/notifications/promptsListChanged").is_none(),
+        "{ack}"
+    );
+    // Another client changes the tools: the listener hears it, stamped.
+    let mut other = Modern::new(gw.addr, "/mcp/fx");
+    other.answer(
+        "tools/call",
+        json!({"name": "grow", "arguments": {"name": "heard"}}),
+        Some("grow"),
+    );
+    let told = stream.next(SLACK).expect("the change");
+    assert_eq!(told["method"], "notifications/tools/list_changed", "{told}");
+    assert_eq!(
+        told.pointer("/params/_meta/io.modelcontextprotocol~1subscriptionId"),
+        Some(&json!("sub-1")),
+        "{told}"
+    );
+    gw.shut_down(&cookie);
+}
