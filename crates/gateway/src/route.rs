@@ -51,6 +51,8 @@ pub struct Call {
     filter: Option<ToolFilter>,
     /// The answer went out.
     done: bool,
+    /// An answer taken early by [`Call::try_interim`], for `next` to give.
+    held: Option<Bytes>,
     /// Counted in flight until the call ends, whoever carries it (a streamed answer outlives
     /// the handler that started it): the shutdown's drain waits for it.
     _busy: crate::gateway::Busy,
@@ -68,7 +70,10 @@ impl Call {
         if self.done {
             return None;
         }
-        let next = tokio::time::timeout_at(self.deadline, self.rx.recv()).await;
+        let next = match self.held.take() {
+            Some(a) => Ok(Some(Out::Answer(a))),
+            None => tokio::time::timeout_at(self.deadline, self.rx.recv()).await,
+        };
         let answer = match next {
             Ok(Some(Out::Interim(m))) => return Some(Out::Interim(m)),
             Ok(Some(Out::Answer(m))) => match &self.filter {
@@ -97,6 +102,21 @@ impl Call {
         };
         self.done = true;
         Some(Out::Answer(answer))
+    }
+}
+
+impl Call {
+    /// An interim message already waiting, if there is one (never the answer: that stays for
+    /// [`Call::next`]).
+    pub fn try_interim(&mut self) -> Option<Bytes> {
+        match self.rx.try_recv() {
+            Ok(Out::Interim(m)) => Some(m),
+            Ok(Out::Answer(a)) => {
+                self.held = Some(a);
+                None
+            }
+            Err(_) => None,
+        }
     }
 }
 
@@ -235,6 +255,7 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
         timeout,
         filter,
         done: false,
+        held: None,
         _busy: gw.busy(),
     })
 }

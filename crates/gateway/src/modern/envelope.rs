@@ -131,8 +131,9 @@ pub fn check<'h>(view: &View<'_>, header: impl Fn(&str) -> Header<'h>) -> Result
         }
     }
     if version != super::REVISION {
-        let mut supported: Vec<&str> = vec![super::REVISION];
-        supported.extend(crate::protocol::SUPPORTED.iter().rev());
+        // What `server/discover` says: this revision (the session-based ones are reached by
+        // `initialize`, not by this envelope).
+        let supported = [super::REVISION];
         let mut r = Refusal::new(
             400,
             code::UNSUPPORTED_VERSION,

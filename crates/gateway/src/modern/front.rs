@@ -344,13 +344,15 @@ async fn call(
         Reply::Accepted => Answer::Accepted,
         Reply::Now(answer) => {
             let info = server_info(gw, &session);
-            Answer::Json(200, stamp::answer(&answer, id, &method, info.as_deref()))
+            let answer = stamp::answer(&answer, id, &method, info.as_deref(), uri_of(view).as_deref());
+            Answer::Json(stamp::status(&answer), answer)
         }
         Reply::Later(call) => {
             let parked = Parked {
                 call,
                 session,
                 asked: Vec::new(),
+                uri: uri_of(view),
                 method,
                 log_level: envelope.log_level,
                 since: std::time::Instant::now(),
@@ -358,6 +360,13 @@ async fn call(
             drive(gw.arc(), parked, id.to_string(), events).await
         }
     }
+}
+
+/// The `uri` a request names, if any.
+fn uri_of(view: &View<'_>) -> Option<String> {
+    view.params
+        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+        .and_then(|p| p["uri"].as_str().map(str::to_string))
 }
 
 /// The serverInfo of a session's one server, or of the gateway.
@@ -375,36 +384,106 @@ fn server_info(gw: &Gateway, session: &Session) -> Option<String> {
 
 /// Carries a call to its end for the POST answering `id`: what the server says on the way
 /// (progress; logs at the client's level), then its answer, or an `InputRequiredResult` when the
-/// server asks something.
-async fn drive(gw: Option<Arc<Gateway>>, mut parked: Parked, id: String, events: bool) -> Answer {
+/// server asks something. The answer is plain JSON (with the revision's HTTP status for an
+/// error) unless something came before it and the client takes an event stream.
+async fn drive(gw: Option<Arc<Gateway>>, parked: Parked, id: String, events: bool) -> Answer {
     let Some(gw) = gw else {
         return Answer::Json(
             200,
             jsonrpc::error_response(&id, jsonrpc::code::INTERNAL_ERROR, "the gateway is stopping"),
         );
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(crate::upstream::CALL_QUEUE);
-    let work = async move {
+    let mut d = Driving {
+        gw,
+        parked: Some(parked),
+        id,
+    };
+    loop {
+        match d.next().await {
+            Step::Say(first) if events => {
+                let (tx, rx) = mpsc::channel::<Bytes>(crate::upstream::CALL_QUEUE);
+                tokio::spawn(async move {
+                    let mut next = Step::Say(first);
+                    loop {
+                        match next {
+                            Step::Say(m) => {
+                                if tx.send(crate::front::body::event(&m)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Step::Done(m) => {
+                                let _ = tx.send(crate::front::body::event(&m)).await;
+                                return;
+                            }
+                            Step::Gone => return,
+                        }
+                        next = d.next().await;
+                    }
+                });
+                return Answer::Events(rx);
+            }
+            Step::Say(_) => {}
+            Step::Done(m) => return Answer::Json(stamp::status(&m), m),
+            Step::Gone => {
+                return Answer::Json(
+                    200,
+                    jsonrpc::error_response(&d.id, jsonrpc::code::INTERNAL_ERROR, "the call ended without an answer"),
+                )
+            }
+        }
+    }
+}
+
+/// A call being carried for one POST.
+struct Driving {
+    gw: Arc<Gateway>,
+    /// The call, until it is answered or parked.
+    parked: Option<Parked>,
+    /// The POST's request id.
+    id: String,
+}
+
+/// What a call says next.
+enum Step {
+    /// Something for the client on the way (progress, a log).
+    Say(Bytes),
+    /// The last thing: the answer, or the questions (the call parked).
+    Done(Bytes),
+    /// Nothing more.
+    Gone,
+}
+
+impl Driving {
+    async fn next(&mut self) -> Step {
         loop {
+            let Some(parked) = self.parked.as_mut() else {
+                return Step::Gone;
+            };
             match parked.call.next().await {
                 Some(Out::Interim(m)) => {
                     let Ok(text) = std::str::from_utf8(&m) else { continue };
                     let Ok(v) = View::parse(text) else { continue };
                     match v.kind {
                         Kind::Request => {
-                            let key: String =
-                                v.id.and_then(|i| serde_json::from_str(i.get()).ok())
-                                    .unwrap_or_default();
-                            let question = json!({
-                                "method": v.method(),
-                                "params": v.params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok()).unwrap_or(json!({})),
-                            });
-                            parked.asked.push((key, question));
-                            let answer = match input_required(&gw, parked, &id) {
-                                Answer::Json(_, b) => b,
-                                _ => return None,
+                            parked.asked.push(question(&v));
+                            // Questions the server asked together go out together.
+                            tokio::task::yield_now().await;
+                            while let Some(more) = parked.call.try_interim() {
+                                if let Some(q) = std::str::from_utf8(&more)
+                                    .ok()
+                                    .and_then(|t| View::parse(t).ok())
+                                    .filter(|q| q.kind == Kind::Request)
+                                {
+                                    parked.asked.push(question(&q));
+                                }
+                            }
+                            let Some(parked) = self.parked.take() else {
+                                return Step::Gone;
                             };
-                            return Some(answer);
+                            return match input_required(&self.gw, parked, &self.id) {
+                                Answer::Json(_, b) => Step::Done(b),
+                                _ => Step::Gone,
+                            };
                         }
                         Kind::Notification if v.method() == "notifications/message" => {
                             let level = v
@@ -412,60 +491,47 @@ async fn drive(gw: Option<Arc<Gateway>>, mut parked: Parked, id: String, events:
                                 .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
                                 .and_then(|p| p["level"].as_str().map(str::to_string))
                                 .unwrap_or_default();
-                            if envelope::wants_log(parked.log_level.as_deref(), &level) && events {
-                                let _ = tx.send(crate::front::body::event(&m)).await;
+                            if envelope::wants_log(parked.log_level.as_deref(), &level) {
+                                return Step::Say(m);
                             }
                         }
-                        Kind::Notification if v.method() == "notifications/progress" && events => {
-                            let _ = tx.send(crate::front::body::event(&m)).await;
-                        }
+                        Kind::Notification if v.method() == "notifications/progress" => return Step::Say(m),
                         _ => {}
                     }
                 }
                 Some(Out::Answer(a)) => {
-                    let info = server_info(&gw, &parked.session);
-                    return Some(stamp::answer(&a, &id, &parked.method, info.as_deref()));
+                    let Some(parked) = self.parked.take() else {
+                        return Step::Gone;
+                    };
+                    let info = server_info(&self.gw, &parked.session);
+                    return Step::Done(stamp::answer(
+                        &a,
+                        &self.id,
+                        &parked.method,
+                        info.as_deref(),
+                        parked.uri.as_deref(),
+                    ));
                 }
-                None => return None,
+                None => {
+                    self.parked = None;
+                    return Step::Gone;
+                }
             }
         }
-    };
-    if !events {
-        return match work.await {
-            Some(answer) => Answer::Json(200, answer),
-            None => Answer::Json(
-                200,
-                jsonrpc::error_response(
-                    "null",
-                    jsonrpc::code::INTERNAL_ERROR,
-                    "the call ended without an answer",
-                ),
-            ),
-        };
     }
-    let (out_tx, out_rx) = mpsc::channel::<Bytes>(crate::upstream::CALL_QUEUE);
-    tokio::spawn(async move {
-        let mut interim = rx;
-        let work = work;
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                Some(m) = interim.recv() => {
-                    if out_tx.send(m).await.is_err() { return; }
-                }
-                done = &mut work => {
-                    while let Ok(m) = interim.try_recv() {
-                        let _ = out_tx.send(m).await;
-                    }
-                    if let Some(answer) = done {
-                        let _ = out_tx.send(crate::front::body::event(&answer)).await;
-                    }
-                    return;
-                }
-            }
-        }
+}
+
+/// A server's request as an entry of `inputRequests`: the id the client's answer must carry,
+/// and the question.
+fn question(v: &View<'_>) -> (String, Value) {
+    let key: String =
+        v.id.and_then(|i| serde_json::from_str(i.get()).ok())
+            .unwrap_or_default();
+    let question = json!({
+        "method": v.method(),
+        "params": v.params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok()).unwrap_or(json!({})),
     });
-    Answer::Events(out_rx)
+    (key, question)
 }
 
 /// Parks the call and answers its POST with the questions asked.

@@ -34,6 +34,8 @@ pub struct Parked {
     pub asked: Vec<(String, Value)>,
     /// The method of the call (for the revision's fields of its result).
     pub method: String,
+    /// The URI the call reads, if it does (for an unknown resource's error).
+    pub uri: Option<String>,
     /// The client's log level for the call.
     pub log_level: Option<String>,
     /// When it was parked.

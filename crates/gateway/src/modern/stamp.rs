@@ -16,14 +16,27 @@ const CACHEABLE: [&str; 6] = [
     "resources/read",
 ];
 
+/// The session-based revisions' code for an unknown resource; 2026-07-28 says -32602 with the
+/// URI in `data`.
+const OLD_RESOURCE_NOT_FOUND: i64 = -32002;
+
 /// The answer `answer` (a JSON-RPC response) to `method`, with `id` and the revision's fields;
-/// an error answer keeps its error, with `id`.
-pub fn answer(answer: &[u8], id: &str, method: &str, server_info: Option<&str>) -> Bytes {
+/// an error answer keeps its error, with `id` (an unknown resource's in the revision's form:
+/// `uri` is the one the request read).
+pub fn answer(answer: &[u8], id: &str, method: &str, server_info: Option<&str>, uri: Option<&str>) -> Bytes {
     let Ok(mut message) = serde_json::from_slice::<Value>(answer) else {
         return Bytes::copy_from_slice(answer);
     };
     if let Ok(id) = serde_json::from_str::<Value>(id) {
         message["id"] = id;
+    }
+    if let Some(error) = message.get_mut("error").and_then(Value::as_object_mut) {
+        if method == "resources/read" && error.get("code").and_then(Value::as_i64) == Some(OLD_RESOURCE_NOT_FOUND) {
+            error.insert("code".into(), Value::from(crate::jsonrpc::code::INVALID_PARAMS));
+            if let Some(uri) = uri {
+                error.insert("data".into(), serde_json::json!({"uri": uri}));
+            }
+        }
     }
     if let Some(Value::Object(result)) = message.get_mut("result") {
         result
@@ -47,6 +60,28 @@ pub fn answer(answer: &[u8], id: &str, method: &str, server_info: Option<&str>) 
     Bytes::from(message.to_string())
 }
 
+/// The HTTP status a 2026-07-28 answer goes with, when it is the whole answer: an unknown
+/// method 404, a request the server refused as malformed 400, anything else 200.
+pub fn status(answer: &[u8]) -> u16 {
+    #[derive(serde::Deserialize)]
+    struct Error {
+        code: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message {
+        error: Option<Error>,
+    }
+    match serde_json::from_slice::<Message>(answer)
+        .ok()
+        .and_then(|m| m.error)
+        .map(|e| e.code)
+    {
+        Some(-32601) => 404,
+        Some(-32700 | -32600 | -32602 | -32020 | -32021 | -32022) => 400,
+        _ => 200,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +93,7 @@ mod tests {
             "\"x\"",
             "tools/list",
             Some(r#"{"name":"s","version":"1"}"#),
+            None,
         );
         let v: Value = serde_json::from_slice(&a).unwrap();
         assert_eq!(v["id"], "x");
@@ -70,6 +106,7 @@ mod tests {
             "3",
             "tools/call",
             None,
+            None,
         );
         let v: Value = serde_json::from_slice(&e).unwrap();
         assert_eq!(v["id"], 3);
@@ -78,6 +115,7 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":9,"result":{"content":[]}}"#,
             "9",
             "tools/call",
+            None,
             None,
         );
         let v: Value = serde_json::from_slice(&c).unwrap();
