@@ -134,3 +134,30 @@ fn the_sdk_client_calls_server_everything_over_ssh_through_tether() {
     assert_eq!(out["result"], "Echo: hello over ssh");
     cookie.assert_none_survive(Duration::from_secs(3));
 }
+
+/// Runs the pinned MCP Inspector CLI against `url` (streamable HTTP) with `args`, with the
+/// cookie in its environment and a home of the test's own; its JSON output.
+pub fn inspector(cookie: &crate::harness::Cookie, url: &str, args: &[&str]) -> Value {
+    let (_, node_dir) = test_deps();
+    let home = cookie.state_dir().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let out = cookie
+        .set_env(&mut std::process::Command::new(
+            node_dir.join("node_modules/.bin/mcp-inspector"),
+        ))
+        .arg("--cli")
+        .arg(url)
+        .args(["--transport", "http"])
+        .args(args)
+        .args(["--format", "json"])
+        .env("HOME", &home)
+        .output()
+        .expect("mcp-inspector");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "inspector {args:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str::<Value>(stdout.trim()).unwrap_or_else(|e| panic!("inspector output {stdout:?}: {e}"))
+}

@@ -106,16 +106,24 @@ impl Call {
 }
 
 impl Call {
-    /// An interim message already waiting, if there is one (never the answer: that stays for
-    /// [`Call::next`]).
-    pub fn try_interim(&mut self) -> Option<Bytes> {
-        match self.rx.try_recv() {
-            Ok(Out::Interim(m)) => Some(m),
-            Ok(Out::Answer(a)) => {
+    /// The server's `request_timeout`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The next interim message, waiting for it; `None` when the answer comes first (kept for
+    /// [`Call::next`]) or the call is over.
+    pub async fn next_interim(&mut self) -> Option<Bytes> {
+        if self.done || self.held.is_some() {
+            return None;
+        }
+        match self.rx.recv().await {
+            Some(Out::Interim(m)) => Some(m),
+            Some(Out::Answer(a)) => {
                 self.held = Some(a);
                 None
             }
-            Err(_) => None,
+            None => None,
         }
     }
 }

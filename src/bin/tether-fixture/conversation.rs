@@ -7,7 +7,7 @@
 //! ignored as ever, and a reply to an outer question is kept until that
 //! question's wait resumes.
 
-use crate::plan::Question;
+use crate::plan::{Answer, Question, RpcError, Script, Turn};
 use crate::rpc::{self, Handled};
 use crate::server::{Conn, Stop};
 use crate::tools;
@@ -17,6 +17,9 @@ use std::io::{BufRead, Write};
 /// Questions nested deeper than this are refused, so a client cannot grow the
 /// stack without bound by calling asking tools from inside a wait.
 const MAX_NESTING: usize = 16;
+
+/// Most rounds of questions in one conversation.
+const MAX_ROUNDS: usize = 8;
 
 impl<R: BufRead, W: Write> Conn<'_, R, W> {
     /// Asks the client `question` and returns the tool result it makes of the reply.
@@ -34,6 +37,47 @@ impl<R: BufRead, W: Write> Conn<'_, R, W> {
         let reply = self.await_reply(id);
         self.waiting.pop();
         Ok((question.then)(reply?.as_ref()))
+    }
+
+    /// Runs a conversation: each round's questions go out at once, their replies are awaited,
+    /// and the script says what next.
+    pub(crate) fn converse(&mut self, script: Script) -> Result<Answer, Stop> {
+        let mut history: Vec<Vec<Result<Value, Value>>> = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let questions = match script(&history) {
+                Turn::Done(answer) => return Ok(answer),
+                Turn::Ask(q) => q,
+            };
+            if self.waiting.len() + questions.len() > MAX_NESTING {
+                return Ok(Err(RpcError::new(-32603, "too many questions waiting for the client")));
+            }
+            let mut ids = Vec::new();
+            for q in &questions {
+                let id = self.next_id;
+                self.next_id += 1;
+                let mut params = q.params.clone();
+                if let Some(p) = params.as_object_mut() {
+                    p.insert("_meta".into(), serde_json::json!({"io.tether/inputKey": q.key}));
+                }
+                self.write(&rpc::request(id, q.method, &params))?;
+                self.waiting.push(id);
+                ids.push(id);
+            }
+            let mut replies = Vec::new();
+            for id in &ids {
+                let reply = self.await_reply(*id);
+                if reply.is_err() {
+                    self.waiting.retain(|w| !ids.contains(w));
+                }
+                replies.push(reply?);
+            }
+            self.waiting.retain(|w| !ids.contains(w));
+            history.push(replies);
+        }
+        Ok(Err(RpcError::new(
+            -32603,
+            format!("more than {MAX_ROUNDS} rounds of questions"),
+        )))
     }
 
     /// Reads (and serves) input until the client replies to question `id`.

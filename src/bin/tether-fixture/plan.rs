@@ -8,11 +8,12 @@
 use serde_json::Value;
 use std::time::Duration;
 
-/// A JSON-RPC error object's code and message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A JSON-RPC error object's code, message and data.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
     pub code: i64,
     pub message: String,
+    pub data: Option<Value>,
 }
 
 /// The outcome of a request: its `result`, or its `error`.
@@ -43,6 +44,32 @@ pub enum Finish {
     Ask(Question),
     /// Exit the process with this status at once, leaving the request unanswered.
     Exit(i32),
+    /// Ask the client questions, round after round (each round's questions at once), until the
+    /// script answers.
+    Converse(Script),
+}
+
+/// What a conversation does next, given the replies of every round so far (each reply the
+/// client's `result` (Ok) or `error` object (Err)).
+pub type Script = fn(&[Vec<Result<Value, Value>>]) -> Turn;
+
+/// A conversation's next turn.
+#[derive(Debug)]
+pub enum Turn {
+    /// Ask these at once, then run the script again with their replies.
+    Ask(Vec<Asked>),
+    /// Answer the request.
+    Done(Answer),
+}
+
+/// One question of a round: its key (sent in `_meta` as `io.tether/inputKey`, so that a
+/// gateway turning questions into a 2026-07-28 `InputRequiredResult` can name them), method and
+/// params.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub key: &'static str,
+    pub method: &'static str,
+    pub params: Value,
 }
 
 /// A request from the fixture to the client, and how its reply becomes the answer.
@@ -59,7 +86,14 @@ impl RpcError {
         RpcError {
             code,
             message: message.into(),
+            data: None,
         }
+    }
+
+    /// The same error with `data`.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
     }
 }
 
@@ -85,7 +119,7 @@ impl Plan {
     pub fn answered(&self) -> Option<&Answer> {
         match &self.finish {
             Finish::Answer(answer) => Some(answer),
-            Finish::Ask(_) | Finish::Exit(_) => None,
+            Finish::Ask(_) | Finish::Exit(_) | Finish::Converse(_) => None,
         }
     }
 }

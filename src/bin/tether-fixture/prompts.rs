@@ -75,6 +75,7 @@ pub fn list() -> Value {
                 .collect();
             json!({"name": p.name, "title": p.title, "description": p.description, "arguments": arguments})
         })
+        .chain(std::iter::once(crate::tools::input_required::prompt_listing()))
         .collect();
     json!({ "prompts": prompts })
 }
@@ -186,7 +187,8 @@ mod tests {
                 "test_simple_prompt",
                 "test_prompt_with_arguments",
                 "test_prompt_with_embedded_resource",
-                "test_prompt_with_image"
+                "test_prompt_with_image",
+                "test_input_required_result_prompt"
             ]
         );
         assert!(prompts.iter().all(|p| !p["description"].as_str().unwrap().is_empty()));

@@ -117,6 +117,9 @@ impl Session {
             "tools/list" => tools::list(),
             "tools/call" => return tools::call(self, params),
             "prompts/list" => prompts::list(),
+            "prompts/get" if params.get("name").and_then(Value::as_str) == Some(tools::input_required::PROMPT) => {
+                return Ok(tools::input_required::prompt())
+            }
             "prompts/get" => prompts::get(params)?,
             "completion/complete" => prompts::complete(params)?,
             "resources/list" => resources::list(),
@@ -135,7 +138,12 @@ impl Session {
 pub fn response(id: &Value, answer: &Answer) -> Value {
     match answer {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}}),
+        Err(e) => match &e.data {
+            None => json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}}),
+            Some(data) => {
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message, "data": data}})
+            }
+        },
     }
 }
 

@@ -135,6 +135,7 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
         let answer: Answer = match reply.plan.finish {
             Finish::Answer(answer) => answer,
             Finish::Ask(question) => Ok(self.ask(question)?),
+            Finish::Converse(script) => self.converse(script)?,
             Finish::Exit(status) => return Err(Stop::End(End::Crash(status))),
         };
         self.answer(&reply.id, &answer, reply.tool_call)

@@ -55,30 +55,8 @@ fn the_python_sdk_over_streamable_http_lists_and_calls_tools() {
 fn the_inspector_cli_lists_and_calls_tools() {
     let cookie = Cookie::new();
     let gw = Gateway::start(&cookie, Mode::Cgroup, &everything("shared"));
-    let (_, node_dir) = test_deps();
-    let inspector = node_dir.join("node_modules/.bin/mcp-inspector");
     let url = format!("http://{}/mcp/everything", gw.addr);
-    let home = cookie.state_dir().join("home");
-    std::fs::create_dir_all(&home).expect("home");
-    let run = |args: &[&str]| {
-        let out = cookie
-            .set_env(&mut Command::new(&inspector))
-            .arg("--cli")
-            .arg(&url)
-            .args(["--transport", "http"])
-            .args(args)
-            .args(["--format", "json"])
-            .env("HOME", &home)
-            .output()
-            .expect("mcp-inspector");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "inspector {args:?}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str::<Value>(stdout.trim()).unwrap_or_else(|e| panic!("inspector output {stdout:?}: {e}"))
-    };
+    let run = |args: &[&str]| crate::real_client::inspector(&cookie, &url, args);
     let tools = run(&["--method", "tools/list"]);
     let names: Vec<&str> = tools
         .pointer("/result/tools")

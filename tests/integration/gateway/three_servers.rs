@@ -109,6 +109,15 @@ fn text_of<'a>(out: &'a Value, tool: &str) -> &'a str {
     r["text"].as_str().unwrap_or_default()
 }
 
+/// The strings of a JSON array.
+fn strings(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 fn assert_every_server_listed(tools: &[&str]) {
     for name in ["fixture__echo", "everything__echo", "remote__echo"] {
         assert!(tools.contains(&name), "{name} missing from {tools:?}");
@@ -130,13 +139,7 @@ fn the_python_sdk_over_http_uses_three_servers_and_answers_their_questions() {
     ]);
     let url = format!("http://{}/mcp", gw.addr);
     let out = python(&cookie, &["--url", &url], &calls);
-    let tools: Vec<&str> = out["tools"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    assert_every_server_listed(&tools);
+    assert_every_server_listed(&strings(&out["tools"]));
     assert_eq!(text_of(&out, "fixture__echo"), "to the fixture");
     assert_eq!(text_of(&out, "everything__echo"), "Echo: to npx");
     assert_eq!(text_of(&out, "remote__echo"), "Echo: over http");
@@ -187,13 +190,7 @@ fn the_python_sdk_through_serve_stdio_uses_three_servers() {
         &["--stdio", TETHER, "serve", "--stdio", "--config", &config],
         &calls,
     );
-    let tools: Vec<&str> = out["tools"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    assert_every_server_listed(&tools);
+    assert_every_server_listed(&strings(&out["tools"]));
     assert_eq!(text_of(&out, "fixture__echo"), "over stdio");
     assert_eq!(text_of(&out, "everything__echo"), "Echo: over stdio");
     assert!(
@@ -219,29 +216,8 @@ fn the_inspector_cli_lists_and_calls_three_servers() {
     let cookie = Cookie::new();
     let remote = BareEverything::start(&cookie);
     let gw = Gateway::start(&cookie, Mode::Cgroup, &config(&cookie, &remote));
-    let (_, node_dir) = test_deps();
-    let inspector = node_dir.join("node_modules/.bin/mcp-inspector");
     let url = format!("http://{}/mcp", gw.addr);
-    let home = cookie.state_dir().join("home");
-    std::fs::create_dir_all(&home).expect("home");
-    let run = |args: &[&str]| {
-        let out = cookie
-            .set_env(&mut Command::new(&inspector))
-            .arg("--cli")
-            .arg(&url)
-            .args(["--transport", "http"])
-            .args(args)
-            .env("HOME", &home)
-            .output()
-            .expect("mcp-inspector");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "inspector {args:?}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str::<Value>(stdout.trim()).unwrap_or_else(|e| panic!("inspector output {stdout:?}: {e}"))
-    };
+    let run = |args: &[&str]| crate::real_client::inspector(&cookie, &url, args);
     let tools = run(&["--method", "tools/list"]);
     let names: Vec<&str> = tools
         .pointer("/tools")

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::envelope::{self, Envelope, Refusal};
-use super::parked::{Parked, Parking};
+use super::parked::{Asked, Parked, Parking};
 use super::{code, stamp, REMOVED, REVISION};
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, View};
@@ -303,35 +303,29 @@ async fn call(
     envelope: Envelope,
     events: bool,
 ) -> Answer {
-    let retry: Option<Retry<'_>> = view.params.and_then(|p| serde_json::from_str(p.get()).ok());
-    if let Some(Retry {
-        state: Some(state),
-        responses,
-    }) = retry
-    {
+    let retry: Retry<'_> = view
+        .params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or(Retry {
+            state: None,
+            responses: None,
+        });
+    let given: HashMap<String, String> = retry
+        .responses
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.get().to_string()))
+        .collect();
+    if let Some(state) = retry.state {
         let Some(mut parked) = gw.modern.parked.take(&state) else {
             let mut r = Refusal::simple(400, jsonrpc::code::INVALID_PARAMS, "Invalid or expired requestState");
             r.data = Some(r#"{"reason":"invalid_request_state"}"#.into());
             return refused(&r, id);
         };
-        let responses = responses.unwrap_or_default();
-        let mut unanswered = Vec::new();
-        for (key, question) in std::mem::take(&mut parked.asked) {
-            match responses.get(&key) {
-                Some(result) => {
-                    let message = format!(
-                        r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
-                        serde_json::to_string(&key).unwrap_or_default(),
-                        result.get()
-                    );
-                    if let Ok(answer) = View::parse(&message) {
-                        route::dispatch(gw, &parked.session, &answer).await;
-                    }
-                }
-                None => unanswered.push((key, question)),
-            }
-        }
+        parked.given = given;
         parked.log_level = envelope.log_level;
+        let asked = std::mem::take(&mut parked.asked);
+        let unanswered = answer_from_given(gw, &mut parked, asked).await;
         if !unanswered.is_empty() {
             // Asked again: the answers it did give are delivered.
             parked.asked = unanswered;
@@ -352,10 +346,12 @@ async fn call(
                 call,
                 session,
                 asked: Vec::new(),
+                given,
                 uri: uri_of(view),
                 method,
                 log_level: envelope.log_level,
                 since: std::time::Instant::now(),
+                counted: false,
             };
             drive(gw.arc(), parked, id.to_string(), events).await
         }
@@ -465,18 +461,24 @@ impl Driving {
                     let Ok(v) = View::parse(text) else { continue };
                     match v.kind {
                         Kind::Request => {
-                            parked.asked.push(question(&v));
-                            // Questions the server asked together go out together.
-                            tokio::task::yield_now().await;
-                            while let Some(more) = parked.call.try_interim() {
+                            let mut asked = vec![question(&v)];
+                            // Questions the server asks together go out together: what follows
+                            // within a moment joins them.
+                            while let Ok(Some(more)) = tokio::time::timeout(TOGETHER, parked.call.next_interim()).await
+                            {
                                 if let Some(q) = std::str::from_utf8(&more)
                                     .ok()
                                     .and_then(|t| View::parse(t).ok())
                                     .filter(|q| q.kind == Kind::Request)
                                 {
-                                    parked.asked.push(question(&q));
+                                    asked.push(question(&q));
                                 }
                             }
+                            let unanswered = answer_from_given(&self.gw, parked, asked).await;
+                            if unanswered.is_empty() {
+                                continue;
+                            }
+                            parked.asked = unanswered;
                             let Some(parked) = self.parked.take() else {
                                 return Step::Gone;
                             };
@@ -521,24 +523,62 @@ impl Driving {
     }
 }
 
-/// A server's request as an entry of `inputRequests`: the id the client's answer must carry,
-/// and the question.
-fn question(v: &View<'_>) -> (String, Value) {
-    let key: String =
-        v.id.and_then(|i| serde_json::from_str(i.get()).ok())
-            .unwrap_or_default();
-    let question = json!({
-        "method": v.method(),
-        "params": v.params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok()).unwrap_or(json!({})),
-    });
-    (key, question)
+/// How long after a server's question further questions are waited for, to be asked in the
+/// same `InputRequiredResult`.
+const TOGETHER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A server's request as an entry of `inputRequests`: keyed by the name the server gave it in
+/// `_meta["io.tether/inputKey"]` (taken out), else by the id the gateway gave it.
+fn question(v: &View<'_>) -> Asked {
+    let id: String = v.id.map(|i| i.get().to_string()).unwrap_or_default();
+    let mut params = v.params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
+    let named = params
+        .as_mut()
+        .and_then(|p| p.get_mut("_meta"))
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.remove("io.tether/inputKey"))
+        .and_then(|k| k.as_str().map(str::to_string));
+    if let Some(p) = params.as_mut().and_then(Value::as_object_mut) {
+        if p.get("_meta")
+            .is_some_and(|m| m.as_object().is_some_and(|m| m.is_empty()))
+        {
+            p.remove("_meta");
+        }
+    }
+    let key = named.unwrap_or_else(|| serde_json::from_str::<String>(&id).unwrap_or_else(|_| id.clone()));
+    let mut question = json!({"method": v.method()});
+    if let Some(p) = params.filter(|p| p.as_object().is_some_and(|o| !o.is_empty())) {
+        question["params"] = p;
+    }
+    Asked { key, id, question }
+}
+
+/// Delivers to the server the answers the client already gave (by key) to the questions
+/// `asked`; returns those still without an answer.
+async fn answer_from_given(gw: &Gateway, parked: &mut Parked, asked: Vec<Asked>) -> Vec<Asked> {
+    let mut unanswered = Vec::new();
+    for a in asked {
+        match parked.given.remove(&a.key) {
+            Some(result) => {
+                let message = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{result}}}"#, a.id);
+                match View::parse(&message) {
+                    Ok(answer) => {
+                        route::dispatch(gw, &parked.session, &answer).await;
+                    }
+                    Err(_) => unanswered.push(a),
+                }
+            }
+            None => unanswered.push(a),
+        }
+    }
+    unanswered
 }
 
 /// Parks the call and answers its POST with the questions asked.
 fn input_required(gw: &Gateway, parked: Parked, id: &str) -> Answer {
     let mut requests = serde_json::Map::new();
-    for (key, question) in &parked.asked {
-        requests.insert(key.clone(), question.clone());
+    for a in &parked.asked {
+        requests.insert(a.key.clone(), a.question.clone());
     }
     let Some(state) = gw.modern.parked.park(parked) else {
         return Answer::Json(

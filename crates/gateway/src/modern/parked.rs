@@ -23,15 +23,28 @@ const MAX_PARKED: usize = 4096;
 /// How long a parked call waits for its client, at most.
 const PATIENCE: Duration = Duration::from_secs(600);
 
-/// A call waiting for its client's answers.
+/// A server's question, as the client is asked it.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    /// Its key in `inputRequests` (the server's name for it, when it gives one, else the id).
+    pub key: String,
+    /// The id the gateway gave the server's request (the answer goes back under it).
+    pub id: String,
+    /// `method`, and `params` when there are any.
+    pub question: Value,
+}
+
+/// A call waiting for its client's answers (dropped: the server is told it was cancelled, and
+/// its session is no longer counted as parked).
 pub struct Parked {
     /// The call, still in flight upstream.
     pub call: Call,
     /// The gateway's session it runs in.
     pub session: Arc<Session>,
-    /// The questions asked and not yet answered: the id the client's answer must carry (the
-    /// key in `inputRequests`), and the question (`method`, `params`).
-    pub asked: Vec<(String, Value)>,
+    /// The questions asked and not yet answered.
+    pub asked: Vec<Asked>,
+    /// Answers the client gave that no question has used yet, by key (raw JSON).
+    pub given: std::collections::HashMap<String, String>,
     /// The method of the call (for the revision's fields of its result).
     pub method: String,
     /// The URI the call reads, if it does (for an unknown resource's error).
@@ -40,6 +53,24 @@ pub struct Parked {
     pub log_level: Option<String>,
     /// When it was parked.
     pub since: Instant,
+    /// Whether its session counts it as parked.
+    pub counted: bool,
+}
+
+impl Parked {
+    /// Whether it waited longer than its server's `request_timeout` (or [`PATIENCE`]).
+    fn expired(&self) -> bool {
+        self.since.elapsed() >= self.call.timeout().min(PATIENCE) || self.session.is_ended()
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        // Taken out to be picked up, or dropped: either way no longer waiting.
+        if self.counted {
+            self.session.set_parked(false);
+        }
+    }
 }
 
 /// The parked calls, by state.
@@ -53,20 +84,38 @@ impl Parking {
     pub fn park(&self, parked: Parked) -> Option<String> {
         let state = tether_supervisor::ids::random_id().ok()?;
         let mut calls = self.calls.lock().ok()?;
-        calls.retain(|_, p| p.since.elapsed() < PATIENCE && !p.session.is_ended());
+        let expired: Vec<String> = calls
+            .iter()
+            .filter(|(_, p)| p.expired())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            calls.remove(&k);
+        }
         if calls.len() >= MAX_PARKED {
             let oldest = calls.iter().min_by_key(|(_, p)| p.since).map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 calls.remove(&k);
             }
         }
+        let mut parked = parked;
+        parked.since = Instant::now();
+        if !parked.counted {
+            parked.session.set_parked(true);
+            parked.counted = true;
+        }
         calls.insert(state.clone(), parked);
         Some(state)
     }
 
-    /// The call parked under `state`, taken out.
+    /// The call parked under `state`, taken out (none once it expired).
     pub fn take(&self, state: &str) -> Option<Parked> {
-        self.calls.lock().ok()?.remove(state)
+        let mut parked = self.calls.lock().ok()?.remove(state)?;
+        if parked.counted {
+            parked.session.set_parked(false);
+            parked.counted = false;
+        }
+        (!parked.expired()).then_some(parked)
     }
 
     /// How many calls are parked.

@@ -175,7 +175,44 @@ pub struct Upstream {
     pub pid: Option<u32>,
 }
 
+/// What making an instance gives: the instance, and the receiving end of its outbox (for the
+/// task that carries messages to the server).
+pub(crate) struct Made {
+    pub up: Arc<Upstream>,
+    pub inbox: mpsc::Receiver<Bytes>,
+}
+
 impl Upstream {
+    /// A `Starting` instance `id` of `server` for `owner`, kept alive by `anchor`; `exit` says
+    /// when it is over; `pid` is its shim's.
+    pub(crate) fn make(
+        id: String,
+        server: Arc<ServerConfig>,
+        owner: Owner,
+        anchor: Anchor,
+        exit: watch::Receiver<Option<String>>,
+        pid: Option<u32>,
+    ) -> Made {
+        let (outbox, inbox) = mpsc::channel(OUTBOX);
+        let (state, _) = watch::channel(State::Starting);
+        let up = Arc::new(Upstream {
+            id,
+            server,
+            owner,
+            init: std::sync::OnceLock::new(),
+            outbox,
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            state,
+            anchor: Mutex::new(Some(anchor)),
+            last_used: Mutex::new(Instant::now()),
+            attached: Mutex::new(HashMap::new()),
+            exit,
+            pid,
+        });
+        Made { up, inbox }
+    }
+
     /// The server's name.
     pub fn name(&self) -> &str {
         &self.server.name

@@ -214,9 +214,11 @@ impl Upstream {
         let Ok(pending) = self.pending.lock() else {
             return Caller::Several;
         };
+        // A session whose call is parked waiting for a 2026-07-28 client's answers is not the
+        // one asking: its server already asked, and waits.
         let mut sessions = pending.values().filter_map(|r| match r {
-            Route::Client(c) => Some(&c.session),
-            Route::Internal(_) => None,
+            Route::Client(c) if !c.session.is_parked() => Some(&c.session),
+            _ => None,
         });
         let Some(first) = sessions.next() else {
             return Caller::None;

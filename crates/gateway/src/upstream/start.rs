@@ -6,15 +6,14 @@
 //! between fork and exec in this multi-threaded process but moving the lifeline to fd 3).
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tether_supervisor::launch::{Launch, LedgerChoice, Prepared, Scope, ServerCommand, StderrMode};
 use tether_supervisor::layers::Disabled;
 use tether_supervisor::ssh::SshServer;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::{reader, short, writer, Owner, State, Upstream};
 use crate::config::{ServerConfig, StdioCommand, Transport};
@@ -92,24 +91,16 @@ pub fn spawn(
     else {
         return Err(fail("the shim's pipes are missing".into()));
     };
-    let (outbox, inbox) = mpsc::channel(OUTBOX);
     let (exit_tx, exit_rx) = watch::channel(None);
-    let (state, _) = watch::channel(State::Starting);
-    let up = Arc::new(Upstream {
-        id: instance,
-        server: server.clone(),
+    let pid = child.id();
+    let super::Made { up, inbox } = Upstream::make(
+        instance,
+        server.clone(),
         owner,
-        init: std::sync::OnceLock::new(),
-        outbox,
-        pending: Mutex::new(Default::default()),
-        next_id: AtomicU64::new(1),
-        state,
-        anchor: Mutex::new(Some(super::Anchor::Shim(lifeline))),
-        last_used: Mutex::new(Instant::now()),
-        attached: Mutex::new(std::collections::HashMap::new()),
-        exit: exit_rx,
-        pid: child.id(),
-    });
+        super::Anchor::Shim(lifeline),
+        exit_rx,
+        pid,
+    );
     tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), "instance starting");
     tokio::spawn(writer::write(Arc::downgrade(&up), stdin, inbox));
     tokio::spawn(reader::read(Arc::downgrade(&up), stdout, opts.max_message));

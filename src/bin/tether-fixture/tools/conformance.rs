@@ -79,11 +79,15 @@ pub const TOOLS: &[Tool] = &[
 const PAUSE: Duration = Duration::from_millis(50);
 
 fn json_schema_2020_12() -> Value {
+    // Every 2020-12 keyword the suites look for, so a gateway that strips or rewrites one is
+    // caught: $schema, $defs with an $anchor, $ref, allOf/anyOf, if/then/else,
+    // additionalProperties.
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
         "$defs": {
             "address": {
+                "$anchor": "addressDef",
                 "type": "object",
                 "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
             },
@@ -91,7 +95,14 @@ fn json_schema_2020_12() -> Value {
         "properties": {
             "name": {"type": "string"},
             "address": {"$ref": "#/$defs/address"},
+            "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+            "phone": {"type": "string"},
+            "email": {"type": "string"},
         },
+        "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+        "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+        "then": {"required": ["phone"]},
+        "else": {"required": ["email"]},
         "additionalProperties": false,
     })
 }

@@ -10,6 +10,7 @@ mod ask;
 mod conformance;
 mod gateway;
 mod grown;
+pub mod input_required;
 
 use crate::plan::{Plan, RpcError, Step};
 use crate::rpc::{notification, INVALID_PARAMS};
@@ -40,6 +41,7 @@ fn all() -> impl Iterator<Item = &'static Tool> {
         .iter()
         .chain(conformance::TOOLS)
         .chain(ask::TOOLS)
+        .chain(input_required::TOOLS)
         .chain(grown::TOOLS)
 }
 

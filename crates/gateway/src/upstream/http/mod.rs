@@ -17,8 +17,7 @@ mod record;
 mod sse;
 mod tls;
 
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 use self::events::{Event, Events};
 use self::link::{content, session_gone, Content, Link};
 use self::record::Record;
-use super::{short, Anchor, Owner, StartError, StartOptions, State, Upstream, OUTBOX};
+use super::{short, Anchor, Owner, StartError, StartOptions, State, Upstream};
 use crate::config::{HttpKind, HttpUpstream, ServerConfig};
 use crate::jsonrpc::{Kind, View};
 
@@ -59,9 +58,7 @@ pub fn spawn(
         &server.name,
         &link.shown,
     );
-    let (outbox, inbox) = mpsc::channel(OUTBOX);
     let (exit_tx, exit_rx) = watch::channel(None);
-    let (state, _) = watch::channel(State::Starting);
     let (ending, stream) = match upstream.kind {
         HttpKind::Streamable => (Ending::Delete, None),
         HttpKind::Sse => {
@@ -69,26 +66,14 @@ pub fn spawn(
             (Ending::CloseStream(close), Some(stream))
         }
     };
-    let up = Arc::new(Upstream {
-        id: instance,
-        server: server.clone(),
-        owner,
-        init: std::sync::OnceLock::new(),
-        outbox,
-        pending: Mutex::new(Default::default()),
-        next_id: AtomicU64::new(1),
-        state,
-        anchor: Mutex::new(Some(Anchor::Http(Closer {
-            link: link.clone(),
-            record: record.clone(),
-            exit: exit_tx,
-            ending,
-        }))),
-        last_used: Mutex::new(Instant::now()),
-        attached: Mutex::new(std::collections::HashMap::new()),
-        exit: exit_rx,
-        pid: None,
-    });
+    let closer = Closer {
+        link: link.clone(),
+        record: record.clone(),
+        exit: exit_tx,
+        ending,
+    };
+    let super::Made { up, inbox } =
+        Upstream::make(instance, server.clone(), owner, Anchor::Http(closer), exit_rx, None);
     let weak = Arc::downgrade(&up);
     match stream {
         None => {
