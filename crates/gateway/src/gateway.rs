@@ -165,6 +165,10 @@ impl Gateway {
             ));
         }
         self.pool.end_idle();
+        let dropped = self.modern.parked.expire();
+        if dropped > 0 {
+            tracing::debug!("{dropped} parked call(s) of 2026-07-28 clients ran out of time: dropped");
+        }
     }
 
     /// Reads the configuration's file again and applies it; a file that does not validate

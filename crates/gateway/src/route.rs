@@ -106,9 +106,14 @@ impl Call {
 }
 
 impl Call {
-    /// The server's `request_timeout`.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+    /// When the server's time for this call is up.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        self.deadline
+    }
+
+    /// Marks the call parked (waiting for its 2026-07-28 client's answers), or not.
+    pub fn set_parked(&self, parked: bool) {
+        self.lease.upstream.set_parked(self.upstream_id, parked);
     }
 
     /// The next interim message, waiting for it; `None` when the answer comes first (kept for
@@ -242,6 +247,7 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
         client_id: id.into(),
         reply: tx,
         progress,
+        parked: false,
     });
     session.request_sent(id, &up, upstream_id);
     if let Err(why) = up.send_request(upstream_id, message, route) {

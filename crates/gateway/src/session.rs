@@ -96,8 +96,6 @@ pub struct Session {
     names: Mutex<HashMap<&'static str, HashMap<String, crate::aggregate::Owner>>>,
     /// For an aggregated session: a fingerprint of what each listing last gave it.
     views: Mutex<HashMap<&'static str, u64>>,
-    /// Its calls parked waiting for a 2026-07-28 client's answers.
-    parked: AtomicU64,
     /// For the session of one 2026-07-28 request: the header that would have named a lasting
     /// one (a `session` server needs it).
     one_request: std::sync::OnceLock<String>,
@@ -147,7 +145,6 @@ impl Session {
             views: Mutex::new(HashMap::new()),
             watcher: std::sync::OnceLock::new(),
             one_request: std::sync::OnceLock::new(),
-            parked: AtomicU64::new(0),
         }
     }
 
@@ -390,22 +387,6 @@ impl Session {
     /// with the `header`.
     pub fn serve_one_request(&self, header: &str) {
         let _ = self.one_request.set(header.to_string());
-    }
-
-    /// Counts a call of its parked (`true`) or picked up again (`false`).
-    pub fn set_parked(&self, parked: bool) {
-        if parked {
-            self.parked.fetch_add(1, Ordering::AcqRel);
-        } else {
-            let _ = self
-                .parked
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        }
-    }
-
-    /// Whether a call of its waits parked.
-    pub fn is_parked(&self) -> bool {
-        self.parked.load(Ordering::Acquire) > 0
     }
 
     /// For the session of one 2026-07-28 request: the header a lasting one is named with.

@@ -340,3 +340,91 @@ fn a_listen_stream_carries_what_was_asked_stamped_with_its_id() {
     );
     gw.shut_down(&cookie);
 }
+
+/// Asks `sample` and returns (the key of its question, the state).
+fn asked(c: &mut Modern, prompt: &str) -> (String, Value) {
+    let a = c.answer(
+        "tools/call",
+        json!({"name": "sample", "arguments": {"prompt": prompt}}),
+        Some("sample"),
+    );
+    assert_eq!(a.pointer("/result/resultType"), Some(&json!("input_required")), "{a}");
+    let key = a
+        .pointer("/result/inputRequests")
+        .and_then(Value::as_object)
+        .and_then(|q| q.keys().next().cloned())
+        .expect("a key");
+    (key, a["result"]["requestState"].clone())
+}
+
+/// The retry of `sample` answering `key` with `text`.
+fn answered(c: &mut Modern, prompt: &str, key: &str, state: &Value, text: &str) -> http::Response {
+    c.post(
+        "tools/call",
+        json!({"name": "sample", "arguments": {"prompt": prompt}, "requestState": state,
+            "inputResponses": {key: {"role": "assistant", "content": {"type": "text", "text": text}, "model": "m"}}}),
+        Some("sample"),
+    )
+}
+
+#[test]
+fn parked_calls_of_several_clients_each_get_their_own_questions_and_answers() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let (mut a, mut b) = (Modern::new(gw.addr, "/mcp/fx"), Modern::new(gw.addr, "/mcp/fx"));
+    // A's call waits parked on the shared instance while B's asks: B's question is B's.
+    let (a_key, a_state) = asked(&mut a, "from a");
+    let (b_key, b_state) = asked(&mut b, "from b");
+    // A retry is bound to its call: B's state with another tool is refused.
+    let other = b.post(
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}, "requestState": b_state}),
+        Some("echo"),
+    );
+    assert_eq!(other.status, 400, "{}", other.text());
+    assert!(
+        other.text().contains("request_state_of_another_request"),
+        "{}",
+        other.text()
+    );
+    let b_done = answered(&mut b, "from b", &b_key, &b_state, "b's answer");
+    assert_eq!(
+        b_done
+            .messages()
+            .pop()
+            .and_then(|m| m.pointer("/result/content/0/text").cloned()),
+        Some(json!("b's answer")),
+        "{}",
+        b_done.text()
+    );
+    let a_done = answered(&mut a, "from a", &a_key, &a_state, "a's answer");
+    assert_eq!(
+        a_done
+            .messages()
+            .pop()
+            .and_then(|m| m.pointer("/result/content/0/text").cloned()),
+        Some(json!("a's answer")),
+        "{}",
+        a_done.text()
+    );
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn a_parked_call_nobody_comes_back_for_ends_at_its_deadline() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "request_timeout = \"1s\""),
+    );
+    let mut c = Modern::new(gw.addr, "/mcp/fx");
+    let (key, state) = asked(&mut c, "never answered");
+    // The reaper drops it at the call's deadline, and the server is told.
+    gw.wait_log("tether-fixture: cancelled");
+    gw.wait_log("parked call(s) of 2026-07-28 clients ran out of time");
+    let late = answered(&mut c, "never answered", &key, &state, "too late");
+    assert_eq!(late.status, 400, "{}", late.text());
+    assert!(late.text().contains("invalid_request_state"), "{}", late.text());
+    gw.shut_down(&cookie);
+}

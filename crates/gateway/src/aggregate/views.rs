@@ -116,9 +116,13 @@ impl Views {
                     seen.entry((Arc::as_ptr(&s) as usize, kind)).or_insert(s);
                 }
             }
-            for ((_, kind), session) in seen {
-                look_again(&gw, &session, kind).await;
-            }
+            // Every session at once: one slow server costs the batch its timeout, not one per
+            // session.
+            let looks = seen.into_iter().map(|((_, kind), session)| {
+                let gw = gw.clone();
+                async move { look_again(&gw, &session, kind).await }
+            });
+            super::join_all(looks.collect()).await;
         }
     }
 }

@@ -317,10 +317,22 @@ async fn call(
         .map(|(k, v)| (k, v.get().to_string()))
         .collect();
     if let Some(state) = retry.state {
-        let Some(mut parked) = gw.modern.parked.take(&state) else {
-            let mut r = Refusal::simple(400, jsonrpc::code::INVALID_PARAMS, "Invalid or expired requestState");
-            r.data = Some(r#"{"reason":"invalid_request_state"}"#.into());
-            return refused(&r, id);
+        let name = name_of(view);
+        let mut parked = match gw
+            .modern
+            .parked
+            .take(&state, session.token_tag, view.method(), name.as_deref())
+        {
+            Ok(p) => p,
+            Err(why) => {
+                let reason = match why {
+                    super::parked::Refused::Unknown => "invalid_request_state",
+                    super::parked::Refused::Mismatch => "request_state_of_another_request",
+                };
+                let mut r = Refusal::simple(400, jsonrpc::code::INVALID_PARAMS, "Invalid or expired requestState");
+                r.data = Some(format!(r#"{{"reason":"{reason}"}}"#));
+                return refused(&r, id);
+            }
         };
         parked.given = given;
         parked.log_level = envelope.log_level;
@@ -347,15 +359,22 @@ async fn call(
                 session,
                 asked: Vec::new(),
                 given,
+                name: name_of(view),
                 uri: uri_of(view),
                 method,
                 log_level: envelope.log_level,
                 since: std::time::Instant::now(),
-                counted: false,
             };
             drive(gw.arc(), parked, id.to_string(), events).await
         }
     }
+}
+
+/// The name (tools, prompts) or URI (resources) a request names, if any: what a retry must
+/// name again.
+fn name_of(view: &View<'_>) -> Option<String> {
+    let p = view.params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok())?;
+    p["name"].as_str().or_else(|| p["uri"].as_str()).map(str::to_string)
 }
 
 /// The `uri` a request names, if any.
@@ -393,6 +412,7 @@ async fn drive(gw: Option<Arc<Gateway>>, parked: Parked, id: String, events: boo
         gw,
         parked: Some(parked),
         id,
+        queue: Default::default(),
     };
     loop {
         match d.next().await {
@@ -437,6 +457,8 @@ struct Driving {
     parked: Option<Parked>,
     /// The POST's request id.
     id: String,
+    /// What is to be said next, before the call goes on.
+    queue: std::collections::VecDeque<Step>,
 }
 
 /// What a call says next.
@@ -451,6 +473,9 @@ enum Step {
 
 impl Driving {
     async fn next(&mut self) -> Step {
+        if let Some(step) = self.queue.pop_front() {
+            return step;
+        }
         loop {
             let Some(parked) = self.parked.as_mut() else {
                 return Step::Gone;
@@ -459,47 +484,44 @@ impl Driving {
                 Some(Out::Interim(m)) => {
                     let Ok(text) = std::str::from_utf8(&m) else { continue };
                     let Ok(v) = View::parse(text) else { continue };
-                    match v.kind {
-                        Kind::Request => {
-                            let mut asked = vec![question(&v)];
-                            // Questions the server asks together go out together: what follows
-                            // within a moment joins them.
-                            while let Ok(Some(more)) = tokio::time::timeout(TOGETHER, parked.call.next_interim()).await
-                            {
-                                if let Some(q) = std::str::from_utf8(&more)
-                                    .ok()
-                                    .and_then(|t| View::parse(t).ok())
-                                    .filter(|q| q.kind == Kind::Request)
-                                {
-                                    asked.push(question(&q));
-                                }
-                            }
-                            let unanswered = answer_from_given(&self.gw, parked, asked).await;
-                            if unanswered.is_empty() {
-                                continue;
-                            }
-                            parked.asked = unanswered;
-                            let Some(parked) = self.parked.take() else {
-                                return Step::Gone;
-                            };
-                            return match input_required(&self.gw, parked, &self.id) {
-                                Answer::Json(_, b) => Step::Done(b),
-                                _ => Step::Gone,
-                            };
+                    if v.kind != Kind::Request {
+                        if worth_saying(&v, parked.log_level.as_deref()) {
+                            return Step::Say(m);
                         }
-                        Kind::Notification if v.method() == "notifications/message" => {
-                            let level = v
-                                .params
-                                .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-                                .and_then(|p| p["level"].as_str().map(str::to_string))
-                                .unwrap_or_default();
-                            if envelope::wants_log(parked.log_level.as_deref(), &level) {
-                                return Step::Say(m);
-                            }
-                        }
-                        Kind::Notification if v.method() == "notifications/progress" => return Step::Say(m),
-                        _ => {}
+                        continue;
                     }
+                    let mut asked = vec![question(&v)];
+                    // Questions the server asks together go out together: what it says within a
+                    // moment of the first joins them (bounded from the first, and by the call's
+                    // deadline); what else it says meanwhile is said before them.
+                    let until = (tokio::time::Instant::now() + TOGETHER).min(parked.call.deadline());
+                    while let Ok(Some(more)) = tokio::time::timeout_at(until, parked.call.next_interim()).await {
+                        let Some(q) = std::str::from_utf8(&more).ok().and_then(|t| View::parse(t).ok()) else {
+                            continue;
+                        };
+                        if q.kind == Kind::Request {
+                            asked.push(question(&q));
+                        } else if worth_saying(&q, parked.log_level.as_deref()) {
+                            self.queue.push_back(Step::Say(more.clone()));
+                        }
+                    }
+                    let unanswered = answer_from_given(&self.gw, parked, asked).await;
+                    if unanswered.is_empty() {
+                        if let Some(step) = self.queue.pop_front() {
+                            return step;
+                        }
+                        continue;
+                    }
+                    parked.asked = unanswered;
+                    let Some(parked) = self.parked.take() else {
+                        return Step::Gone;
+                    };
+                    let done = match input_required(&self.gw, parked, &self.id) {
+                        Answer::Json(_, b) => Step::Done(b),
+                        _ => Step::Gone,
+                    };
+                    self.queue.push_back(done);
+                    return self.queue.pop_front().unwrap_or(Step::Gone);
                 }
                 Some(Out::Answer(a)) => {
                     let Some(parked) = self.parked.take() else {
@@ -520,6 +542,23 @@ impl Driving {
                 }
             }
         }
+    }
+}
+
+/// Whether a server's notification during a call is for the client: progress always, a log at
+/// or above its level, nothing else.
+fn worth_saying(v: &View<'_>, log_level: Option<&str>) -> bool {
+    match v.method() {
+        "notifications/progress" => true,
+        "notifications/message" => {
+            let level = v
+                .params
+                .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                .and_then(|p| p["level"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            envelope::wants_log(log_level, &level)
+        }
+        _ => false,
     }
 }
 

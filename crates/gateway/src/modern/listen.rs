@@ -23,6 +23,9 @@ use crate::route::{self, Reply};
 use crate::session::{Mode, Session};
 use crate::upstream::Out;
 
+/// Most resources one listen stream subscribes to.
+const MAX_SUBSCRIPTIONS: usize = 256;
+
 #[derive(Deserialize, Default)]
 struct Params {
     #[serde(default)]
@@ -90,6 +93,16 @@ pub async fn open(gw: &Gateway, session: Arc<Session>, view: &View<'_>, id: &str
         None => Params::default(),
     };
     let wanted = params.notifications;
+    if wanted.uris.len() > MAX_SUBSCRIPTIONS {
+        return Answer::Json(
+            400,
+            jsonrpc::error_response(
+                id,
+                jsonrpc::code::INVALID_PARAMS,
+                &format!("subscriptions/listen: at most {MAX_SUBSCRIPTIONS} resourceSubscriptions"),
+            ),
+        );
+    }
     let (tx, mut rx) = mpsc::channel::<Bytes>(crate::session::STREAM_QUEUE);
     session.set_stream(tx);
     // Be among those the servers' notifications go to.
@@ -105,9 +118,12 @@ pub async fn open(gw: &Gateway, session: Arc<Session>, view: &View<'_>, id: &str
             }
         }
     }
-    for (n, uri) in wanted.uris.iter().enumerate() {
-        subscribe(gw, &session, uri, n).await;
-    }
+    let subscriptions = wanted
+        .uris
+        .iter()
+        .enumerate()
+        .map(|(n, uri)| subscribe(gw, &session, uri, n));
+    crate::aggregate::join_all(subscriptions.collect()).await;
     let id: Value = serde_json::from_str(id).unwrap_or(Value::Null);
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(crate::session::STREAM_QUEUE);
     let ack = json!({
@@ -127,7 +143,12 @@ pub async fn open(gw: &Gateway, session: Arc<Session>, view: &View<'_>, id: &str
             tokio::select! {
                 m = rx.recv() => {
                     let Some(m) = m else { break };
-                    let Some(stamped) = stamp(&m, &wanted, &id) else { continue };
+                    let Some(stamped) = stamp(&m, &wanted, &id) else {
+                        // A server's request has no place on a listen stream: the server is
+                        // answered with an error rather than left waiting.
+                        session.undeliverable(&m);
+                        continue;
+                    };
                     if out_tx.send(crate::front::body::event(&stamped)).await.is_err() {
                         break;
                     }

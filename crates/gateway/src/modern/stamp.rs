@@ -24,12 +24,18 @@ const OLD_RESOURCE_NOT_FOUND: i64 = -32002;
 /// an error answer keeps its error, with `id` (an unknown resource's in the revision's form:
 /// `uri` is the one the request read).
 pub fn answer(answer: &[u8], id: &str, method: &str, server_info: Option<&str>, uri: Option<&str>) -> Bytes {
-    let Ok(mut message) = serde_json::from_slice::<Value>(answer) else {
-        return Bytes::copy_from_slice(answer);
+    // The id is spliced in as the client wrote it (a number past 2^64 stays what it was); a
+    // message serde cannot hold as a value (a lone surrogate, a number past f64) keeps its
+    // bytes, with the id still replaced.
+    let with_id = |bytes: &[u8]| -> Bytes {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|t| crate::jsonrpc::View::parse(t).ok().map(|v| Bytes::from(v.with_id(id))))
+            .unwrap_or_else(|| Bytes::copy_from_slice(bytes))
     };
-    if let Ok(id) = serde_json::from_str::<Value>(id) {
-        message["id"] = id;
-    }
+    let Ok(mut message) = serde_json::from_slice::<Value>(answer) else {
+        return with_id(answer);
+    };
     if let Some(error) = message.get_mut("error").and_then(Value::as_object_mut) {
         if method == "resources/read" && error.get("code").and_then(Value::as_i64) == Some(OLD_RESOURCE_NOT_FOUND) {
             error.insert("code".into(), Value::from(crate::jsonrpc::code::INVALID_PARAMS));
@@ -57,7 +63,7 @@ pub fn answer(answer: &[u8], id: &str, method: &str, server_info: Option<&str>, 
             }
         }
     }
-    Bytes::from(message.to_string())
+    with_id(message.to_string().as_bytes())
 }
 
 /// The HTTP status a 2026-07-28 answer goes with, when it is the whole answer: an unknown
@@ -111,6 +117,24 @@ mod tests {
         let v: Value = serde_json::from_slice(&e).unwrap();
         assert_eq!(v["id"], 3);
         assert_eq!(v["error"]["code"], 1);
+        let big = answer(
+            br#"{"jsonrpc":"2.0","id":9,"result":{"content":[]}}"#,
+            "123456789012345678901234567890",
+            "tools/call",
+            None,
+            None,
+        );
+        assert!(std::str::from_utf8(&big)
+            .unwrap()
+            .contains(r#""id":123456789012345678901234567890"#));
+        let odd = answer(
+            br#"{"jsonrpc":"2.0","id":9,"result":{"n":1e400}}"#,
+            "7",
+            "tools/call",
+            None,
+            None,
+        );
+        assert!(std::str::from_utf8(&odd).unwrap().contains(r#""id":7"#), "{odd:?}");
         let c = answer(
             br#"{"jsonrpc":"2.0","id":9,"result":{"content":[]}}"#,
             "9",

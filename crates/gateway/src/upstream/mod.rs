@@ -104,6 +104,9 @@ pub struct ClientRoute {
     pub reply: mpsc::Sender<Out>,
     /// The client's progress token, as it wrote it; upstream it is the request's own id.
     pub progress: Option<Box<str>>,
+    /// Parked: its 2026-07-28 client was sent the server's questions and has not come back
+    /// yet. A parked call is not the one asking a new question while another call can be.
+    pub parked: bool,
 }
 
 /// Where an instance is in its life.
@@ -334,6 +337,15 @@ impl Upstream {
                 let why = format!("the server stopped reading its input ({OUTBOX} messages waited for it)");
                 self.end(&why);
                 Err(why)
+            }
+        }
+    }
+
+    /// Marks the client request in flight under upstream id `id` as parked, or not.
+    pub fn set_parked(&self, id: u64, parked: bool) {
+        if let Ok(mut p) = self.pending.lock() {
+            if let Some(Route::Client(c)) = p.get_mut(&id) {
+                c.parked = parked;
             }
         }
     }

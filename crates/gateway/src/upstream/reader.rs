@@ -192,11 +192,15 @@ impl Upstream {
 
     /// The stream of a call of `session`'s in flight on this instance, if it has one.
     fn call_of(&self, session: &Arc<crate::session::Session>) -> Option<mpsc::Sender<Out>> {
+        // A call that is not parked first (see `sole_caller`).
         let pending = self.pending.lock().ok()?;
-        pending.values().find_map(|r| match r {
-            Route::Client(c) if Arc::ptr_eq(&c.session, session) => Some(c.reply.clone()),
-            _ => None,
-        })
+        let of = |parked: bool| {
+            pending.values().find_map(|r| match r {
+                Route::Client(c) if Arc::ptr_eq(&c.session, session) && c.parked == parked => Some(c.reply.clone()),
+                _ => None,
+            })
+        };
+        of(false).or_else(|| of(true))
     }
 
     /// The upstream id of the one request in flight, if exactly one is.
@@ -214,19 +218,21 @@ impl Upstream {
         let Ok(pending) = self.pending.lock() else {
             return Caller::Several;
         };
-        // A session whose call is parked waiting for a 2026-07-28 client's answers is not the
-        // one asking: its server already asked, and waits.
-        let mut sessions = pending.values().filter_map(|r| match r {
-            Route::Client(c) if !c.session.is_parked() => Some(&c.session),
-            _ => None,
-        });
-        let Some(first) = sessions.next() else {
-            return Caller::None;
-        };
-        if sessions.any(|s| !Arc::ptr_eq(s, first)) {
-            return Caller::Several;
+        // A call parked waiting for a 2026-07-28 client's answers is not the one asking while
+        // another call can be: its server already asked it, and waits. With only parked calls
+        // in flight, one of them is (its next question, asked on the client's retry).
+        for parked in [false, true] {
+            let mut sessions = pending.values().filter_map(|r| match r {
+                Route::Client(c) if c.parked == parked => Some(&c.session),
+                _ => None,
+            });
+            let Some(first) = sessions.next() else { continue };
+            if sessions.any(|s| !Arc::ptr_eq(s, first)) {
+                return Caller::Several;
+            }
+            return Caller::One(first.clone());
         }
-        Caller::One(first.clone())
+        Caller::None
     }
 
     fn progress(&self, view: &View<'_>) {

@@ -40,6 +40,8 @@ pub struct Link {
     headers: Vec<(HeaderName, HeaderValue)>,
     session: Mutex<Option<HeaderValue>>,
     version: Mutex<Option<HeaderValue>>,
+    /// The `initialize` the session began with, to begin a new one the same way.
+    initialize: Mutex<Option<Bytes>>,
     /// The largest message accepted.
     pub max: usize,
 }
@@ -86,6 +88,7 @@ impl Link {
             headers,
             session: Mutex::new(None),
             version: Mutex::new(None),
+            initialize: Mutex::new(None),
             max,
         })
     }
@@ -108,6 +111,21 @@ impl Link {
         id.set_sensitive(true);
         *s = Some(id);
         true
+    }
+
+    /// Keeps the `initialize` message the session began with.
+    pub fn remember_initialize(&self, message: &Bytes) {
+        if let Ok(mut i) = self.initialize.lock() {
+            *i = Some(message.clone());
+        }
+    }
+
+    /// That `initialize` again, under `id`.
+    pub fn initialize_message(&self, id: &str) -> Option<Bytes> {
+        let message = self.initialize.lock().ok()?.clone()?;
+        let text = std::str::from_utf8(&message).ok()?;
+        let view = crate::jsonrpc::View::parse(text).ok()?;
+        Some(Bytes::from(view.with_id(id)))
     }
 
     /// Takes up a session opened earlier (by a gateway that died), to end it.

@@ -182,7 +182,17 @@ struct Exchange {
 
 impl Exchange {
     async fn run(self) {
-        let timeout = self.up.upgrade().map(|u| u.server.request_timeout).unwrap_or_default();
+        let timeout = self
+            .up
+            .upgrade()
+            .map(|u| {
+                if self.is_initialize {
+                    u.server.startup_timeout
+                } else {
+                    u.server.request_timeout
+                }
+            })
+            .unwrap_or_default();
         let done = tokio::time::timeout(timeout, self.exchange()).await;
         let outcome = match done {
             Ok(outcome) => outcome,
@@ -195,12 +205,16 @@ impl Exchange {
     }
 
     async fn exchange(&self) -> Result<(), String> {
+        if self.is_initialize {
+            self.link.remember_initialize(&self.message);
+        }
+        // The session this message goes out under: what a 404 says the server forgot.
+        let sent = self.link.session();
         let mut response = self.post().await?;
-        if session_gone(response.status()) && !self.is_initialize && self.link.session().is_some() {
+        if session_gone(response.status()) && !self.is_initialize && sent.is_some() {
             // The server forgot the session (it restarted, or expired it): initialize again,
             // once, and send the message again.
-            let before = self.link.session();
-            self.initialize_again(before).await?;
+            self.initialize_again(sent).await?;
             response = self.post().await?;
         }
         let status = response.status();
@@ -225,7 +239,14 @@ impl Exchange {
             Some(Content::Json) => {
                 let body = self.link.body(response).await?;
                 let Some(up) = self.up.upgrade() else { return Ok(()) };
-                deliver_json(&up, &self.link, &body)
+                deliver_json(&up, &self.link, &body)?;
+                match self.id.filter(|id| up.is_pending(*id)) {
+                    Some(_) => Err(format!(
+                        "POST {} answered with a message that is not this request's answer",
+                        self.link.shown
+                    )),
+                    None => Ok(()),
+                }
             }
             Some(Content::Events) => {
                 read_events(&self.up, &self.link, response).await?;
@@ -266,9 +287,12 @@ impl Exchange {
         let up = self.up.upgrade().ok_or("the instance is gone")?;
         tracing::warn!(server = %up.name(), instance = %short(&up.id), url = %self.link.shown, "the server no longer knows the session (404): initializing again");
         self.link.drop_session();
-        let params = crate::protocol::initialize_params(None);
-        let id = up.reserve_id();
-        let message = crate::jsonrpc::request(&id.to_string(), "initialize", Some(&params));
+        // The same `initialize` as the first (the client's capabilities, for a session's
+        // instance), under a fresh id.
+        let id = up.reserve_id().to_string();
+        let message = self.link.initialize_message(&id).unwrap_or_else(|| {
+            crate::jsonrpc::request(&id, "initialize", Some(&crate::protocol::initialize_params(None)))
+        });
         let response = self.link.send(Method::POST, Some(message)).await?;
         if !response.status().is_success() {
             return Err(self.link.refusal(&Method::POST, response).await);
@@ -369,8 +393,15 @@ async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
         match link.send(Method::GET, None).await {
             Ok(r) if r.status() == hyper::StatusCode::METHOD_NOT_ALLOWED => return,
             Ok(r) if r.status().is_success() && content(&r) == Some(Content::Events) => {
-                if let Err(e) = read_events(&up, &link, r).await {
-                    tracing::debug!("{e}");
+                // Read until it ends or the instance does (a server that keeps it open and
+                // silent must not keep the connection past the session).
+                tokio::select! {
+                    read = read_events(&up, &link, r) => {
+                        if let Err(e) = read {
+                            tracing::debug!("{e}");
+                        }
+                    }
+                    _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
                 }
             }
             Ok(r) => {

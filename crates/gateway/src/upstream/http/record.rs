@@ -1,5 +1,6 @@
 //! An HTTP session in the ledger: an instance row held by the gateway itself (no process of
-//! its own), written before the first request, completed with the session id the server gives
+//! its own), written as the instance starts (off the runtime's thread: a ledger write may wait
+//! for another writer), completed with the session id the server gives
 //! (the URL without credentials and the id: what a later gateway needs to end it), and closed
 //! once the session is ended. Ledger failures are logged and never stop the session: the
 //! gateway serves unrecorded, as it does for processes.
@@ -21,6 +22,8 @@ struct Row {
     dir: PathBuf,
     instance: String,
     url: String,
+    /// Whether the intent is written (`Some(true)`), failed (`Some(false)`), or not yet.
+    written: tokio::sync::watch::Receiver<Option<bool>>,
 }
 
 impl Record {
@@ -37,17 +40,27 @@ impl Record {
             );
             return Record(None);
         };
-        match Ledger::open(dir).and_then(|mut l| l.record_intent(&intent)) {
-            Ok(()) => Record(Some(Arc::new(Row {
-                dir: dir.clone(),
-                instance: instance.to_string(),
-                url: url.to_string(),
-            }))),
-            Err(e) => {
-                tracing::warn!(server, "recording the HTTP session in the ledger: {e}");
-                Record(None)
+        let (tx, written) = tokio::sync::watch::channel(None);
+        let (at, server_name) = (dir.clone(), server.to_string());
+        tokio::task::spawn_blocking(move || {
+            let done = Ledger::open(&at).and_then(|mut l| l.record_intent(&intent));
+            if let Err(e) = &done {
+                tracing::warn!(server = %server_name, "recording the HTTP session in the ledger: {e}");
             }
-        }
+            let _ = tx.send(Some(done.is_ok()));
+        });
+        Record(Some(Arc::new(Row {
+            dir: dir.clone(),
+            instance: instance.to_string(),
+            url: url.to_string(),
+            written,
+        })))
+    }
+
+    /// Waits for the intent; whether it was written.
+    async fn intent_written(row: &Row) -> bool {
+        let mut written = row.written.clone();
+        matches!(written.wait_for(Option::is_some).await.map(|w| *w), Ok(Some(true)))
     }
 
     /// Records the session id the server gave.
@@ -55,6 +68,9 @@ impl Record {
         let (Some(row), Some(id)) = (&self.0, link.session()) else {
             return;
         };
+        if !Record::intent_written(row).await {
+            return;
+        }
         let Ok(id) = id.to_str().map(str::to_string) else {
             tracing::warn!(server = %up.name(), "the server's session id is not text: not recorded");
             return;
@@ -70,6 +86,9 @@ impl Record {
     /// Closes the row: the session is over.
     pub async fn ended(&self, reason: &str) {
         let Some(row) = &self.0 else { return };
+        if !Record::intent_written(row).await {
+            return;
+        }
         let row = row.clone();
         let reason = reason.to_string();
         write("", move || {

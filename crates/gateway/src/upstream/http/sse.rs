@@ -114,7 +114,18 @@ async fn send(
     };
     let Some(target) = target else { return };
     while let Some(message) = inbox.recv().await {
-        let outcome = match link.send_to(&target, Method::POST, Some(message.clone())).await {
+        let Some(within) = up.upgrade().map(|u| u.server.request_timeout) else {
+            return;
+        };
+        let sent = tokio::time::timeout(within, link.send_to(&target, Method::POST, Some(message.clone()))).await;
+        let sent = sent.unwrap_or_else(|_| {
+            Err(format!(
+                "POST {}: no answer within {}",
+                link.shown,
+                humantime::format_duration(within)
+            ))
+        });
+        let outcome = match sent {
             Ok(r) if r.status().is_success() => {
                 // The answer comes on the stream; the body says nothing ("Accepted").
                 let _ = link.body(r).await;
