@@ -22,3 +22,4 @@ mod support;
 mod teardown;
 mod three_servers;
 mod upstream_http;
+mod upstream_modern;

@@ -341,6 +341,14 @@ impl Upstream {
         }
     }
 
+    /// The link of an instance that is a session over HTTP.
+    pub(crate) fn http_link(&self) -> Option<Arc<http::link::Link>> {
+        match self.anchor.lock().ok()?.as_ref()? {
+            Anchor::Http(c) => Some(c.link()),
+            Anchor::Shim(_) => None,
+        }
+    }
+
     /// Marks the client request in flight under upstream id `id` as parked, or not.
     pub fn set_parked(&self, id: u64, parked: bool) {
         if let Ok(mut p) = self.pending.lock() {

@@ -129,6 +129,29 @@ impl Upstream {
             why,
         };
         let params = protocol::initialize_params(client);
+        // A server over HTTP may speak 2026-07-28: asked first, it has no `initialize`.
+        let streamable =
+            matches!(&self.server.transport, Transport::Http(h) if h.kind == crate::config::HttpKind::Streamable);
+        if let Some(link) = self.http_link().filter(|_| streamable) {
+            let found = tokio::time::timeout(
+                self.server.startup_timeout,
+                super::http::modern::discover(&link, &params),
+            )
+            .await;
+            if let Ok(Some(init)) = found {
+                let _ = self.init.set(init);
+                self.state.send_if_modified(|s| match s {
+                    State::Starting => {
+                        *s = State::Ready;
+                        true
+                    }
+                    _ => false,
+                });
+                self.ready().await.map_err(fail)?;
+                tracing::info!(server = %self.server.name, instance = %short(&self.id), "instance ready (protocol revision 2026-07-28)");
+                return Ok(());
+            }
+        }
         let answer = match self
             .call("initialize", Some(&params), self.server.startup_timeout)
             .await

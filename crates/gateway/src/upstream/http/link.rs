@@ -42,6 +42,8 @@ pub struct Link {
     version: Mutex<Option<HeaderValue>>,
     /// The `initialize` the session began with, to begin a new one the same way.
     initialize: Mutex<Option<Bytes>>,
+    /// Set when the server speaks protocol revision 2026-07-28 (found by `server/discover`).
+    pub revision: std::sync::OnceLock<super::modern::Revision>,
     /// The largest message accepted.
     pub max: usize,
 }
@@ -89,6 +91,7 @@ impl Link {
             session: Mutex::new(None),
             version: Mutex::new(None),
             initialize: Mutex::new(None),
+            revision: std::sync::OnceLock::new(),
             max,
         })
     }
@@ -187,6 +190,27 @@ impl Link {
 
     /// One request to `url` with the session's headers.
     pub async fn send_to(&self, url: &Uri, method: Method, body: Option<Bytes>) -> Result<Response<Incoming>, String> {
+        self.request(url, method, body, &[]).await
+    }
+
+    /// One request to the server's URL with the session's headers and `extra` ones (the
+    /// 2026-07-28 routing headers), which win.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        body: Option<Bytes>,
+        extra: &[(&'static str, String)],
+    ) -> Result<Response<Incoming>, String> {
+        self.request(&self.url, method, body, extra).await
+    }
+
+    async fn request(
+        &self,
+        url: &Uri,
+        method: Method,
+        body: Option<Bytes>,
+        extra: &[(&'static str, String)],
+    ) -> Result<Response<Incoming>, String> {
         let mut request = Request::builder().method(method.clone()).uri(url.clone());
         if let Some(h) = request.headers_mut() {
             for (name, value) in &self.headers {
@@ -206,6 +230,11 @@ impl Link {
             }
             if let Some(v) = self.version.lock().ok().and_then(|v| v.clone()) {
                 h.insert(PROTOCOL_VERSION, v);
+            }
+            for (name, value) in extra {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    h.insert(*name, v);
+                }
             }
         }
         let request = request

@@ -13,6 +13,7 @@
 mod events;
 pub mod leftovers;
 pub mod link;
+pub mod modern;
 mod record;
 mod sse;
 mod tls;
@@ -106,6 +107,11 @@ pub struct Closer {
 }
 
 impl Closer {
+    /// The link to the server.
+    pub fn link(&self) -> Arc<Link> {
+        self.link.clone()
+    }
+
     /// Sends the revision the server answered `initialize` with from now on.
     pub fn negotiated(&self, version: &str) {
         self.link.set_version(version);
@@ -149,7 +155,7 @@ async fn run(up: Weak<Upstream>, link: Arc<Link>, record: Record, mut inbox: mps
             tracing::warn!(server = %alive.name(), "not sending a message that is not JSON-RPC");
             continue;
         };
-        let exchange = Exchange {
+        let mut exchange = Exchange {
             up: up.clone(),
             link: link.clone(),
             record: record.clone(),
@@ -157,7 +163,32 @@ async fn run(up: Weak<Upstream>, link: Arc<Link>, record: Record, mut inbox: mps
             message,
             id: if kind == Kind::Request { id } else { None },
             is_initialize,
+            headers: Vec::new(),
         };
+        if let Some(revision) = link.revision.get() {
+            // A 2026-07-28 server: the message as that revision sends it, or not at all.
+            match revision.outgoing(&alive, &exchange.message) {
+                modern::Outgoing::Send(message, headers) => {
+                    exchange.message = message;
+                    exchange.headers = headers;
+                }
+                modern::Outgoing::Retry(message, headers, call) => {
+                    exchange.message = message;
+                    exchange.headers = headers;
+                    exchange.id = Some(call);
+                }
+                modern::Outgoing::Failed(call, why) => {
+                    if let Some(route) = alive.forget(call) {
+                        route.fail(&format!("server {:?}: {why}", alive.name()));
+                    }
+                    continue;
+                }
+                modern::Outgoing::Answered | modern::Outgoing::Dropped => continue,
+            }
+            drop(alive);
+            tokio::spawn(exchange.run());
+            continue;
+        }
         drop(alive);
         if kind == Kind::Request {
             tokio::spawn(exchange.run());
@@ -178,6 +209,9 @@ struct Exchange {
     /// The upstream id of a request (its answer is awaited).
     id: Option<u64>,
     is_initialize: bool,
+    /// Headers of protocol revision 2026-07-28 (`Mcp-Method`, `Mcp-Name`), for a server that
+    /// speaks it.
+    headers: modern::Headers,
 }
 
 impl Exchange {
@@ -239,7 +273,16 @@ impl Exchange {
             Some(Content::Json) => {
                 let body = self.link.body(response).await?;
                 let Some(up) = self.up.upgrade() else { return Ok(()) };
-                deliver_json(&up, &self.link, &body)?;
+                let mut again = Vec::new();
+                deliver_json(&up, &self.link, &body, &mut self.sink(&mut again))?;
+                if !again.is_empty() {
+                    self.send_again(again);
+                    return Ok(());
+                }
+                if self.link.revision.get().is_some() && self.id.is_some_and(|id| up.is_pending(id)) {
+                    // Asked the client: its answers complete the call.
+                    return Ok(());
+                }
                 match self.id.filter(|id| up.is_pending(*id)) {
                     Some(_) => Err(format!(
                         "POST {} answered with a message that is not this request's answer",
@@ -249,7 +292,15 @@ impl Exchange {
                 }
             }
             Some(Content::Events) => {
-                read_events(&self.up, &self.link, response).await?;
+                let mut again = Vec::new();
+                read_events(&self.up, &self.link, response, &mut self.sink(&mut again)).await?;
+                if !again.is_empty() {
+                    self.send_again(again);
+                    return Ok(());
+                }
+                if self.link.revision.get().is_some() {
+                    return Ok(());
+                }
                 match self.id.and_then(|id| self.up.upgrade().filter(|u| u.is_pending(id))) {
                     Some(_) => Err(format!(
                         "POST {}: the event stream ended before the answer",
@@ -274,7 +325,50 @@ impl Exchange {
     }
 
     async fn post(&self) -> Result<hyper::Response<hyper::body::Incoming>, String> {
-        self.link.send(Method::POST, Some(self.message.clone())).await
+        self.link
+            .send_with(Method::POST, Some(self.message.clone()), &self.headers)
+            .await
+    }
+
+    /// Where the server's messages go: routed as they are, or for a 2026-07-28 server, an
+    /// `InputRequiredResult` turned into questions to the client (a retry it needs at once is
+    /// kept in `again`).
+    fn sink<'a>(
+        &'a self,
+        again: &'a mut Vec<(Bytes, modern::Headers)>,
+    ) -> impl FnMut(&Arc<Upstream>, &[u8]) + Send + 'a {
+        let revision = self.link.revision.get();
+        let request = &self.message;
+        move |up: &Arc<Upstream>, m: &[u8]| match revision {
+            None => up.route(m),
+            Some(r) => match r.incoming(up, m, request) {
+                modern::Handled::Route => up.route(m),
+                modern::Handled::Asked => {}
+                modern::Handled::Again(message, headers) => again.push((message, headers)),
+                modern::Handled::Failed(why) => {
+                    if let Some(route) = self.id.and_then(|id| up.forget(id)) {
+                        route.fail(&format!("server {:?}: {why}", up.name()));
+                    }
+                }
+            },
+        }
+    }
+
+    /// Sends the retries a 2026-07-28 server asked for, each as an exchange of its own.
+    fn send_again(&self, again: Vec<(Bytes, modern::Headers)>) {
+        for (message, headers) in again {
+            let next = Exchange {
+                up: self.up.clone(),
+                link: self.link.clone(),
+                record: self.record.clone(),
+                reinit: self.reinit.clone(),
+                message,
+                id: self.id,
+                is_initialize: false,
+                headers,
+            };
+            tokio::spawn(next.run());
+        }
     }
 
     /// Runs `initialize` again on a fresh session, unless another request already did since
@@ -324,19 +418,24 @@ impl Exchange {
 
 /// Routes a JSON body: one message, or a batch of them. A body that is not JSON-RPC is an
 /// error for the request it answers.
-fn deliver_json(up: &Arc<Upstream>, link: &Link, body: &[u8]) -> Result<(), String> {
+fn deliver_json(
+    up: &Arc<Upstream>,
+    link: &Link,
+    body: &[u8],
+    sink: &mut dyn FnMut(&Arc<Upstream>, &[u8]),
+) -> Result<(), String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("POST {}: its answer is not UTF-8: {e}", link.shown))?;
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let items =
             crate::jsonrpc::split_batch(trimmed).map_err(|e| format!("POST {}: its answer: {e}", link.shown))?;
         for item in items {
-            up.route(item.get().as_bytes());
+            sink(up, item.get().as_bytes());
         }
         return Ok(());
     }
     View::parse(text).map_err(|e| format!("POST {}: its answer is not JSON-RPC: {e}", link.shown))?;
-    up.route(body);
+    sink(up, body);
     Ok(())
 }
 
@@ -345,6 +444,7 @@ async fn read_events(
     up: &Weak<Upstream>,
     link: &Link,
     response: hyper::Response<hyper::body::Incoming>,
+    sink: &mut (dyn FnMut(&Arc<Upstream>, &[u8]) + Send),
 ) -> Result<(), String> {
     use http_body_util::BodyExt;
     let mut body = response.into_body();
@@ -355,7 +455,7 @@ async fn read_events(
         let Some(up) = up.upgrade() else { return Ok(()) };
         for event in parser.feed(&data) {
             match event {
-                Event::Data { name: None, data } => up.route(&data),
+                Event::Data { name: None, data } => sink(&up, &data),
                 Event::Data { name: Some(name), .. } => {
                     tracing::debug!(server = %up.name(), "an event {name:?} from {} skipped", link.shown)
                 }
@@ -395,8 +495,9 @@ async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
             Ok(r) if r.status().is_success() && content(&r) == Some(Content::Events) => {
                 // Read until it ends or the instance does (a server that keeps it open and
                 // silent must not keep the connection past the session).
+                let mut route = |up: &Arc<Upstream>, m: &[u8]| up.route(m);
                 tokio::select! {
-                    read = read_events(&up, &link, r) => {
+                    read = read_events(&up, &link, r, &mut route) => {
                         if let Err(e) = read {
                             tracing::debug!("{e}");
                         }
