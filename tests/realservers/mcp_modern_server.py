@@ -7,7 +7,8 @@ Usage:
     python mcp_modern_server.py PORT
 
 Tools: `echo` (text), `add` (a, b), `greet` (asks the user's name by elicitation first: an
-InputRequiredResult in 2026-07-28), `slow` (progress and logs, then "done").
+InputRequiredResult in 2026-07-28), `slow` (progress and logs, then "done"), `change` (announces a
+tool list change and an update of the resource `test://r1`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ async def slow(ctx: Context) -> str:
     await ctx.report_progress(0.5, 1.0, "half")
     await ctx.info("an info log")
     return "done"
+
+
+@server.tool()
+async def change(ctx: Context) -> str:
+    """Announces that the tool list changed and that test://r1 was updated."""
+    await ctx.notify_tools_changed()
+    await ctx.notify_resource_updated("test://r1")
+    return "changed"
+
+
+@server.resource("test://r1")
+def r1() -> str:
+    """A resource that `change` says was updated."""
+    return "r1 content"
 
 
 if __name__ == "__main__":

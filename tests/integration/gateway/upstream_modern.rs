@@ -125,3 +125,37 @@ fn a_2026_client_reaches_a_2026_server_through_the_gateway() {
     drop(server);
     cookie.assert_none_survive(SLACK);
 }
+
+#[test]
+fn a_2026_server_s_list_changes_and_resource_updates_reach_subscribed_clients() {
+    let cookie = Cookie::new();
+    let server = ModernServer::start(&cookie);
+    let config = format!("[servers.modern]\nurl = \"http://{}/mcp\"\n", server.addr);
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut c = gw.client(Some("modern"));
+    c.initialize();
+    let sid = c.session.clone().expect("session");
+    let mut listening = super::http::EventStream::open(
+        gw.addr,
+        "/mcp/modern",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &sid)],
+    )
+    .expect("GET");
+    let subscribed = c.request("resources/subscribe", json!({"uri": "test://r1"}));
+    assert!(subscribed.get("result").is_some(), "{subscribed}");
+    // The gateway's listen stream at the server names the resource once it is opened again;
+    // the change is announced after that (the tool is called until both arrive).
+    let mut heard: Vec<String> = Vec::new();
+    let both = eventually(SLACK, || {
+        c.call_tool("change", json!({}));
+        while let Some(m) = listening.next(std::time::Duration::from_millis(300)) {
+            heard.push(m["method"].as_str().unwrap_or_default().to_string());
+        }
+        heard.iter().any(|m| m == "notifications/tools/list_changed")
+            && heard.iter().any(|m| m == "notifications/resources/updated")
+    });
+    assert!(both, "heard {heard:?}");
+    gw.stop();
+    drop(server);
+    cookie.assert_none_survive(SLACK);
+}

@@ -483,6 +483,9 @@ async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
     if state.wait_for(|s| !matches!(s, State::Starting)).await.is_err() {
         return;
     }
+    if link.revision.get().is_some() {
+        return listen_2026(up, link, state).await;
+    }
     let mut backoff = Duration::from_millis(250);
     loop {
         match up.upgrade() {
@@ -516,6 +519,64 @@ async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
+            _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
+        }
+        backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+    }
+}
+
+/// A 2026-07-28 server's listen stream: `subscriptions/listen` for list changes and the
+/// subscribed resources, read until the instance is gone, opened again when it ends (with
+/// backoff) or when the subscriptions change.
+async fn listen_2026(up: Weak<Upstream>, link: Arc<Link>, mut state: watch::Receiver<State>) {
+    let Some(revision) = link.revision.get() else { return };
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let (message, headers) = revision.listen_request();
+        let opened = Instant::now();
+        let reopen = match link.send_with(Method::POST, Some(message), &headers).await {
+            Ok(r) if r.status().is_success() && content(&r) == Some(Content::Events) => {
+                // The acknowledgement is the gateway's; the rest are the clients'.
+                let mut route = |up: &Arc<Upstream>, m: &[u8]| {
+                    let ack = std::str::from_utf8(m)
+                        .ok()
+                        .and_then(|t| View::parse(t).ok())
+                        .is_some_and(|v| v.method() == "notifications/subscriptions/acknowledged");
+                    if !ack {
+                        up.route(m);
+                    }
+                };
+                tokio::select! {
+                    read = read_events(&up, &link, r, &mut route) => {
+                        if let Err(e) = read {
+                            tracing::debug!("{e}");
+                        }
+                        false
+                    }
+                    _ = revision.resubscribe.notified() => true,
+                    _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
+                }
+            }
+            Ok(r) => {
+                let why = link.refusal(&Method::POST, r).await;
+                tracing::debug!("the server's listen stream: {why}");
+                false
+            }
+            Err(e) => {
+                tracing::debug!("the server's listen stream: {e}");
+                false
+            }
+        };
+        if reopen {
+            backoff = Duration::from_millis(250);
+            continue;
+        }
+        if opened.elapsed() > LISTEN_BACKOFF_MAX {
+            backoff = Duration::from_millis(250);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = revision.resubscribe.notified() => {}
             _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
         }
         backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);

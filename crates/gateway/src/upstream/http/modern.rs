@@ -26,6 +26,9 @@ use super::Upstream;
 use crate::modern::REVISION;
 use crate::protocol::ServerInit;
 
+/// Most resources the gateway subscribes to at one server.
+const MAX_SUBSCRIPTIONS: usize = 1024;
+
 /// The routing headers of one request (`Mcp-Method`, `Mcp-Name`).
 pub type Headers = Vec<(&'static str, String)>;
 
@@ -41,6 +44,10 @@ pub struct Revision {
     log_level: Mutex<Option<String>>,
     /// Calls waiting for their client's answers, by upstream id.
     rounds: Mutex<HashMap<u64, Round>>,
+    /// The resources clients subscribed to, which the listen stream names.
+    subscriptions: Mutex<std::collections::BTreeSet<String>>,
+    /// Woken when they change (the listen stream is opened again).
+    pub resubscribe: tokio::sync::Notify,
 }
 
 /// One call's round of questions.
@@ -172,7 +179,25 @@ impl Revision {
                 route(up, &json!({"jsonrpc": "2.0", "id": id, "result": {}}));
                 Outgoing::Answered
             }
-            (Some("ping" | "resources/subscribe" | "resources/unsubscribe"), Some(id)) => {
+            (Some(m @ ("resources/subscribe" | "resources/unsubscribe")), Some(id)) => {
+                // Subscriptions are the listen stream's: it is opened again naming them.
+                if let (Ok(mut subs), Some(uri)) = (
+                    self.subscriptions.lock(),
+                    v.pointer("/params/uri").and_then(Value::as_str),
+                ) {
+                    let changed = if m == "resources/subscribe" {
+                        subs.len() < MAX_SUBSCRIPTIONS && subs.insert(uri.to_string())
+                    } else {
+                        subs.remove(uri)
+                    };
+                    if changed {
+                        self.resubscribe.notify_one();
+                    }
+                }
+                route(up, &json!({"jsonrpc": "2.0", "id": id, "result": {}}));
+                Outgoing::Answered
+            }
+            (Some("ping"), Some(id)) => {
                 route(up, &json!({"jsonrpc": "2.0", "id": id, "result": {}}));
                 Outgoing::Answered
             }
@@ -183,6 +208,20 @@ impl Revision {
                 Outgoing::Send(Bytes::from(v.to_string()), headers)
             }
         }
+    }
+
+    /// The `subscriptions/listen` request for everything the gateway's clients may want: list
+    /// changes, and updates of the resources they subscribed to.
+    pub fn listen_request(&self) -> (Bytes, Headers) {
+        let uris: Vec<String> = self
+            .subscriptions
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut v = json!({"jsonrpc": "2.0", "id": "tether-listen", "method": "subscriptions/listen", "params": {"notifications": {
+            "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true, "resourceSubscriptions": uris}}});
+        self.stamp(&mut v);
+        (Bytes::from(v.to_string()), headers("subscriptions/listen", &v))
     }
 
     /// Adds the envelope to a request's params.
