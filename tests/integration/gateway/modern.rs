@@ -15,6 +15,25 @@ use crate::harness::{Cookie, Mode};
 
 const REVISION: &str = "2026-07-28";
 
+/// What the test clients declare: sampling and form elicitation.
+fn default_capabilities() -> Value {
+    json!({"sampling": {}, "elicitation": {"form": {}}})
+}
+
+/// `params` with the 2026-07-28 envelope added.
+fn envelope(mut params: Value, capabilities: &Value, log_level: Option<&str>) -> Value {
+    let mut meta = json!({
+        "io.modelcontextprotocol/protocolVersion": REVISION,
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {"name": "modern-test", "version": "1"},
+    });
+    if let Some(l) = log_level {
+        meta["io.modelcontextprotocol/logLevel"] = json!(l);
+    }
+    params["_meta"] = meta;
+    params
+}
+
 /// A 2026-07-28 client: no session, everything in each request.
 struct Modern {
     addr: SocketAddr,
@@ -33,23 +52,14 @@ impl Modern {
             path: path.to_string(),
             next: 0,
             extra: Vec::new(),
-            capabilities: json!({"sampling": {}, "elicitation": {"form": {}}}),
+            capabilities: default_capabilities(),
             log_level: None,
         }
     }
 
     /// The params with the envelope added.
-    fn params(&self, mut params: Value) -> Value {
-        let mut meta = json!({
-            "io.modelcontextprotocol/protocolVersion": REVISION,
-            "io.modelcontextprotocol/clientCapabilities": self.capabilities,
-            "io.modelcontextprotocol/clientInfo": {"name": "modern-test", "version": "1"},
-        });
-        if let Some(l) = self.log_level {
-            meta["io.modelcontextprotocol/logLevel"] = json!(l);
-        }
-        params["_meta"] = meta;
-        params
+    fn params(&self, params: Value) -> Value {
+        envelope(params, &self.capabilities, self.log_level)
     }
 
     /// POSTs `method` with `params` (envelope added) and the headers the revision wants
@@ -427,4 +437,58 @@ fn a_parked_call_nobody_comes_back_for_ends_at_its_deadline() {
     assert_eq!(late.status, 400, "{}", late.text());
     assert!(late.text().contains("invalid_request_state"), "{}", late.text());
     gw.shut_down(&cookie);
+}
+
+#[test]
+fn a_2026_client_over_stdio_is_served_without_initialize() {
+    let cookie = Cookie::new();
+    let mut gw =
+        super::support::StdioGateway::start(&cookie, &fixture_server("fx", &cookie, &[], "lifetime = \"session\""));
+    let found = gw.ask(1, "server/discover", envelope(json!({}), &default_capabilities(), None));
+    assert_eq!(
+        found.pointer("/result/supportedVersions/0"),
+        Some(&json!(REVISION)),
+        "{found}"
+    );
+    // A session server: stdio's one client is its one lasting session.
+    let caps = default_capabilities();
+    let echoed = gw.ask(
+        2,
+        "tools/call",
+        envelope(
+            json!({"name": "echo", "arguments": {"text": "over stdio"}}),
+            &caps,
+            None,
+        ),
+    );
+    assert_eq!(
+        echoed.pointer("/result/content/0/text"),
+        Some(&json!("over stdio")),
+        "{echoed}"
+    );
+    let asked = gw.ask(
+        3,
+        "tools/call",
+        envelope(json!({"name": "sample", "arguments": {"prompt": "2+2?"}}), &caps, None),
+    );
+    assert_eq!(
+        asked.pointer("/result/resultType"),
+        Some(&json!("input_required")),
+        "{asked}"
+    );
+    let key = asked
+        .pointer("/result/inputRequests")
+        .and_then(Value::as_object)
+        .and_then(|q| q.keys().next().cloned())
+        .expect("a key");
+    let retry = envelope(
+        json!({"name": "sample", "arguments": {"prompt": "2+2?"}, "requestState": asked["result"]["requestState"],
+            "inputResponses": {key: {"role": "assistant", "content": {"type": "text", "text": "four"}, "model": "m"}}}),
+        &caps,
+        None,
+    );
+    let done = gw.ask(4, "tools/call", retry);
+    assert_eq!(done.pointer("/result/content/0/text"), Some(&json!("four")), "{done}");
+    gw.close();
+    cookie.assert_none_survive(SLACK);
 }

@@ -2,7 +2,10 @@
 //! line on stdin and stdout, as a Claude Desktop entry would run a server.
 //!
 //! The client's `initialize` opens its one session; every configured server is behind it. Its
-//! EOF ends the gateway, so closing the client ends every instance it caused. Requests are
+//! EOF ends the gateway, so closing the client ends every instance it caused. A client of
+//! protocol revision 2026-07-28 sends no `initialize`: its requests carry the revision's
+//! envelope, and are served as at the HTTP door (with what its headers would say read from the
+//! body, in the one lasting session named `stdio`). Requests are
 //! handled concurrently: each one's messages go to stdout as they come, whole lines, never
 //! interleaved (one writer task).
 
@@ -103,6 +106,10 @@ async fn message(gw: &Arc<Gateway>, session: &mut Option<Arc<Session>>, out: &mp
         return;
     }
     let Some(s) = session.clone() else {
+        if view.kind == Kind::Request && is_2026(&view) {
+            tokio::spawn(modern(gw.clone(), out.clone(), text));
+            return;
+        }
         if view.kind == Kind::Request {
             let _ = out
                 .send(jsonrpc::error_response(
@@ -135,6 +142,66 @@ async fn message(gw: &Arc<Gateway>, session: &mut Option<Arc<Session>>, out: &mp
             }
         }
     });
+}
+
+/// Whether a request carries the 2026-07-28 envelope.
+fn is_2026(view: &View<'_>) -> bool {
+    view.params.is_some_and(|p| {
+        serde_json::from_str::<serde_json::Value>(p.get()).is_ok_and(|p| {
+            p.pointer("/_meta/io.modelcontextprotocol~1protocolVersion")
+                .and_then(serde_json::Value::as_str)
+                .is_some()
+        })
+    })
+}
+
+/// A 2026-07-28 request, served as at the HTTP door: stdio has no headers, so what they would
+/// say is read from the body, and every request runs in the lasting session `stdio`.
+async fn modern(gw: Arc<Gateway>, out: mpsc::Sender<Bytes>, text: String) {
+    use crate::modern::front::{post, Answer};
+    let _busy = gw.busy();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let method = body["method"].as_str().unwrap_or_default().to_string();
+    let name = body
+        .pointer("/params/name")
+        .or_else(|| body.pointer("/params/uri"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    let version = body
+        .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let session_header = gw.config().gateway.session_header.clone();
+    let header = |h: &str| -> Result<Option<&str>, ()> {
+        Ok(match h {
+            "mcp-method" => Some(method.as_str()),
+            "mcp-name" => name.as_deref(),
+            "mcp-protocol-version" => Some(version.as_str()),
+            h if h == session_header => Some("stdio"),
+            _ => None,
+        })
+    };
+    match post(&gw, Endpoint::All, 0, header, &text, true).await {
+        Answer::Json(_, answer) => {
+            let _ = out.send(answer).await;
+        }
+        Answer::Events(mut rx) => {
+            // Event-stream frames, one message each, back to lines.
+            while let Some(frame) = rx.recv().await {
+                let frame = String::from_utf8_lossy(&frame);
+                let data: Vec<&str> = frame
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if !data.is_empty() && out.send(Bytes::from(data.join("\n"))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        Answer::Accepted | Answer::NotAcceptable(_) => {}
+    }
 }
 
 /// Writes whole lines to stdout until every sender is gone.
