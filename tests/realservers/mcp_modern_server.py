@@ -4,7 +4,8 @@ which also speaks the session-based revisions to clients that initialize), over 
 for mcp-tether's tests of servers that speak 2026-07-28 behind the gateway.
 
 Usage:
-    python mcp_modern_server.py PORT
+    python mcp_modern_server.py PORT      (streamable HTTP on 127.0.0.1:PORT)
+    python mcp_modern_server.py --stdio   (stdio: the first request decides the revision)
 
 Tools: `echo` (text), `add` (a, b), `greet` (asks the user's name by elicitation first: an
 InputRequiredResult in 2026-07-28), `slow` (progress and logs, then "done"), `change` (announces a
@@ -73,4 +74,7 @@ def r1() -> str:
 
 
 if __name__ == "__main__":
-    uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    if sys.argv[1] == "--stdio":
+        server.run("stdio")
+    else:
+        uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use nix::sys::signal::Signal;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::support::{error_message, fixture_server, instances, toml_str, Gateway, SLACK};
 use crate::harness::{eventually, Cookie, Mode, StderrLog, FIXTURE};
@@ -151,9 +151,12 @@ fn a_shared_http_session_ends_at_shutdown_and_a_sigkilled_gateway_s_at_the_next_
     let next = Gateway::start_file(&cookie, Mode::Cgroup, cookie.state_dir().join("gateway.toml"), &[]);
     remote.wait_record(&format!("DELETE {second}"));
     next.wait_log("that a dead gateway left open (DELETE answered 200 OK)");
-    let ps = crate::harness::tether_json_ok(&cookie, "ps", &["--all"]);
-    let reaped = ps.to_string();
-    assert!(reaped.contains("reaped"), "the row is closed as reaped: {ps}");
+    let mut ps = Value::Null;
+    let closed = eventually(SLACK, || {
+        ps = crate::harness::tether_json_ok(&cookie, "ps", &["--all"]);
+        ps.to_string().contains("reaped")
+    });
+    assert!(closed, "the row is closed as reaped: {ps}");
     next.stop();
     drop(remote);
     cookie.assert_none_survive(SLACK);

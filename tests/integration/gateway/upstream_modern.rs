@@ -159,3 +159,58 @@ fn a_2026_server_s_list_changes_and_resource_updates_reach_subscribed_clients() 
     drop(server);
     cookie.assert_none_survive(SLACK);
 }
+
+#[test]
+fn a_stdio_server_is_spoken_to_in_2026_when_its_protocol_says_so() {
+    let cookie = Cookie::new();
+    let (python, _) = test_deps();
+    let script = repo().join("tests/realservers/mcp_modern_server.py");
+    let server = |name: &str, protocol: &str| {
+        format!(
+            "[servers.{name}]\ncommand = {}\nargs = [{}, \"--stdio\", \"--tag\", \"{}\"]\n{protocol}\n",
+            super::support::toml_str(&python.to_string_lossy()),
+            super::support::toml_str(&script.to_string_lossy()),
+            cookie.0
+        )
+    };
+    let config = format!(
+        "{}\n{}",
+        server("modern", "protocol = \"2026-07-28\""),
+        server("either", "")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    for name in ["modern", "either"] {
+        let mut c = gw.client(Some(name));
+        c.initialize();
+        let sum = c.call_tool("add", json!({"a": 20, "b": 22}));
+        assert_eq!(
+            sum.pointer("/result/content/0/text"),
+            Some(&json!("42")),
+            "{name}: {sum}"
+        );
+        let mut call = c.stream(
+            &json!({"jsonrpc": "2.0", "id": "g", "method": "tools/call", "params": {"name": "greet", "arguments": {}}}),
+        );
+        let question = call.next(SLACK).expect("the elicitation request");
+        assert_eq!(question["method"], "elicitation/create", "{name}: {question}");
+        c.post(
+            &json!({"jsonrpc": "2.0", "id": question["id"], "result": {"action": "accept", "content": {"name": "Cy"}}}),
+        );
+        let answer = call.next(SLACK).expect("the answer");
+        assert_eq!(
+            answer.pointer("/result/content/0/text"),
+            Some(&json!("hello Cy")),
+            "{name}: {answer}"
+        );
+    }
+    // Only the one whose protocol says so was spoken to in 2026-07-28; the other initialized.
+    assert_eq!(
+        gw.log()
+            .matches("instance ready (protocol revision 2026-07-28)")
+            .count(),
+        1,
+        "{}",
+        gw.log()
+    );
+    gw.shut_down(&cookie);
+}

@@ -47,6 +47,8 @@ pub struct ServerFields {
     pub bearer_token_file: Option<(&'static str, String)>,
     /// PEM certificates to trust for an `https://` upstream (key, path).
     pub ca_file: Option<(&'static str, String)>,
+    /// Which protocol revisions to speak to it (key, value).
+    pub protocol: Option<(&'static str, String)>,
 }
 
 /// The unit of a number in a duration key: seconds, or milliseconds for `…Ms` keys.
@@ -164,6 +166,17 @@ pub fn build_server(name: &str, f: ServerFields, base: &Path) -> Result<ServerCo
         },
         startup_timeout,
         request_timeout,
+        protocol: match f.protocol.as_ref().map(|(k, v)| (*k, v.as_str())) {
+            None | Some((_, "auto")) => super::Protocol::Auto,
+            Some((_, "2026-07-28")) => super::Protocol::Modern,
+            Some((_, "2025-11-25" | "session" | "sessions")) => super::Protocol::Sessions,
+            Some((key, other)) => {
+                return Err(Invalid::new(
+                    &[key],
+                    format!("server {name:?}: {key} {other:?}: expected \"auto\", \"2026-07-28\" or \"2025-11-25\""),
+                ))
+            }
+        },
     })
 }
 

@@ -61,6 +61,7 @@ struct Entry {
     bearer_token_env: Option<String>,
     bearer_token_file: Option<String>,
     ca_file: Option<String>,
+    protocol: Option<String>,
     /// Keys of other tools (and misspellings, caught below).
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
@@ -111,7 +112,7 @@ impl Count {
 }
 
 /// Tether's entry keys, for catching misspellings among the other tools' keys.
-const ENTRY_KEYS: [&str; 24] = [
+const ENTRY_KEYS: [&str; 25] = [
     "command",
     "args",
     "env",
@@ -136,6 +137,7 @@ const ENTRY_KEYS: [&str; 24] = [
     "bearerTokenEnv",
     "bearerTokenFile",
     "caFile",
+    "protocol",
 ];
 
 const KEYS: GatewayKeys = GatewayKeys {
@@ -291,6 +293,7 @@ fn fields(e: Entry) -> ServerFields {
         bearer_token_env: e.bearer_token_env.map(|v| ("bearerTokenEnv", v)),
         bearer_token_file: e.bearer_token_file.map(|v| ("bearerTokenFile", v)),
         ca_file: e.ca_file.map(|v| ("caFile", v)),
+        protocol: e.protocol.map(|v| ("protocol", v)),
     }
 }
 

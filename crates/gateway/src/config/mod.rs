@@ -161,9 +161,24 @@ pub struct ServerConfig {
     pub startup_timeout: Duration,
     /// How long one request may wait for its answer.
     pub request_timeout: Duration,
+    /// Which protocol revisions to speak to it.
+    pub protocol: Protocol,
 }
 
-/// How a server is reached.
+/// Which protocol revisions the gateway speaks to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// A server over HTTP is asked `server/discover` first and spoken to in 2026-07-28 when it
+    /// speaks it; a stdio server is initialized (a session-based stdio server may answer
+    /// nothing before `initialize`).
+    #[default]
+    Auto,
+    /// 2026-07-28 only: `server/discover`, never `initialize` (for stdio servers that speak
+    /// only that revision).
+    Modern,
+    /// The session-based revisions only: `initialize`, never `server/discover`.
+    Sessions,
+}
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transport {
     /// A local program, over its stdin and stdout, under a shim.
@@ -346,6 +361,7 @@ pub fn embedded(fixture: PathBuf) -> Config {
             tools: ToolFilter::default(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            protocol: Protocol::Auto,
         },
     );
     Config {

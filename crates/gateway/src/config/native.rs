@@ -83,6 +83,7 @@ struct Server {
     bearer_token_env: Option<String>,
     bearer_token_file: Option<String>,
     ca_file: Option<String>,
+    protocol: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +164,7 @@ pub fn parse(path: &Path, text: &str) -> Result<(GatewayConfig, BTreeMap<String,
             bearer_token_env: s.bearer_token_env.map(|v| ("bearer_token_env", v)),
             bearer_token_file: s.bearer_token_file.map(|v| ("bearer_token_file", v)),
             ca_file: s.ca_file.map(|v| ("ca_file", v)),
+            protocol: s.protocol.map(|v| ("protocol", v)),
         };
         let server = build_server(&name, fields, base)
             .map_err(|e: Invalid| e.under(&["servers", &name]).into_error(&path, text))?;

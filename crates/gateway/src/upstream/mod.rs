@@ -11,6 +11,7 @@
 //! ids of theirs. Ending an instance is dropping its lifeline: the shim ends the whole tree.
 
 pub mod http;
+pub mod modern;
 mod reader;
 mod start;
 mod writer;
@@ -176,6 +177,8 @@ pub struct Upstream {
     exit: watch::Receiver<Option<String>>,
     /// The shim's pid, for counting the instance's processes.
     pub pid: Option<u32>,
+    /// Set when the server speaks protocol revision 2026-07-28 (found by `server/discover`).
+    pub revision: std::sync::OnceLock<modern::Revision>,
 }
 
 /// What making an instance gives: the instance, and the receiving end of its outbox (for the
@@ -212,6 +215,7 @@ impl Upstream {
             attached: Mutex::new(HashMap::new()),
             exit,
             pid,
+            revision: std::sync::OnceLock::new(),
         });
         Made { up, inbox }
     }

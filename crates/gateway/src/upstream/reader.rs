@@ -41,7 +41,11 @@ pub async fn read(up: Weak<Upstream>, stdout: ChildStdout, max: usize) {
         let Some(up) = up.upgrade() else { return };
         match outcome {
             Ok(Line::Eof) => break,
-            Ok(Line::Whole) => up.route(&line),
+            Ok(Line::Whole) => {
+                if !up.revision.get().is_some_and(|r| r.from_stdio(&up, &line)) {
+                    up.route(&line);
+                }
+            }
             Ok(Line::TooLong(n)) => up.too_long(&line, n, max),
             Err(e) => {
                 tracing::warn!(server = %up.name(), instance = %short(&up.id), "reading the server's output: {e}");

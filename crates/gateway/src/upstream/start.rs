@@ -129,27 +129,41 @@ impl Upstream {
             why,
         };
         let params = protocol::initialize_params(client);
-        // A server over HTTP may speak 2026-07-28: asked first, it has no `initialize`.
+        // A server that may speak 2026-07-28 is asked first: then it has no `initialize`.
+        let protocol = self.server.protocol;
         let streamable =
             matches!(&self.server.transport, Transport::Http(h) if h.kind == crate::config::HttpKind::Streamable);
-        if let Some(link) = self.http_link().filter(|_| streamable) {
-            let found = tokio::time::timeout(
-                self.server.startup_timeout,
-                super::http::modern::discover(&link, &params),
-            )
-            .await;
-            if let Ok(Some(init)) = found {
-                let _ = self.init.set(init);
-                self.state.send_if_modified(|s| match s {
-                    State::Starting => {
-                        *s = State::Ready;
-                        true
-                    }
-                    _ => false,
-                });
-                self.ready().await.map_err(fail)?;
-                tracing::info!(server = %self.server.name, instance = %short(&self.id), "instance ready (protocol revision 2026-07-28)");
-                return Ok(());
+        let ask = match protocol {
+            crate::config::Protocol::Modern => true,
+            crate::config::Protocol::Auto => streamable,
+            crate::config::Protocol::Sessions => false,
+        };
+        if ask {
+            let found = tokio::time::timeout(self.server.startup_timeout, self.discover(&params)).await;
+            match found {
+                Ok(Some((init, revision))) => {
+                    let _ = self.revision.set(revision);
+                    let _ = self.init.set(init);
+                    self.state.send_if_modified(|s| match s {
+                        State::Starting => {
+                            *s = State::Ready;
+                            true
+                        }
+                        _ => false,
+                    });
+                    self.ready().await.map_err(fail)?;
+                    tracing::info!(server = %self.server.name, instance = %short(&self.id), "instance ready (protocol revision 2026-07-28)");
+                    return Ok(());
+                }
+                _ if protocol == crate::config::Protocol::Modern => {
+                    let why = format!(
+                        "did not answer server/discover as a 2026-07-28 server within {} (protocol = \"2026-07-28\")",
+                        humantime::format_duration(self.server.startup_timeout)
+                    );
+                    self.end(&why);
+                    return Err(fail(why));
+                }
+                _ => {}
             }
         }
         let answer = match self
@@ -205,6 +219,26 @@ impl Upstream {
         self.ready().await.map_err(fail)?;
         tracing::info!(server = %self.server.name, instance = %short(&self.id), "instance ready");
         Ok(())
+    }
+}
+
+impl Upstream {
+    /// Asks the server `server/discover`: over HTTP with the revision's headers, over stdio as
+    /// any request. Its declaration, when it speaks 2026-07-28.
+    async fn discover(&self, params: &str) -> Option<(ServerInit, super::modern::Revision)> {
+        if let Some(link) = self.http_link() {
+            return super::modern::discover_http(&link, params).await;
+        }
+        let answer = self
+            .call(
+                "server/discover",
+                Some(&super::modern::discover_params(params)),
+                self.server.startup_timeout,
+            )
+            .await
+            .ok()?;
+        let message: serde_json::Value = serde_json::from_slice(&answer).ok()?;
+        super::modern::discovered(&message, params)
     }
 }
 

@@ -14,6 +14,23 @@ use tokio::sync::mpsc::Receiver;
 
 use super::Upstream;
 
+/// Appends a message's line, as the server's revision has it written (a 2026-07-28 server's
+/// messages carry the envelope; some are answered by the gateway and not written).
+fn add(up: &Weak<Upstream>, buf: &mut Vec<u8>, message: Bytes) {
+    let message = match up.upgrade() {
+        Some(u) => match u.revision.get() {
+            Some(r) => match r.to_stdio(&u, &message) {
+                Some(m) => m,
+                None => return,
+            },
+            None => message,
+        },
+        None => message,
+    };
+    buf.extend_from_slice(&message);
+    buf.push(b'\n');
+}
+
 /// Most bytes gathered into one write.
 const BATCH: usize = 256 * 1024;
 
@@ -23,16 +40,15 @@ pub async fn write(up: Weak<Upstream>, mut stdin: ChildStdin, mut queue: Receive
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     while let Some(first) = queue.recv().await {
         buf.clear();
-        buf.extend_from_slice(&first);
-        buf.push(b'\n');
+        add(&up, &mut buf, first);
         while buf.len() < BATCH {
             match queue.try_recv() {
-                Ok(more) => {
-                    buf.extend_from_slice(&more);
-                    buf.push(b'\n');
-                }
+                Ok(more) => add(&up, &mut buf, more),
                 Err(_) => break,
             }
+        }
+        if buf.is_empty() {
+            continue;
         }
         if let Err(e) = stdin.write_all(&buf).await {
             if let Some(up) = up.upgrade() {

@@ -69,13 +69,13 @@ async fn close_one(row: InstanceRow, config: &Config, dir: &Path) -> bool {
     let answered = outcome.starts_with("DELETE answered");
     let expired = now_ms().saturating_sub(row.intent_ms) > i64::try_from(GIVE_UP_AFTER.as_millis()).unwrap_or(i64::MAX);
     if answered || expired {
+        let reason = format!("its gateway died; the next one ended the session ({outcome})");
+        finish(dir, &id, InstanceState::Reaped, &reason).await;
         tracing::warn!(
             server = %server,
             instance = %tether_supervisor::ids::short(&id),
             "start-up: ended the HTTP session with {url} that a dead gateway left open ({outcome})"
         );
-        let reason = format!("its gateway died; the next one ended the session ({outcome})");
-        finish(dir, &id, InstanceState::Reaped, &reason).await;
         answered
     } else {
         tracing::warn!(

@@ -42,8 +42,6 @@ pub struct Link {
     version: Mutex<Option<HeaderValue>>,
     /// The `initialize` the session began with, to begin a new one the same way.
     initialize: Mutex<Option<Bytes>>,
-    /// Set when the server speaks protocol revision 2026-07-28 (found by `server/discover`).
-    pub revision: std::sync::OnceLock<super::modern::Revision>,
     /// The largest message accepted.
     pub max: usize,
 }
@@ -91,7 +89,6 @@ impl Link {
             session: Mutex::new(None),
             version: Mutex::new(None),
             initialize: Mutex::new(None),
-            revision: std::sync::OnceLock::new(),
             max,
         })
     }

@@ -13,7 +13,6 @@
 mod events;
 pub mod leftovers;
 pub mod link;
-pub mod modern;
 mod record;
 mod sse;
 mod tls;
@@ -29,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use self::events::{Event, Events};
 use self::link::{content, session_gone, Content, Link};
 use self::record::Record;
+use super::modern;
 use super::{short, Anchor, Owner, StartError, StartOptions, State, Upstream};
 use crate::config::{HttpKind, HttpUpstream, ServerConfig};
 use crate::jsonrpc::{Kind, View};
@@ -165,7 +165,7 @@ async fn run(up: Weak<Upstream>, link: Arc<Link>, record: Record, mut inbox: mps
             is_initialize,
             headers: Vec::new(),
         };
-        if let Some(revision) = link.revision.get() {
+        if let Some(revision) = alive.revision.get() {
             // A 2026-07-28 server: the message as that revision sends it, or not at all.
             match revision.outgoing(&alive, &exchange.message) {
                 modern::Outgoing::Send(message, headers) => {
@@ -279,7 +279,7 @@ impl Exchange {
                     self.send_again(again);
                     return Ok(());
                 }
-                if self.link.revision.get().is_some() && self.id.is_some_and(|id| up.is_pending(id)) {
+                if up.revision.get().is_some() && self.id.is_some_and(|id| up.is_pending(id)) {
                     // Asked the client: its answers complete the call.
                     return Ok(());
                 }
@@ -298,7 +298,7 @@ impl Exchange {
                     self.send_again(again);
                     return Ok(());
                 }
-                if self.link.revision.get().is_some() {
+                if self.up.upgrade().is_some_and(|u| u.revision.get().is_some()) {
                     return Ok(());
                 }
                 match self.id.and_then(|id| self.up.upgrade().filter(|u| u.is_pending(id))) {
@@ -337,9 +337,8 @@ impl Exchange {
         &'a self,
         again: &'a mut Vec<(Bytes, modern::Headers)>,
     ) -> impl FnMut(&Arc<Upstream>, &[u8]) + Send + 'a {
-        let revision = self.link.revision.get();
         let request = &self.message;
-        move |up: &Arc<Upstream>, m: &[u8]| match revision {
+        move |up: &Arc<Upstream>, m: &[u8]| match up.revision.get() {
             None => up.route(m),
             Some(r) => match r.incoming(up, m, request) {
                 modern::Handled::Route => up.route(m),
@@ -483,7 +482,7 @@ async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
     if state.wait_for(|s| !matches!(s, State::Starting)).await.is_err() {
         return;
     }
-    if link.revision.get().is_some() {
+    if up.upgrade().is_some_and(|u| u.revision.get().is_some()) {
         return listen_2026(up, link, state).await;
     }
     let mut backoff = Duration::from_millis(250);
@@ -529,10 +528,13 @@ async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
 /// subscribed resources, read until the instance is gone, opened again when it ends (with
 /// backoff) or when the subscriptions change.
 async fn listen_2026(up: Weak<Upstream>, link: Arc<Link>, mut state: watch::Receiver<State>) {
-    let Some(revision) = link.revision.get() else { return };
     let mut backoff = Duration::from_millis(250);
     loop {
+        let Some(alive) = up.upgrade() else { return };
+        let Some(revision) = alive.revision.get() else { return };
         let (message, headers) = revision.listen_request();
+        let resubscribe = revision.resubscribe_handle();
+        drop(alive);
         let opened = Instant::now();
         let reopen = match link.send_with(Method::POST, Some(message), &headers).await {
             Ok(r) if r.status().is_success() && content(&r) == Some(Content::Events) => {
@@ -553,7 +555,7 @@ async fn listen_2026(up: Weak<Upstream>, link: Arc<Link>, mut state: watch::Rece
                         }
                         false
                     }
-                    _ = revision.resubscribe.notified() => true,
+                    _ = resubscribe.notified() => true,
                     _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
                 }
             }
@@ -576,7 +578,7 @@ async fn listen_2026(up: Weak<Upstream>, link: Arc<Link>, mut state: watch::Rece
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = revision.resubscribe.notified() => {}
+            _ = resubscribe.notified() => {}
             _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
         }
         backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);

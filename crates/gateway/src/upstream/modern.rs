@@ -1,9 +1,11 @@
-//! A server that speaks protocol revision 2026-07-28 itself, behind the gateway.
+//! A server that speaks protocol revision 2026-07-28 itself, behind the gateway, over HTTP or
+//! stdio.
 //!
-//! At start the gateway asks `server/discover` (with the revision's headers and envelope); a
-//! server that lists 2026-07-28 is spoken to in that revision from then on, any other answer
-//! (an error, a 4xx, no such version) means the session-based revisions and `initialize`, as
-//! before. In the revision:
+//! At start the gateway asks `server/discover` (over HTTP with the revision's headers; over
+//! stdio only when the server's `protocol` says 2026-07-28, since a session-based stdio server
+//! may not answer anything before `initialize`); a server that lists 2026-07-28 is spoken to in
+//! that revision from then on, any other answer means the session-based revisions and
+//! `initialize`, as before. In the revision:
 //!
 //! - every request carries the envelope in `params._meta` (the version, the capabilities and
 //!   client info the gateway would have sent in `initialize`, the log level a client set with
@@ -21,7 +23,7 @@ use bytes::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::link::{content, Content, Link};
+use super::http::link::{content, Content, Link};
 use super::Upstream;
 use crate::modern::REVISION;
 use crate::protocol::ServerInit;
@@ -47,8 +49,14 @@ pub struct Revision {
     /// The resources clients subscribed to, which the listen stream names.
     subscriptions: Mutex<std::collections::BTreeSet<String>>,
     /// Woken when they change (the listen stream is opened again).
-    pub resubscribe: tokio::sync::Notify,
+    resubscribe: Arc<tokio::sync::Notify>,
+    /// Over stdio: the requests sent and not yet answered, by upstream id (an
+    /// `InputRequiredResult` is turned into a retry of its request).
+    sent: Mutex<std::collections::BTreeMap<u64, Bytes>>,
 }
+
+/// Most requests remembered for their retries over stdio; past it the oldest are forgotten.
+const MAX_SENT: usize = 4096;
 
 /// One call's round of questions.
 struct Round {
@@ -75,34 +83,14 @@ fn envelope_of(initialize_params: &str) -> serde_json::Map<String, Value> {
     m
 }
 
-/// Asks the server `server/discover`; its declaration when it speaks 2026-07-28.
-pub async fn discover(link: &Link, initialize_params: &str) -> Option<ServerInit> {
-    let envelope = envelope_of(initialize_params);
-    let body =
-        json!({"jsonrpc": "2.0", "id": "tether-discover", "method": "server/discover", "params": {"_meta": envelope}});
-    let headers = [
-        ("mcp-method", "server/discover".to_string()),
-        ("mcp-protocol-version", REVISION.to_string()),
-    ];
-    let response = link
-        .send_with(Method::POST, Some(Bytes::from(body.to_string())), &headers)
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    let kind = content(&response)?;
-    let bytes = link.body(response).await.ok()?;
-    let message: Value = match kind {
-        Content::Json => serde_json::from_slice(&bytes).ok()?,
-        Content::Events => {
-            let text = String::from_utf8_lossy(&bytes);
-            text.lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-                .find(|m| m.get("result").is_some() || m.get("error").is_some())?
-        }
-    };
+/// The params of a `server/discover` request: the envelope alone.
+pub fn discover_params(initialize_params: &str) -> String {
+    json!({"_meta": envelope_of(initialize_params)}).to_string()
+}
+
+/// What a `server/discover` answer (the whole message) says, when the server speaks 2026-07-28:
+/// its declaration, and the revision's state for it.
+pub fn discovered(message: &Value, initialize_params: &str) -> Option<(ServerInit, Revision)> {
     let result = message.get("result")?;
     let speaks = result["supportedVersions"]
         .as_array()
@@ -123,12 +111,43 @@ pub async fn discover(link: &Link, initialize_params: &str) -> Option<ServerInit
         init["instructions"] = i.clone();
     }
     let init = ServerInit::parse(&init.to_string()).ok()?;
-    link.set_version(REVISION);
-    let _ = link.revision.set(Revision {
-        envelope: Mutex::new(envelope),
+    let revision = Revision {
+        envelope: Mutex::new(envelope_of(initialize_params)),
         ..Revision::default()
-    });
-    Some(init)
+    };
+    Some((init, revision))
+}
+
+/// Asks a server over HTTP `server/discover`, with the revision's headers.
+pub async fn discover_http(link: &Link, initialize_params: &str) -> Option<(ServerInit, Revision)> {
+    let body = crate::jsonrpc::request(
+        "\"tether-discover\"",
+        "server/discover",
+        Some(&discover_params(initialize_params)),
+    );
+    let headers = [
+        ("mcp-method", "server/discover".to_string()),
+        ("mcp-protocol-version", REVISION.to_string()),
+    ];
+    let response = link.send_with(Method::POST, Some(body), &headers).await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let kind = content(&response)?;
+    let bytes = link.body(response).await.ok()?;
+    let message: Value = match kind {
+        Content::Json => serde_json::from_slice(&bytes).ok()?,
+        Content::Events => {
+            let text = String::from_utf8_lossy(&bytes);
+            text.lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+                .find(|m| m.get("result").is_some() || m.get("error").is_some())?
+        }
+    };
+    let found = discovered(&message, initialize_params)?;
+    link.set_version(REVISION);
+    Some(found)
 }
 
 /// What to do with a message for a 2026-07-28 server.
@@ -208,6 +227,81 @@ impl Revision {
                 Outgoing::Send(Bytes::from(v.to_string()), headers)
             }
         }
+    }
+
+    /// Over stdio: prepares a message for the server's stdin (`None`: nothing to write), and
+    /// remembers a request for its answer.
+    pub fn to_stdio(&self, up: &Arc<Upstream>, message: &[u8]) -> Option<Bytes> {
+        let (bytes, call) = match self.outgoing(up, message) {
+            Outgoing::Send(bytes, _) => {
+                let id = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(Value::as_u64));
+                (bytes, id)
+            }
+            Outgoing::Retry(bytes, _, call) => (bytes, Some(call)),
+            Outgoing::Failed(call, why) => {
+                if let Some(route) = up.forget(call) {
+                    route.fail(&format!("server {:?}: {why}", up.name()));
+                }
+                return None;
+            }
+            Outgoing::Answered | Outgoing::Dropped => return None,
+        };
+        if let (Some(id), Ok(mut sent)) = (call, self.sent.lock()) {
+            sent.insert(id, bytes.clone());
+            while sent.len() > MAX_SENT {
+                sent.pop_first();
+            }
+        }
+        Some(bytes)
+    }
+
+    /// Over stdio: takes a line from the server's stdout; true when it was handled here (an
+    /// `InputRequiredResult` turned into questions), false to route it as it is.
+    pub fn from_stdio(&self, up: &Arc<Upstream>, line: &[u8]) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: Option<Value>,
+        }
+        let Some(id) = serde_json::from_slice::<Id>(line)
+            .ok()
+            .and_then(|i| i.id)
+            .and_then(|i| i.as_u64())
+        else {
+            return false;
+        };
+        let Some(request) = self.sent.lock().ok().and_then(|s| s.get(&id).cloned()) else {
+            return false;
+        };
+        match self.incoming(up, line, &request) {
+            Handled::Route => {
+                if let Ok(mut s) = self.sent.lock() {
+                    s.remove(&id);
+                }
+                false
+            }
+            Handled::Asked => true,
+            Handled::Again(message, _) => {
+                if let Err(why) = up.send(message) {
+                    if let Some(route) = up.forget(id) {
+                        route.fail(&why);
+                    }
+                }
+                true
+            }
+            Handled::Failed(why) => {
+                if let Some(route) = up.forget(id) {
+                    route.fail(&format!("server {:?}: {why}", up.name()));
+                }
+                true
+            }
+        }
+    }
+
+    /// What wakes the listen stream to be opened again.
+    pub fn resubscribe_handle(&self) -> Arc<tokio::sync::Notify> {
+        self.resubscribe.clone()
     }
 
     /// The `subscriptions/listen` request for everything the gateway's clients may want: list
