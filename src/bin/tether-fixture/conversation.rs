@@ -97,6 +97,10 @@ impl<R: BufRead, W: Write> Conn<'_, R, W> {
                     _ => {}
                 },
                 Handled::Request(reply) => self.carry_out(reply)?,
+                Handled::Cancelled(cancelled) if self.serving.last() == Some(&cancelled) => {
+                    return Err(Stop::Cancelled);
+                }
+                Handled::Cancelled(_) => {}
             }
         }
     }
@@ -151,6 +155,56 @@ mod tests {
         assert_eq!(out[2], json!({"jsonrpc": "2.0", "id": "ping", "result": {}}));
         assert_eq!(out[3]["id"], "call");
         assert_eq!(out[3]["result"]["content"][0]["text"], "hello!");
+    }
+
+    #[test]
+    fn a_request_cancelled_while_it_waits_is_dropped_and_serving_goes_on() {
+        let (end, out) = script(
+            &[],
+            &[
+                init(json!({"sampling": {}})),
+                request(
+                    json!("asks"),
+                    "tools/call",
+                    json!({"name": "test_input_required_result_sampling", "arguments": {}}),
+                ),
+                json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "asks"}}),
+                request(json!("ping"), "ping", json!({})),
+            ],
+        );
+        assert_eq!(end, End::Eof);
+        let out = lines(&out);
+        // The question, then the ping's answer; the cancelled call is never answered.
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out[1]["method"], "sampling/createMessage");
+        assert_eq!(out[1]["params"]["_meta"]["io.tether/inputKey"], "capital_question");
+        assert_eq!(out[2], json!({"jsonrpc": "2.0", "id": "ping", "result": {}}));
+    }
+
+    #[test]
+    fn a_round_of_several_questions_waits_for_every_reply_in_any_order() {
+        let (_, out) = script(
+            &[],
+            &[
+                init(json!({"sampling": {}, "elicitation": {}, "roots": {}})),
+                request(
+                    json!("m"),
+                    "tools/call",
+                    json!({"name": "test_input_required_result_multiple_inputs", "arguments": {}}),
+                ),
+                json!({"jsonrpc": "2.0", "id": 3, "result": {"roots": [{"uri": "file:///r"}]}}),
+                sampled(2, "hi"),
+                json!({"jsonrpc": "2.0", "id": 1, "result": {"action": "accept", "content": {"name": "Ann"}}}),
+            ],
+        );
+        let out = lines(&out);
+        assert_eq!(out.len(), 5, "{out:?}");
+        let methods: Vec<&str> = out[1..4].iter().filter_map(|m| m["method"].as_str()).collect();
+        assert_eq!(methods, ["elicitation/create", "sampling/createMessage", "roots/list"]);
+        assert_eq!(
+            out[4]["result"]["content"][0]["text"],
+            "name Ann, a greeting, 1 root(s)"
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum Handled {
     Response { id: Value, outcome: Result<Value, Value> },
     /// A request to answer by carrying out the plan.
     Request(Reply),
+    /// The client cancelled its request with this id.
+    Cancelled(Value),
 }
 
 /// A request's id and plan, and whether it is a `tools/call` (for `--exit-after`
@@ -60,6 +62,9 @@ impl Session {
                 Some("notifications/cancelled") => {
                     let params = obj.get("params").cloned().unwrap_or(Value::Null);
                     eprintln!("tether-fixture: cancelled {params}");
+                    if let Some(id) = params.get("requestId") {
+                        return Handled::Cancelled(id.clone());
+                    }
                 }
                 _ => {}
             }

@@ -30,11 +30,13 @@ pub enum End {
     Crash(i32),
 }
 
-/// Why carrying out a request stopped short: the loop ends, well or badly.
+/// Why carrying out a request stopped short: the loop ends, well or badly, or the request
+/// was cancelled while it waited for the client (it is dropped, unanswered).
 #[derive(Debug)]
 pub enum Stop {
     End(End),
     Failed(anyhow::Error),
+    Cancelled,
 }
 
 impl From<anyhow::Error> for Stop {
@@ -70,6 +72,9 @@ pub struct Conn<'a, R, W> {
     pub(crate) waiting: Vec<u64>,
     /// Replies to outer questions that arrived while an inner one was awaited.
     pub(crate) early: HashMap<u64, Result<Value, Value>>,
+    /// Ids of the requests being carried out, outermost first (a cancellation of the innermost
+    /// ends its wait for the client).
+    pub(crate) serving: Vec<Value>,
 }
 
 impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
@@ -84,6 +89,7 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
             next_id: 1,
             waiting: Vec::new(),
             early: HashMap::new(),
+            serving: Vec::new(),
         }
     }
 
@@ -99,13 +105,14 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
                 Ok(h) => h,
                 Err(Stop::End(end)) => return Ok(end),
                 Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Cancelled) => continue,
             };
             // A reply when no question is pending is stray: ignored, like a notification.
             let Handled::Request(reply) = handled else {
                 continue;
             };
             match self.carry_out(reply) {
-                Ok(()) => {}
+                Ok(()) | Err(Stop::Cancelled) => {}
                 Err(Stop::End(end)) => return Ok(end),
                 Err(Stop::Failed(e)) => return Err(e),
             }
@@ -132,11 +139,19 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
                 Step::Sleep(d) => std::thread::sleep(*d),
             }
         }
-        let answer: Answer = match reply.plan.finish {
-            Finish::Answer(answer) => answer,
-            Finish::Ask(question) => Ok(self.ask(question)?),
-            Finish::Converse(script) => self.converse(script)?,
-            Finish::Exit(status) => return Err(Stop::End(End::Crash(status))),
+        self.serving.push(reply.id.clone());
+        let finished = match reply.plan.finish {
+            Finish::Answer(answer) => Ok(answer),
+            Finish::Ask(question) => self.ask(question).map(Ok),
+            Finish::Converse(script) => self.converse(script),
+            Finish::Exit(status) => Err(Stop::End(End::Crash(status))),
+        };
+        self.serving.pop();
+        let answer: Answer = match finished {
+            Ok(a) => a,
+            // Cancelled while it waited for the client: nothing is answered.
+            Err(Stop::Cancelled) => return Ok(()),
+            Err(e) => return Err(e),
         };
         self.answer(&reply.id, &answer, reply.tool_call)
     }
