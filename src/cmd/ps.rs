@@ -118,7 +118,13 @@ fn text(listing: &Listing) -> String {
         let alive = if owner.alive { "alive" } else { "dead" };
         let _ = writeln!(out, "owner {} ({who}, {alive})", short(&owner.id));
         for inst in &owner.instances {
-            let holder = if inst.holder_alive { "" } else { ", shim dead" };
+            // A session with a server over HTTP is held by the gateway, not a shim.
+            let http = (inst.command.first().map(String::as_str) == Some("http")).then(|| inst.command.get(1));
+            let holder = match (inst.holder_alive, http.is_some()) {
+                (true, _) => "",
+                (false, false) => ", shim dead",
+                (false, true) => ", gateway dead",
+            };
             let _ = writeln!(
                 out,
                 "  instance {} {} [{}] {}{holder}; layers {}",
@@ -140,6 +146,11 @@ fn text(listing: &Listing) -> String {
                     (None, false) => "running".into(),
                 };
                 let _ = writeln!(out, "    remote {} {pid}: {state}", r.destination);
+            }
+            if let Some(url) = http {
+                let url = url.map_or("?", String::as_str);
+                let _ = writeln!(out, "    a session with {url} over HTTP (no process)");
+                continue;
             }
             if inst.processes.is_empty() {
                 let _ = writeln!(out, "    (no live process)");

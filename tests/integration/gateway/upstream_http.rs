@@ -111,6 +111,12 @@ fn an_http_session_lives_as_long_as_its_client_session_and_ends_with_a_delete() 
         assert_eq!(sessions.len(), 1, "{:?}", upstream.records());
         let rows = instances(&cookie, name);
         assert_eq!(rows.len(), 1, "the session is in the ledger: {rows:?}");
+        let ps = crate::harness::tether_run(&cookie, &["ps"]);
+        let ps = String::from_utf8_lossy(&ps.stdout);
+        assert!(
+            ps.contains(&format!("a session with {} over HTTP", upstream.url)),
+            "{ps}"
+        );
         assert_eq!(c.delete(), 200);
         upstream.wait_record(&format!("DELETE {}", sessions[0]));
         assert!(
