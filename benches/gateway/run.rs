@@ -204,7 +204,7 @@ fn measure(bins: &Bins, dir: &Path) -> Result<()> {
         warm.call(&echo(1, "echo"), "bench")?;
         rss(gw.pid())?
     };
-    let one_server = format!("{}", server("fx"));
+    let one_server = server("fx");
     let stdio_config = dir.join("stdio.toml");
     std::fs::write(&stdio_config, &one_server)?;
     let direct = || -> Result<Piped> { Piped::start(Command::new(&bins.fixture)) };
