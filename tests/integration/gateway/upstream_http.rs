@@ -336,3 +336,33 @@ fn an_https_server_is_trusted_through_its_ca_file_and_refused_without_it() {
     drop(remote);
     cookie.assert_none_survive(SLACK);
 }
+
+#[test]
+fn a_session_the_server_opens_as_its_scope_ends_is_deleted_all_the_same() {
+    let cookie = Cookie::new();
+    // The server answers initialize late: the gateway shuts down while the session opens.
+    let remote = Remote::start(&cookie, "remote", &["--slow", "1500"]);
+    let mut gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &remote.server("remote", "lifetime = \"session\""),
+    );
+    let addr = gw.addr;
+    let opening = std::thread::spawn(move || {
+        let mut c = super::support::Client::new(addr, Some("remote"));
+        c.try_initialize()
+    });
+    gw.wait_log("instance starting (streamable HTTP)");
+    gw.signal(Signal::SIGTERM);
+    let status = gw.wait_exit(SLACK);
+    assert!(status.success(), "{}", gw.log());
+    let _ = opening.join();
+    assert!(
+        eventually(SLACK, || remote.sessions().len() == 1),
+        "{:?}",
+        remote.records()
+    );
+    remote.wait_record(&format!("DELETE {}", remote.sessions()[0]));
+    drop(remote);
+    cookie.assert_none_survive(SLACK);
+}

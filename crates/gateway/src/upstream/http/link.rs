@@ -42,6 +42,8 @@ pub struct Link {
     version: Mutex<Option<HeaderValue>>,
     /// The `initialize` the session began with, to begin a new one the same way.
     initialize: Mutex<Option<Bytes>>,
+    /// How many `initialize` exchanges are in flight (the session id comes with the answer).
+    initializing: tokio::sync::watch::Sender<usize>,
     /// The largest message accepted.
     pub max: usize,
 }
@@ -89,6 +91,7 @@ impl Link {
             session: Mutex::new(None),
             version: Mutex::new(None),
             initialize: Mutex::new(None),
+            initializing: tokio::sync::watch::channel(0).0,
             max,
         })
     }
@@ -111,6 +114,18 @@ impl Link {
         id.set_sensitive(true);
         *s = Some(id);
         true
+    }
+
+    /// Counts an `initialize` in flight until the guard drops.
+    pub fn initializing(&self) -> Initializing<'_> {
+        self.initializing.send_modify(|n| *n += 1);
+        Initializing(self)
+    }
+
+    /// Waits, up to `within`, until no `initialize` is in flight.
+    pub async fn initialized(&self, within: Duration) {
+        let mut rx = self.initializing.subscribe();
+        let _ = tokio::time::timeout(within, rx.wait_for(|n| *n == 0)).await;
     }
 
     /// Keeps the `initialize` message the session began with.
@@ -305,6 +320,15 @@ impl Link {
         } else {
             format!("{method} {} answered {status}: {text}", self.shown)
         }
+    }
+}
+
+/// An `initialize` in flight (see [`Link::initializing`]).
+pub struct Initializing<'a>(&'a Link);
+
+impl Drop for Initializing<'_> {
+    fn drop(&mut self) {
+        self.0.initializing.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

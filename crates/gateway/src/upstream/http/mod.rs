@@ -128,7 +128,12 @@ impl Closer {
         };
         runtime.spawn(async move {
             let outcome = match &self.ending {
-                Ending::Delete => self.link.delete().await,
+                Ending::Delete => {
+                    // A scope that ends while its instance starts: the session the server is
+                    // opening is known once `initialize` is answered (or given up on).
+                    self.link.initialized(link::DELETE_TIMEOUT).await;
+                    self.link.delete().await
+                }
                 Ending::CloseStream(stream) => {
                     let _ = stream.send(true);
                     "its event stream closed".to_string()
@@ -239,6 +244,7 @@ impl Exchange {
     }
 
     async fn exchange(&self) -> Result<(), String> {
+        let _starting = self.is_initialize.then(|| self.link.initializing());
         if self.is_initialize {
             self.link.remember_initialize(&self.message);
         }
@@ -252,11 +258,7 @@ impl Exchange {
             response = self.post().await?;
         }
         let status = response.status();
-        if self.link.adopt_session(&response) {
-            if let Some(up) = self.up.upgrade() {
-                self.record.session(&self.link, &up).await;
-            }
-        }
+        self.adopt(&response).await;
         if status == hyper::StatusCode::ACCEPTED || status == hyper::StatusCode::NO_CONTENT {
             return match self.id {
                 Some(_) => Err(format!(
@@ -321,6 +323,18 @@ impl Exchange {
                     self.link.shown
                 ))
             }
+        }
+    }
+
+    /// Takes the session id a response gives, the first time, and records it in the ledger
+    /// while the instance lives (once it ended, its closer, which waits for an `initialize` in
+    /// flight, DELETEs it).
+    async fn adopt(&self, response: &hyper::Response<hyper::body::Incoming>) {
+        if !self.link.adopt_session(response) {
+            return;
+        }
+        if let Some(up) = self.up.upgrade().filter(|u| !u.is_gone()) {
+            self.record.session(&self.link, &up).await;
         }
     }
 
@@ -390,9 +404,7 @@ impl Exchange {
         if !response.status().is_success() {
             return Err(self.link.refusal(&Method::POST, response).await);
         }
-        if self.link.adopt_session(&response) {
-            self.record.session(&self.link, &up).await;
-        }
+        self.adopt(&response).await;
         // Its answer is the one `initialize` already gave: read and dropped.
         let _ = self.link.body(response).await;
         let initialized = crate::jsonrpc::notification("notifications/initialized", None);
