@@ -484,9 +484,11 @@ async fn read_events(
     Ok(())
 }
 
-/// The server's own stream (GET), for what it says outside any request: opened once the
-/// session is ready, opened again when it ends, until the instance is gone. A server without
-/// one (405) is not asked again.
+/// The server's own stream, for what it says outside any request: the GET stream of the
+/// session-based revisions, or a 2026-07-28 server's `subscriptions/listen` (list changes and
+/// the resources clients subscribed to). Opened once the session is ready; read until the
+/// instance is gone; opened again when it ends (with backoff), or at once when the
+/// subscriptions change. A server without a GET stream (405) is not asked again.
 async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
     let Some(mut state) = up.upgrade().map(|u| u.state.subscribe()) else {
         return;
@@ -494,63 +496,33 @@ async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
     if state.wait_for(|s| !matches!(s, State::Starting)).await.is_err() {
         return;
     }
-    if up.upgrade().is_some_and(|u| u.revision.get().is_some()) {
-        return listen_2026(up, link, state).await;
-    }
     let mut backoff = Duration::from_millis(250);
     loop {
-        match up.upgrade() {
-            Some(u) if !u.is_gone() => {}
-            _ => return,
-        }
-        let opened = Instant::now();
-        match link.send(Method::GET, None).await {
-            Ok(r) if r.status() == hyper::StatusCode::METHOD_NOT_ALLOWED => return,
-            Ok(r) if r.status().is_success() && content(&r) == Some(Content::Events) => {
-                // Read until it ends or the instance does (a server that keeps it open and
-                // silent must not keep the connection past the session).
-                let mut route = |up: &Arc<Upstream>, m: &[u8]| up.route(m);
-                tokio::select! {
-                    read = read_events(&up, &link, r, &mut route) => {
-                        if let Err(e) = read {
-                            tracing::debug!("{e}");
-                        }
-                    }
-                    _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
-                }
+        // What opens the stream, and what wakes it to be opened again.
+        let (request, resubscribe) = {
+            let Some(alive) = up.upgrade().filter(|u| !u.is_gone()) else { return };
+            match alive.revision.get() {
+                Some(r) => (Some(r.listen_request()), Some(r.resubscribe_handle())),
+                None => (None, None),
             }
-            Ok(r) => {
-                let why = link.refusal(&Method::GET, r).await;
-                tracing::debug!("the server's own stream: {why}");
+        };
+        let resubscribed = async {
+            match &resubscribe {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
             }
-            Err(e) => tracing::debug!("the server's own stream: {e}"),
-        }
-        if opened.elapsed() > LISTEN_BACKOFF_MAX {
-            backoff = Duration::from_millis(250);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
-        }
-        backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
-    }
-}
-
-/// A 2026-07-28 server's listen stream: `subscriptions/listen` for list changes and the
-/// subscribed resources, read until the instance is gone, opened again when it ends (with
-/// backoff) or when the subscriptions change.
-async fn listen_2026(up: Weak<Upstream>, link: Arc<Link>, mut state: watch::Receiver<State>) {
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        let Some(alive) = up.upgrade() else { return };
-        let Some(revision) = alive.revision.get() else { return };
-        let (message, headers) = revision.listen_request();
-        let resubscribe = revision.resubscribe_handle();
-        drop(alive);
+        };
+        tokio::pin!(resubscribed);
         let opened = Instant::now();
-        let reopen = match link.send_with(Method::POST, Some(message), &headers).await {
+        let (method, sent) = match request {
+            Some((message, headers)) => (Method::POST, link.send_with(Method::POST, Some(message), &headers).await),
+            None => (Method::GET, link.send(Method::GET, None).await),
+        };
+        let reopen = match sent {
+            Ok(r) if r.status() == hyper::StatusCode::METHOD_NOT_ALLOWED && method == Method::GET => return,
             Ok(r) if r.status().is_success() && content(&r) == Some(Content::Events) => {
-                // The acknowledgement is the gateway's; the rest are the clients'.
+                // The acknowledgement of a listen stream is the gateway's; the rest are the
+                // clients'.
                 let mut route = |up: &Arc<Upstream>, m: &[u8]| {
                     let ack = std::str::from_utf8(m)
                         .ok()
@@ -567,30 +539,29 @@ async fn listen_2026(up: Weak<Upstream>, link: Arc<Link>, mut state: watch::Rece
                         }
                         false
                     }
-                    _ = resubscribe.notified() => true,
+                    _ = &mut resubscribed => true,
                     _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
                 }
             }
             Ok(r) => {
-                let why = link.refusal(&Method::POST, r).await;
-                tracing::debug!("the server's listen stream: {why}");
+                let why = link.refusal(&method, r).await;
+                tracing::debug!("the server's own stream: {why}");
                 false
             }
             Err(e) => {
-                tracing::debug!("the server's listen stream: {e}");
+                tracing::debug!("the server's own stream: {e}");
                 false
             }
         };
-        if reopen {
+        if reopen || opened.elapsed() > LISTEN_BACKOFF_MAX {
             backoff = Duration::from_millis(250);
-            continue;
         }
-        if opened.elapsed() > LISTEN_BACKOFF_MAX {
-            backoff = Duration::from_millis(250);
+        if reopen {
+            continue;
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = resubscribe.notified() => {}
+            _ = &mut resubscribed => {}
             _ = state.wait_for(|s| matches!(s, State::Gone(_))) => return,
         }
         backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
