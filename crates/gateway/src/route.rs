@@ -106,6 +106,11 @@ impl Call {
 }
 
 impl Call {
+    /// The `serverInfo` of the instance serving the call, as it declared it.
+    pub fn server_info(&self) -> Option<String> {
+        self.lease.upstream.init().map(|i| i.server_info.get().to_string())
+    }
+
     /// When the server's time for this call is up.
     pub fn deadline(&self) -> tokio::time::Instant {
         self.deadline

@@ -527,7 +527,11 @@ impl Driving {
                     let Some(parked) = self.parked.take() else {
                         return Step::Gone;
                     };
-                    let info = server_info(&self.gw, &parked.session);
+                    // The instance that answered says who it is; across servers, the gateway.
+                    let info = match &parked.session.mode {
+                        Mode::One(_) => parked.call.server_info(),
+                        Mode::All => server_info(&self.gw, &parked.session),
+                    };
                     return Step::Done(stamp::answer(
                         &a,
                         &self.id,

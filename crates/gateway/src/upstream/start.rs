@@ -46,6 +46,16 @@ pub struct StartError {
     pub why: String,
 }
 
+impl StartError {
+    /// Server `server` could not start, because `why`.
+    pub fn new(server: &str, why: String) -> StartError {
+        StartError {
+            server: server.to_string(),
+            why,
+        }
+    }
+}
+
 /// Most messages queued for a server's stdin before requests to it are refused (a server that
 /// stopped reading must not make the gateway's memory grow).
 pub const OUTBOX: usize = 1024;
@@ -58,10 +68,7 @@ pub fn spawn(
     scope: Scope,
     opts: &StartOptions,
 ) -> Result<Arc<Upstream>, StartError> {
-    let fail = |why: String| StartError {
-        server: server.name.clone(),
-        why,
-    };
+    let fail = |why: String| StartError::new(&server.name, why);
     let command = match &server.transport {
         Transport::Stdio(c) => (ServerCommand::Local(c.argv()), c),
         Transport::Ssh { target, command } => (
@@ -124,10 +131,7 @@ impl Upstream {
     /// whose own `initialize` the instance gets (an instance serving one client), `None` for a
     /// shared one. On failure the instance is ended.
     pub async fn initialize(&self, client: Option<&ClientInit>) -> Result<(), StartError> {
-        let fail = |why: String| StartError {
-            server: self.server.name.clone(),
-            why,
-        };
+        let fail = |why: String| StartError::new(&self.server.name, why);
         let params = protocol::initialize_params(client);
         // A server that may speak 2026-07-28 is asked first: then it has no `initialize`.
         let protocol = self.server.protocol;

@@ -45,10 +45,7 @@ pub fn spawn(
     scope: Scope,
     opts: &StartOptions,
 ) -> Result<Arc<Upstream>, StartError> {
-    let fail = |why: String| StartError {
-        server: server.name.clone(),
-        why,
-    };
+    let fail = |why: String| StartError::new(&server.name, why);
     let link = Arc::new(Link::new(upstream, opts.max_message).map_err(fail)?);
     let instance = tether_supervisor::ids::random_id().map_err(|e| fail(format!("generating an instance id: {e}")))?;
     let record = Record::new(
@@ -500,7 +497,9 @@ async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
     loop {
         // What opens the stream, and what wakes it to be opened again.
         let (request, resubscribe) = {
-            let Some(alive) = up.upgrade().filter(|u| !u.is_gone()) else { return };
+            let Some(alive) = up.upgrade().filter(|u| !u.is_gone()) else {
+                return;
+            };
             match alive.revision.get() {
                 Some(r) => (Some(r.listen_request()), Some(r.resubscribe_handle())),
                 None => (None, None),
@@ -515,7 +514,10 @@ async fn listen(up: Weak<Upstream>, link: Arc<Link>) {
         tokio::pin!(resubscribed);
         let opened = Instant::now();
         let (method, sent) = match request {
-            Some((message, headers)) => (Method::POST, link.send_with(Method::POST, Some(message), &headers).await),
+            Some((message, headers)) => (
+                Method::POST,
+                link.send_with(Method::POST, Some(message), &headers).await,
+            ),
             None => (Method::GET, link.send(Method::GET, None).await),
         };
         let reopen = match sent {
