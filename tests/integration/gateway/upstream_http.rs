@@ -366,3 +366,25 @@ fn a_session_the_server_opens_as_its_scope_ends_is_deleted_all_the_same() {
     drop(remote);
     cookie.assert_none_survive(SLACK);
 }
+
+#[test]
+fn a_reload_that_changes_an_http_server_deletes_its_old_session() {
+    let cookie = Cookie::new();
+    let remote = Remote::start(&cookie, "remote", &[]);
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &remote.server("remote", ""));
+    let mut c = gw.client(Some("remote"));
+    c.initialize();
+    c.echo("before the reload");
+    let first = remote.sessions()[0].clone();
+    std::fs::write(&gw.config, remote.server("remote", "request_timeout = \"30s\"")).expect("rewrite");
+    gw.signal(Signal::SIGHUP);
+    remote.wait_record(&format!("DELETE {first}"));
+    // The changed server serves on a session of its own.
+    let mut again = gw.client(Some("remote"));
+    again.initialize();
+    again.echo("after the reload");
+    assert_eq!(remote.sessions().len(), 2, "{:?}", remote.records());
+    gw.stop();
+    drop(remote);
+    cookie.assert_none_survive(SLACK);
+}
