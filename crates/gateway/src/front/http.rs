@@ -35,6 +35,8 @@ use crate::upstream::Out;
 const SESSION_ID: &str = "mcp-session-id";
 /// The protocol revision header (2025-06-18 and later).
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+/// How long a call's answer is waited for before its event stream's headers go out.
+const HEAD_START: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Answers one HTTP request.
 pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -383,11 +385,20 @@ async fn batch(gw: &Gateway, endpoint: &Endpoint, tag: u64, headers: &HeaderMap,
 }
 
 /// The answer to a call: an event stream of what the server says, ending with the answer (in
-/// the `json` response mode, JSON when the answer comes first); for a client that takes only
+/// the `json` response mode, JSON when the answer comes first; in the `stream` mode, an answer
+/// within [`HEAD_START`] is sent as a whole stream of one event); for a client that takes only
 /// JSON, the answer alone, what was said during the call going to the session's GET stream.
 async fn answer_call(mut call: route::Call, accept: Accepts, mode: ResponseMode) -> Response<Body> {
     if accept.events && mode == ResponseMode::Stream {
-        return stream_call(call, None);
+        // An answer that comes at once goes out whole, one event with its length, in one
+        // write; a stream (a task, chunked framing, two more writes) only for a call that
+        // says something first or takes its time.
+        return match tokio::time::timeout(HEAD_START, call.next()).await {
+            Ok(Some(Out::Answer(a))) => answer_now(a, accept, mode),
+            Ok(Some(Out::Interim(m))) => stream_call(call, Some(m)),
+            Ok(None) => plain(StatusCode::INTERNAL_SERVER_ERROR, "the call ended without an answer"),
+            Err(_) => stream_call(call, None),
+        };
     }
     let first = match call.next().await {
         Some(Out::Answer(a)) => return json(StatusCode::OK, a),

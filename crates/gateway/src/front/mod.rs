@@ -1,10 +1,12 @@
 //! The front doors: streamable HTTP ([`http`]) and stdio ([`stdio`]), with the checks every
-//! HTTP request passes first ([`guard`]) and the bodies it answers with ([`body`]).
+//! HTTP request passes first ([`guard`]) and the bodies it answers with ([`body`]); the stdio
+//! door's ends are pipes on the runtime's thread where they can be ([`stdio_ends`]).
 
 pub mod body;
 pub mod guard;
 pub mod http;
 pub mod stdio;
+mod stdio_ends;
 
 use std::sync::Arc;
 

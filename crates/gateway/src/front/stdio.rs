@@ -28,9 +28,9 @@ const OUT_QUEUE: usize = 1024;
 /// Serves the client on stdin/stdout until EOF, then sets `stop`.
 pub async fn serve(gw: Arc<Gateway>, stop: watch::Sender<bool>) {
     let (out, rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
-    let writer = tokio::spawn(write(rx));
+    let writer = tokio::spawn(write(rx, super::stdio_ends::output()));
     let max = gw.config().gateway.max_message_size;
-    let mut lines = BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+    let mut lines = BufReader::with_capacity(64 * 1024, super::stdio_ends::input());
     let mut session: Option<Arc<Session>> = None;
     let mut line = Vec::new();
     loop {
@@ -205,8 +205,7 @@ async fn modern(gw: Arc<Gateway>, out: mpsc::Sender<Bytes>, text: String) {
 }
 
 /// Writes whole lines to stdout until every sender is gone.
-async fn write(mut rx: mpsc::Receiver<Bytes>) {
-    let mut stdout = tokio::io::stdout();
+async fn write(mut rx: mpsc::Receiver<Bytes>, mut stdout: super::stdio_ends::Output) {
     let mut buf = Vec::with_capacity(16 * 1024);
     while let Some(first) = rx.recv().await {
         buf.clear();
