@@ -1,19 +1,36 @@
-//! What `tether serve` costs a tool call: round trips through the gateway, throughput with
-//! several clients, and the gateway's own CPU time and memory, each against the same fixture
-//! server run directly over stdio with the same client code.
+//! What `tether serve` costs, beside its peers: one command (`scripts/bench`, which installs
+//! the pinned servers and peers, builds the release binaries and runs `cargo bench --bench
+//! gateway`) that starts everything itself on loopback and prints, as Markdown on stdout:
 //!
-//! Run with `cargo bench --bench gateway` (it uses the release binaries beside the bench
-//! executable). Progress goes to stderr, the results to stdout as Markdown.
+//! 1. sequential round trips (p50/p99) directly over stdio, through `/mcp/{server}` (JSON and
+//!    event-stream answers), `/mcp` and `tether serve --stdio`, and through supergateway and
+//!    mcp-proxy, with the fixture and with server-everything ([`latency`]);
+//! 2. throughput with 1, 8 and 64 clients: one `shared` instance, `session` instances, the
+//!    peers, against as many direct server processes ([`throughput`]);
+//! 3. CPU time per call of the process in between (from `/proc`), and memory ([`memory`]);
+//! 4. teardown latency and `tether wrap`'s start-up and teardown ([`teardown`]);
+//! 5. session churn ([`churn`]); 6. a thousand sessions at once ([`thousand`]);
+//! 7. the targets of issue 12, met or missed ([`report`]).
 //!
-//! The first of the issue's benchmark phases: latency (`/mcp/{server}`, `/mcp` aggregated,
-//! `--stdio`), throughput with 1 and 8 clients on one shared instance against as many direct
-//! servers, CPU per call from `/proc/<gateway>/stat`, RSS idle and after load. Rounds are
-//! alternated between the ways of calling, and every figure is the median of the rounds.
-//! The gateway answers in its `json` response mode (JSON when the answer comes first), so the
-//! client reads one body per call.
+//! Figures are medians of rounds, and ratios are taken within this run. Every server the bench
+//! starts is started through a link in the bench's own directory, so its command line carries
+//! that path: at the end no process may carry it ([`procfs::tagged`]). Progress goes to stderr.
 
+mod bins;
+mod churn;
 mod clients;
+mod latency;
+mod memory;
+mod procfs;
+mod report;
 mod run;
+mod servers;
+mod services;
+mod stats;
+mod teardown;
+mod thousand;
+mod throughput;
+mod ways;
 
 fn main() {
     if let Err(e) = run::run() {

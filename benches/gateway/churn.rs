@@ -1,0 +1,115 @@
+//! Phase 5: session churn. Clients open a session, make one call (which starts the session's
+//! own instance) and end it, as fast as they can, for a while; the gateway's processes, fds
+//! and memory are sampled as it runs and once every instance is gone, to show that nothing
+//! accumulates.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, ensure, Result};
+
+use crate::bins::Bins;
+use crate::clients::{Caller, Http};
+use crate::procfs;
+use crate::progress;
+use crate::services::Service;
+
+/// How long the churn runs.
+const RUN: Duration = Duration::from_secs(5);
+/// Clients churning at once.
+const CLIENTS: usize = 2;
+
+/// The gateway at one moment.
+#[derive(Clone, Copy)]
+pub struct Sample {
+    pub processes: usize,
+    pub fds: usize,
+    pub rss_kib: u64,
+}
+
+pub struct Churn {
+    pub sessions_per_s: f64,
+    /// Before the run, the busiest moment seen, and after every instance ended.
+    pub before: Sample,
+    pub peak: Sample,
+    pub after: Sample,
+    pub sessions: u64,
+}
+
+fn sample(pid: u32) -> Result<Sample> {
+    Ok(Sample {
+        processes: procfs::descendants(pid).len(),
+        fds: procfs::fds(pid)?,
+        rss_kib: procfs::rss(pid)?,
+    })
+}
+
+pub fn measure(bins: &Bins) -> Result<Churn> {
+    let fixture = crate::servers::Server::fixture(bins);
+    let gw = Service::tether(bins, "churn", &fixture.table("c", &[], "lifetime = \"session\""))?;
+    // One session first, so the gateway's one-time allocations are behind the baseline.
+    let mut warm = Http::open(gw.addr, "/mcp/c")?;
+    warm.echo(1, "echo")?;
+    warm.delete()?;
+    settle(gw.pid())?;
+    let before = sample(gw.pid())?;
+    progress(format_args!("churn: {} s, {CLIENTS} clients", RUN.as_secs()));
+    let stop = AtomicBool::new(false);
+    let count = AtomicU64::new(0);
+    let mut peak = before;
+    let t = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    let mut c = Http::connect(gw.addr, "/mcp/c")?;
+                    while !stop.load(Ordering::Relaxed) {
+                        c.initialize()?;
+                        c.echo(1, "echo")?;
+                        let status = c.delete()?;
+                        ensure!(status == 200 || status == 204, "DELETE: status {status}");
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        while t.elapsed() < RUN && !workers.iter().any(|w| w.is_finished()) {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = sample(gw.pid())?;
+            peak.processes = peak.processes.max(now.processes);
+            peak.fds = peak.fds.max(now.fds);
+            peak.rss_kib = peak.rss_kib.max(now.rss_kib);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().map_err(|_| anyhow!("a churn client panicked"))??;
+        }
+        Ok(())
+    })?;
+    let elapsed = t.elapsed();
+    let sessions = count.load(Ordering::Relaxed);
+    settle(gw.pid())?;
+    let after = sample(gw.pid())?;
+    Ok(Churn {
+        sessions_per_s: sessions as f64 / elapsed.as_secs_f64(),
+        before,
+        peak,
+        after,
+        sessions,
+    })
+}
+
+/// Waits until the gateway has no process left below it (every instance ended).
+pub fn settle(pid: u32) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !procfs::descendants(pid).is_empty() {
+        ensure!(
+            Instant::now() < deadline,
+            "processes below the gateway 60 s after their sessions ended: {:?}",
+            procfs::descendants(pid)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
