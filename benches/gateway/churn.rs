@@ -51,6 +51,7 @@ pub fn measure(bins: &Bins) -> Result<Churn> {
     let mut warm = Http::open(gw.addr, "/mcp/c")?;
     warm.echo(1, "echo")?;
     warm.delete()?;
+    drop(warm);
     settle(gw.pid())?;
     let before = sample(gw.pid())?;
     progress(format_args!("churn: {} s, {CLIENTS} clients", RUN.as_secs()));
@@ -90,6 +91,12 @@ pub fn measure(bins: &Bins) -> Result<Churn> {
     let elapsed = t.elapsed();
     let sessions = count.load(Ordering::Relaxed);
     settle(gw.pid())?;
+    // The clients' connections and the ended instances' pipes close as the gateway notices:
+    // give it a moment (up to 5 s) to come back to where it started.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while procfs::fds(gw.pid())? > before.fds && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let after = sample(gw.pid())?;
     Ok(Churn {
         sessions_per_s: sessions as f64 / elapsed.as_secs_f64(),
