@@ -189,6 +189,7 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
             .as_ref()
             .map(InstanceCgroup::join_fds)
             .unwrap_or_default(),
+        born_in: partial.cgroup.as_ref().map(|cg| (cg.dir_fd(), cg.other_join_fds())),
         cookie: cookie.as_ref(),
         stderr: ssh_stderr.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
     };
