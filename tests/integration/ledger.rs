@@ -242,11 +242,12 @@ fn a_hundred_concurrent_shims_share_the_ledger() {
         assert!(!stderr.contains("ledger"), "shim {i} had ledger trouble: {stderr}");
     }
     drop(readers);
+    // The watchdogs close the rows after their shims exit, and carry the cookie until then.
+    cookie.assert_none_survive(Duration::from_secs(5));
     let ledger = Ledger::open(&cookie.state_dir()).expect("ledger");
     let all = ledger.all_instances().expect("instances");
     assert_eq!(all.len(), 100);
     assert!(all.iter().all(|i| i.state.as_str() == "ended"), "{all:#?}");
-    cookie.assert_none_survive(Duration::from_secs(2));
 }
 
 #[test]

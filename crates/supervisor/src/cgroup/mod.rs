@@ -67,6 +67,9 @@ pub struct InstanceCgroup {
     /// `cgroup.procs` of `dir`, opened before the server is forked so that the child only has
     /// to `write("0")` (async-signal-safe) to join.
     procs: File,
+    /// The directory itself, open, for a child to be born in it (`clone3(CLONE_INTO_CGROUP)`)
+    /// instead of moving in through `procs`.
+    dir_fd: File,
     /// A process-count limit, when one was asked for and could be set.
     pids: Option<PidsLimit>,
 }
@@ -102,6 +105,13 @@ impl InstanceCgroup {
                 return Err(io_err("opening", &dir.join("cgroup.procs"))(e));
             }
         };
+        let dir_fd = match File::open(&dir) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_dir(&dir);
+                return Err(io_err("opening", &dir)(e));
+            }
+        };
         let mut warning = None;
         let pids = match max_procs {
             None => None,
@@ -113,7 +123,15 @@ impl InstanceCgroup {
                 }
             },
         };
-        Ok((InstanceCgroup { dir, procs, pids }, warning))
+        Ok((
+            InstanceCgroup {
+                dir,
+                procs,
+                dir_fd,
+                pids,
+            },
+            warning,
+        ))
     }
 
     /// The cgroup's directory.
@@ -130,8 +148,19 @@ impl InstanceCgroup {
     /// before it execs, so that nothing it starts is ever outside.
     pub fn join_fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.procs.as_raw_fd()];
-        fds.extend(self.pids.as_ref().and_then(PidsLimit::procs_fd));
+        fds.extend(self.other_join_fds());
         fds
+    }
+
+    /// The fd of the v2 directory, to be born in (see `crate::fork::fork_into_cgroup`).
+    pub fn dir_fd(&self) -> RawFd {
+        self.dir_fd.as_raw_fd()
+    }
+
+    /// [`InstanceCgroup::join_fds`] but the v2 one: what a child born in the v2 cgroup still
+    /// joins by a write (a v1 pids cgroup).
+    pub fn other_join_fds(&self) -> Vec<RawFd> {
+        self.pids.as_ref().and_then(PidsLimit::procs_fd).into_iter().collect()
     }
 
     /// Pids of the members (processes, not threads).

@@ -22,6 +22,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use error::sql;
@@ -35,6 +36,24 @@ pub const FILE_NAME: &str = "ledger.sqlite3";
 const SCHEMA_VERSION: i64 = 1;
 /// The most problems `PRAGMA quick_check` lists (SQLite's own default).
 const QUICK_CHECK_LIMIT: usize = 100;
+/// Pages in the WAL past which a commit checkpoints it (SQLite's default is 1000).
+///
+/// SQLite's default life cycle costs a `tether wrap` about 1 ms at each end: the last
+/// connection to close checkpoints the WAL (two fsyncs) and deletes it, so the next one, alone
+/// again, creates it (an fsync of the directory) and syncs its header on the first commit. With
+/// one short-lived shim per instance, nearly every spawn was "the last" and "the first". So no
+/// connection checkpoints on close (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`): the WAL stays, and
+/// commits checkpoint it once it holds this many pages. The price: a connection that opens
+/// the ledger alone rebuilds the WAL's index by reading it (the `-shm` file is reset by the
+/// first opener), a read of at most this many pages from the page cache, which a small
+/// threshold keeps well under the fsyncs it replaces; and the WAL starts over (its header
+/// synced) only after a checkpoint, which the watchdogs do off the client's path
+/// ([`Ledger::tidy_wal`]). Durability is unchanged: commits are in the WAL either way, and
+/// `synchronous=NORMAL` never synced them at commit.
+const CHECKPOINT_PAGES: u32 = 64;
+/// The threshold for a shim's own connection (see [`Ledger::defer_checkpoints`]); only a WAL
+/// nobody else checkpoints reaches it.
+const DEFERRED_CHECKPOINT_PAGES: u32 = 1000;
 /// How long a writer waits for another one before giving up. Writes take well under a
 /// millisecond; this only matters when hundreds of shims start at once on a loaded host.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -81,8 +100,8 @@ impl Ledger {
 
     fn configure(&mut self) -> Result<(), LedgerError> {
         self.conn
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(sql(&self.path, "busy_timeout"))?;
+            .busy_handler(Some(wait_for_writer))
+            .map_err(sql(&self.path, "busy_handler"))?;
         // Switching to WAL takes an exclusive lock once per database; when many processes
         // open a new ledger at once, some see SQLITE_BUSY here without the busy handler.
         let deadline = Instant::now() + BUSY_TIMEOUT;
@@ -101,8 +120,44 @@ impl Ledger {
         // NORMAL is durable against a killed process (the WAL is in the page cache); a power
         // loss may drop the last commits, and then every local process is gone too.
         self.conn
-            .execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;")
-            .map_err(sql(&self.path, "pragmas"))
+            .execute_batch(&format!(
+                "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;
+                 PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}; PRAGMA journal_size_limit=0;"
+            ))
+            .map_err(sql(&self.path, "pragmas"))?;
+        // See CHECKPOINT_PAGES: the WAL is left for the next connection, not checkpointed and
+        // deleted by whoever closes last.
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(sql(&self.path, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE"))
+            .map(drop)
+    }
+
+    /// Checkpoints the WAL if it holds more than [`CHECKPOINT_PAGES`] pages, so that the next
+    /// write starts it over (and syncs its new header) here rather than in a shim on its
+    /// client's start-up path; a watchdog calls it before it closes its instance's row. The
+    /// size is read from the file, which `journal_size_limit=0` trims to what is in use each
+    /// time the WAL starts over. `PASSIVE`: it never makes a writer wait.
+    pub fn tidy_wal(&mut self) -> Result<(), LedgerError> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let frame = 24 + 4096; // a frame header and a page of the default size
+        let pages = fs::metadata(&wal).map_or(0, |m| m.len().saturating_sub(32) / frame);
+        if pages <= u64::from(CHECKPOINT_PAGES) {
+            return Ok(());
+        }
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(sql(&self.path, "PRAGMA wal_checkpoint(PASSIVE)"))
+    }
+
+    /// Leaves checkpoints to other connections unless the WAL grows large: for a shim, whose
+    /// writes are on its client's start-up path (a checkpoint syncs the WAL and the database).
+    /// Its watchdog, which closes its row off that path, checkpoints at the usual threshold.
+    pub fn defer_checkpoints(&mut self) -> Result<(), LedgerError> {
+        self.conn
+            .execute_batch(&format!("PRAGMA wal_autocheckpoint={DEFERRED_CHECKPOINT_PAGES};"))
+            .map_err(sql(&self.path, "PRAGMA wal_autocheckpoint"))
     }
 
     fn migrate(&mut self) -> Result<(), LedgerError> {
@@ -157,6 +212,25 @@ impl Ledger {
             Err(error::quick_check_failed(&self.path, &rows, QUICK_CHECK_LIMIT))
         }
     }
+}
+
+/// SQLite's busy handler, called when another connection holds the write lock; `tries` counts
+/// the calls before this one. SQLite's own (`busy_timeout`) sleeps 1 ms first, then longer,
+/// for a lock held about 0.1 ms: a shim that met a watchdog closing its row would lose a
+/// millisecond of its client's start-up. This one sleeps 50 µs more on each try, up to 5 ms,
+/// and gives up after about [`BUSY_TIMEOUT`].
+fn wait_for_writer(tries: i32) -> bool {
+    let step = Duration::from_micros(50);
+    let cap = Duration::from_millis(5);
+    let tries = u32::try_from(tries).unwrap_or(0);
+    // 100 tries ramp up to the cap in about 0.25 s; the rest wait at the cap.
+    let ramp: u32 = 100;
+    let after_ramp = BUSY_TIMEOUT.as_micros() / cap.as_micros();
+    if u128::from(tries) > u128::from(ramp) + after_ramp {
+        return false;
+    }
+    std::thread::sleep((step * (tries + 1)).min(cap));
+    true
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {

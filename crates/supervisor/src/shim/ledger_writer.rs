@@ -5,7 +5,8 @@
 //! runs without a cgroup: every descendant that scrubbed the cookie from its environment, found
 //! by walking the tree from the server and the shim's own (adopted) children, since after a
 //! SIGKILL of the shim only its recorded identity can find such a process. At the end: how it
-//! ended.
+//! ended, written by the watchdog after the shim's exit (see `super::watchdog`), or here when
+//! there is no watchdog to hand it to.
 //!
 //! The ledger serves the sweep; containment does not depend on it. So a ledger that cannot be
 //! opened or written is reported once on stderr and the instance runs on without it.
@@ -93,6 +94,7 @@ impl LedgerWriter {
             ended_ms: None,
         });
         let opened = Ledger::open(dir).and_then(|mut l| {
+            l.defer_checkpoints()?;
             l.record_owner_and_intent(owner.as_ref(), intent)?;
             Ok(l)
         });
@@ -173,6 +175,12 @@ impl LedgerWriter {
     pub fn remote(&mut self, remote: &crate::ssh::RemoteSide) {
         let json = remote.to_json();
         self.with(|l, inst| l.record_remote(inst, &json));
+    }
+
+    /// True while the ledger is open and writable (so the row can be closed, here or by the
+    /// watchdog).
+    pub fn is_open(&self) -> bool {
+        self.ledger.is_some()
     }
 
     /// Records how the instance ended, and the owner's end when it stood alone.

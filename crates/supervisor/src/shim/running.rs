@@ -15,7 +15,7 @@ use super::ssh_client::SshClient;
 use super::teardown::{Action, Phase, Teardown, Trigger};
 use super::tree::{ServerExit, Tree};
 use super::watch::{Event, Watch};
-use super::watchdog::Watchdog;
+use super::watchdog::{Handover, Watchdog};
 
 /// How often the tree is re-checked and re-killed after SIGKILL went out.
 const KILLING_TICK: Duration = Duration::from_millis(10);
@@ -242,8 +242,8 @@ impl Instance {
         }
     }
 
-    /// Reaps the server, closes the ledger row and removes the cgroup; returns the server's
-    /// status.
+    /// Reaps the server, removes the cgroup and hands the rest (the row's end, with a cgroup
+    /// the cookie's last pass) to the watchdog; returns the server's status.
     fn finish(mut self, outcome: Outcome) -> ServerExit {
         let by_us = self.server_end.is_some_and(|e| e.by_us);
         if let Outcome::GaveUp = outcome {
@@ -265,6 +265,8 @@ impl Instance {
         }
         let cause = self.teardown.cause().map(Trigger::describe).unwrap_or_default();
         tracing::debug!("instance {}: tree ended ({cause})", self.id);
+        let sweep = self.tree.leaves_sweep_to_watchdog();
+        let cookie = self.tree.cookie().cloned();
         let (exit, cgroup) = self.tree.finish(true);
         if let Some(ssh) = self.ssh.take() {
             ssh.finish(exit, by_us, &mut self.ledger);
@@ -283,11 +285,21 @@ impl Instance {
             }
             _ => false,
         };
-        if !cgroup_left {
-            self.ledger.ended(&format!("{cause}; server {}", exit.describe()));
-        }
-        if let Some(w) = self.watchdog.take() {
-            w.dismiss();
+        let reason = (!cgroup_left).then(|| format!("{cause}; server {}", exit.describe()));
+        // The tree is dead: what is left (closing the row, the cookie's last pass) need not
+        // hold the client, so the watchdog does it after this shim's exit.
+        let handover = Handover {
+            sweep,
+            close_row: reason.filter(|_| self.ledger.is_open()),
+        };
+        let handed = self.watchdog.take().is_some_and(|w| w.hand_over_end(&handover));
+        if !handed {
+            if let (true, Some(cookie)) = (handover.sweep, &cookie) {
+                cookie.signal_carriers(Signal::SIGKILL, &[]);
+            }
+            if let Some(reason) = &handover.close_row {
+                self.ledger.ended(reason);
+            }
         }
         exit
     }

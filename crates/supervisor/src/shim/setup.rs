@@ -1,7 +1,8 @@
 //! Setting an instance up, in the order the guarantee needs: first who the client is (so its
 //! death during set-up is still seen) and the signals (so none is lost), then the layers, then
-//! the intent in the ledger, then the watchdog, and only then the server, forked to wait at a
-//! gate until its identity is recorded.
+//! the watchdog (before the ledger is opened, see [`super::watchdog`]), then the intent in the
+//! ledger, and only then the server, forked (born in the instance cgroup) to wait at a gate
+//! until its identity is recorded.
 //!
 //! What is made along the way is held by a [`Partial`]: if set-up fails half-way it undoes
 //! everything on drop (the ledger row is closed with the reason, the cgroup removed, the
@@ -19,7 +20,7 @@ use super::ssh_client::SshClient;
 use super::teardown::{Teardown, Trigger};
 use super::tree::Tree;
 use super::watch::{self, Watch};
-use super::watchdog::{Charge, RemoteCharge, Watchdog};
+use super::watchdog::{Charge, RemoteCharge, RowCharge, Watchdog};
 use super::{os, ShimConfig, ShimError};
 use crate::cgroup::pids::PidsLimit;
 use crate::cgroup::InstanceCgroup;
@@ -150,20 +151,12 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
     }
     log_layers(&cfg, &layers, cgroup.as_ref());
 
-    let cgroup_dirs = cgroup_dirs(cgroup.as_ref());
-    let ledger = begin_ledger(&cfg, &layers, cgroup.as_ref(), ssh.as_ref());
-    let mut partial = Partial {
-        ledger: Some(ledger),
-        cgroup,
-        watchdog: None,
-        ssh,
-        failure: String::new(),
-    };
-    crate::failpoint::hit("after-intent");
+    // The watchdog before the ledger is opened: its copy of this process then holds no SQLite
+    // state, so it may open a connection of its own to close the row after a handover.
     let charge = Charge {
-        cgroups: cgroup_dirs,
+        cgroups: cgroup_dirs(cgroup.as_ref()),
         cookie: cookie.clone(),
-        remote: partial.ssh.as_ref().and_then(|client| {
+        remote: ssh.as_ref().and_then(|client| {
             Some(RemoteCharge {
                 exe: std::env::current_exe().ok()?,
                 state_dir: cfg.state_dir.clone(),
@@ -171,6 +164,18 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
                 remote: client.remote().clone(),
             })
         }),
+        ledger: cfg.state_dir.as_ref().map(|dir| RowCharge {
+            state_dir: dir.clone(),
+            instance: cfg.instance.clone(),
+            owner: cfg.standalone.then(|| cfg.owner.clone()),
+        }),
+    };
+    let mut partial = Partial {
+        ledger: None,
+        cgroup,
+        watchdog: None,
+        ssh,
+        failure: String::new(),
     };
     match Watchdog::start(charge) {
         Ok(w) => partial.watchdog = Some(w),
@@ -179,6 +184,13 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
             return Err(os("forking the watchdog")(e));
         }
     }
+    partial.ledger = Some(begin_ledger(
+        &cfg,
+        &layers,
+        partial.cgroup.as_ref(),
+        partial.ssh.as_ref(),
+    ));
+    crate::failpoint::hit("after-intent");
 
     let spec = ServerSpec {
         argv: &argv,
@@ -189,6 +201,7 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
             .as_ref()
             .map(InstanceCgroup::join_fds)
             .unwrap_or_default(),
+        born_in: partial.cgroup.as_ref().map(|cg| (cg.dir_fd(), cg.other_join_fds())),
         cookie: cookie.as_ref(),
         stderr: ssh_stderr.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
     };

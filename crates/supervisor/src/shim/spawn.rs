@@ -1,6 +1,7 @@
 //! Starting the server: where a shim forks and execs it, in two steps.
 //!
-//! [`spawn`] forks; the child does everything that must hold from the server's first
+//! [`spawn`] forks (born in the instance cgroup when the kernel can, see
+//! `crate::fork::fork_into_cgroup`); the child does everything that must hold from the server's first
 //! instruction (join the instance cgroup, lead a new process group, die with the shim through
 //! `PR_SET_PDEATHSIG`, safe because the shim is single-threaded) and then *waits at a gate*.
 //! The shim records the child's identity in the ledger and only then [`Gate::open`]s it, so no
@@ -29,8 +30,11 @@ pub struct ServerSpec<'a> {
     pub group: bool,
     /// Set `PR_SET_PDEATHSIG(SIGKILL)`.
     pub pdeathsig: bool,
-    /// Fds to write `"0"` to, joining cgroups.
+    /// Fds to write `"0"` to, joining cgroups, when the child is forked outside them.
     pub join_fds: Vec<RawFd>,
+    /// A v2 cgroup to be born in instead (its directory's fd), with the fds the child must
+    /// still write to then (a v1 pids cgroup). Falls back to `join_fds` if the kernel refuses.
+    pub born_in: Option<(RawFd, Vec<RawFd>)>,
     /// Environment cookie to add.
     pub cookie: Option<&'a Cookie>,
     /// An fd to become the server's stderr instead of the shim's (an SSH server's, so the
@@ -148,7 +152,7 @@ pub fn spawn(spec: ServerSpec<'_>) -> Result<Gate, SpawnError> {
     let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
     let (gate_r, gate_w) = nix::unistd::pipe2(cloexec).map_err(|e| other("pipe")(e.into()))?;
     let (report_r, report_w) = nix::unistd::pipe2(cloexec).map_err(|e| other("pipe")(e.into()))?;
-    let child = Child {
+    let mut child = Child {
         image: &image,
         group: spec.group,
         pdeathsig: spec.pdeathsig,
@@ -160,7 +164,21 @@ pub fn spawn(spec: ServerSpec<'_>) -> Result<Gate, SpawnError> {
         report: report_w.as_raw_fd(),
         report_r: report_r.as_raw_fd(),
     };
-    match crate::fork::fork_single_threaded().map_err(other("fork"))? {
+    let forked = match &spec.born_in {
+        Some((dir, rest)) => match crate::fork::fork_into_cgroup(*dir) {
+            Ok(forked) => {
+                // In both processes; no allocation, so also safe in the child.
+                child.join_fds = rest;
+                Ok(forked)
+            }
+            Err(e) => {
+                tracing::debug!("clone3 into the instance cgroup: {e}; forking and joining instead");
+                crate::fork::fork_single_threaded()
+            }
+        },
+        None => crate::fork::fork_single_threaded(),
+    };
+    match forked.map_err(other("fork"))? {
         ForkResult::Child => child.run(),
         ForkResult::Parent { child: pid } => {
             if spec.group {

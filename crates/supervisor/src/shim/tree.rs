@@ -156,6 +156,25 @@ impl Tree {
         }
     }
 
+    /// The instance's cookie, when that layer is on.
+    pub fn cookie(&self) -> Option<&Cookie> {
+        self.cookie.as_ref()
+    }
+
+    /// Whether the shim itself sweeps `/proc` for the cookie. Not while a cgroup holds the tree
+    /// and the watchdog lives: the cgroup reaches every member, and a carrier could be outside
+    /// it only if something moved it out, which the watchdog's pass after the handover catches
+    /// (see [`super::watchdog`]). That pass reads every process's environment, a cost that
+    /// grows with the host's process count, off the client's path.
+    pub fn sweeps_cookie(&self) -> bool {
+        self.cookie.is_some() && (self.cgroup.is_none() || self.watchdog.is_none())
+    }
+
+    /// True when the cookie sweep is the watchdog's (see [`Tree::sweeps_cookie`]).
+    pub fn leaves_sweep_to_watchdog(&self) -> bool {
+        self.cookie.is_some() && !self.sweeps_cookie()
+    }
+
     /// Sends `signal` to every member by every means in force.
     pub fn signal(&mut self, signal: Signal) {
         if self.server_exit().is_none() {
@@ -189,7 +208,7 @@ impl Tree {
             // Unreaped children of ours: their pids cannot have been recycled.
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
         }
-        let due = self.last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_INTERVAL);
+        let due = self.last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_INTERVAL) && self.sweeps_cookie();
         if let (Some(cookie), true) = (&self.cookie, due) {
             self.last_sweep = Some(Instant::now());
             let exclude: Vec<i32> = self.watchdog.into_iter().collect();
@@ -215,7 +234,7 @@ impl Tree {
         self.carriers.retain(Pidfd::is_alive);
         r.carriers = self.carriers.len();
         let just_swept_clean = std::mem::take(&mut self.clean_sweep_pending);
-        if sweep && r.is_empty() && !just_swept_clean {
+        if sweep && r.is_empty() && !just_swept_clean && self.sweeps_cookie() {
             if let Some(cookie) = &self.cookie {
                 let exclude: Vec<i32> = self.watchdog.into_iter().collect();
                 r.carriers = cookie.carriers(&exclude).len();
