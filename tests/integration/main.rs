@@ -5,6 +5,7 @@
 // for the library.
 #![allow(clippy::disallowed_methods)]
 
+mod cgroup_escape;
 mod doctor_advice;
 mod doctor_dead_shim;
 mod doctor_host;

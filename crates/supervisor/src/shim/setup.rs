@@ -230,6 +230,7 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
         leader,
         allow(Layer::Group),
         use_pidfd,
+        layers.active.contains(&Layer::Subreaper),
         cgroup,
         cookie,
         watchdog.as_ref().map(Watchdog::pid),
