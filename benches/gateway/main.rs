@@ -2,9 +2,10 @@
 //! the pinned servers and peers, builds the release binaries and runs `cargo bench --bench
 //! gateway`) that starts everything itself on loopback and prints, as Markdown on stdout:
 //!
-//! 1. sequential round trips (p50/p99) directly over stdio, through `/mcp/{server}` (JSON and
-//!    event-stream answers), `/mcp` and `tether serve --stdio`, and through supergateway and
-//!    mcp-proxy, with the fixture and with server-everything ([`latency`]);
+//! 1. sequential round trips (p50/p99) directly over stdio, through the floor (a minimal relay,
+//!    [`floor`]), through `/mcp/{server}` (JSON and event-stream answers), `/mcp` and `tether
+//!    serve --stdio`, and through supergateway and mcp-proxy, with the fixture and with
+//!    server-everything ([`latency`]);
 //! 2. throughput with 1, 8 and 64 clients: one `shared` instance, `session` instances, the
 //!    peers, against as many direct server processes ([`throughput`]);
 //! 3. CPU time per call of the process in between (from `/proc`), and memory ([`memory`]);
@@ -19,6 +20,7 @@
 mod bins;
 mod churn;
 mod clients;
+mod floor;
 mod latency;
 mod memory;
 mod procfs;
@@ -33,6 +35,14 @@ mod throughput;
 mod ways;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--floor-relay") {
+        if let Err(e) = floor::main(&args[2..]) {
+            eprintln!("bench gateway: floor relay: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Err(e) = run::run() {
         eprintln!("bench gateway: error: {e:#}");
         std::process::exit(1);

@@ -47,9 +47,16 @@ pub fn fds(pid: u32) -> Result<usize> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }
 
-/// Whether the process exists (a zombie still does: it is not reaped).
-pub fn exists(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+/// Whether the process is alive: it exists and has not exited (a zombie has: it is dead,
+/// waiting for its parent to reap it).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(str::to_string))
+        })
+        .is_some_and(|state| state != "Z" && state != "X")
 }
 
 /// Every process below `pid` (children of every thread, recursively).

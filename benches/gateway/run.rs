@@ -14,8 +14,13 @@ use crate::services::Service;
 use crate::ways::Way;
 use crate::{churn, latency, procfs, teardown, thousand, throughput};
 
-/// Rounds of every latency and throughput measurement; medians are reported.
+/// Rounds of every throughput measurement, and of latency ([`LATENCY_ROUNDS`]); medians are
+/// reported.
 pub const ROUNDS: usize = 3;
+pub const LATENCY_ROUNDS: usize = 5;
+
+/// The floor's label in the reports.
+pub const FLOOR: &str = "the floor (a minimal hyper relay)";
 
 /// Sequential calls per latency round.
 const LATENCY_CALLS: u64 = 2000;
@@ -55,9 +60,9 @@ fn measure(bins: &Bins) -> Result<Results> {
     for server in &servers {
         per_server.push(one_server(bins, server, &shared, &stream, &session)?);
     }
-    let per_session = memory::per_session(&shared, "/mcp/fixture")?;
     let gateway = Rss::peak(&shared, gateway_idle)?;
     drop((shared, stream, session));
+    let per_session = memory::per_session(bins)?;
     Ok(Results {
         per_server,
         gateway,
@@ -76,12 +81,14 @@ fn one_server(
     stream: &Service,
     session: &Service,
 ) -> Result<PerServer> {
+    let floor = Service::floor(server)?;
     let supergateway = Service::supergateway(bins, server)?;
     let mcp_proxy = Service::mcp_proxy(bins, server)?;
     let one = format!("/mcp/{}", server.name);
     let peer_idle = [Rss::idle(&supergateway)?, Rss::idle(&mcp_proxy)?];
     let latency_ways = vec![
         Way::direct(server),
+        Way::http(FLOOR, &floor, "/mcp", "echo"),
         Way::http("`/mcp/{server}`", shared, &one, "echo"),
         Way::http("`/mcp/{server}`, event-stream answers", stream, &one, "echo"),
         Way::http("`/mcp` (aggregated)", shared, "/mcp", &format!("{}__echo", server.name)),
@@ -89,9 +96,10 @@ fn one_server(
         Way::http("supergateway", &supergateway, "/mcp", "echo"),
         Way::http("mcp-proxy", &mcp_proxy, "/mcp", "echo"),
     ];
-    let latency = latency::measure(server.name, &latency_ways, ROUNDS, LATENCY_CALLS)?;
+    let latency = latency::measure(server.name, &latency_ways, LATENCY_ROUNDS, LATENCY_CALLS)?;
     let throughput_ways = vec![
         Way::direct(server),
+        Way::http(FLOOR, &floor, "/mcp", "echo"),
         Way::http("one `shared` instance", shared, &one, "echo"),
         Way::http("`session` instances", session, &one, "echo"),
         Way::http("supergateway", &supergateway, "/mcp", "echo"),

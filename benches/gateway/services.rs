@@ -102,6 +102,31 @@ impl Service {
         Service::listening(child, port, "mcp-proxy")
     }
 
+    /// The floor relay (this executable, `--floor-relay`) in front of `server`.
+    #[allow(clippy::disallowed_methods)]
+    pub fn floor(server: &Server) -> Result<Service> {
+        let exe = std::env::current_exe().context("the bench executable")?;
+        let mut child = Command::new(exe)
+            .arg("--floor-relay")
+            .args(&server.argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the floor relay")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        match line.trim().parse::<SocketAddr>() {
+            Ok(addr) => Ok(Service { child, addr }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the floor relay did not say where it listens: {line:?}")
+            }
+        }
+    }
+
     fn listening(mut child: Child, port: u16, name: &'static str) -> Result<Service> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(60);

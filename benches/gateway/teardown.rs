@@ -1,5 +1,8 @@
 //! Phase 4: teardown latency, from the end of a scope (a client's DELETE of its session) to
-//! the last process of its instance reaped, for a cooperative server (it exits when its stdin
+//! the last process of its instance dead (exited: the server and the shim are reaped by their
+//! parents at once; the shim's watchdog, which finishes the ledger's bookkeeping after the
+//! shim exits, is an orphan reaped by PID 1, which this VM's init does only every second or
+//! two), for a cooperative server (it exits when its stdin
 //! closes) and a stubborn one (it ignores both EOF and SIGTERM, so only SIGKILL after the
 //! grace ends it); and what `tether wrap` adds to a server's start-up and teardown over a
 //! direct spawn.
@@ -24,7 +27,7 @@ pub const GRACE_MS: u64 = 100;
 const SPAWNS: usize = 60;
 
 pub struct Teardown {
-    /// Median ms from DELETE sent to the last process reaped.
+    /// Median ms from DELETE sent to the last process dead.
     pub cooperative: f64,
     pub stubborn: f64,
     /// Median ms: spawn → `initialize` answer, direct and wrapped.
@@ -61,7 +64,7 @@ pub fn measure(bins: &Bins) -> Result<Teardown> {
     })
 }
 
-/// Median ms from a session's DELETE to its instance's last process gone.
+/// Median ms from a session's DELETE to its instance's last process dead.
 fn sessions(gw: &Service, server: &str) -> Result<f64> {
     progress(format_args!("teardown: {SESSIONS} sessions of {server}"));
     let mut times = Vec::new();
@@ -78,7 +81,7 @@ fn sessions(gw: &Service, server: &str) -> Result<f64> {
         let status = c.delete()?;
         ensure!(status == 200 || status == 204, "DELETE: status {status}");
         let deadline = t + Duration::from_secs(30);
-        while mine.iter().any(|&p| procfs::exists(p)) {
+        while mine.iter().any(|&p| procfs::alive(p)) {
             if Instant::now() > deadline {
                 bail!("{server}: processes {mine:?} still there 30 s after the DELETE");
             }
