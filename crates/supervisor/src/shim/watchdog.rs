@@ -9,8 +9,10 @@
 //! - **Dismissed** (`C`): the shim cleaned up everything itself (a failed set-up); exit.
 //! - **Handed over** (`H`): the tree is dead and reaped and its cgroup removed, and the shim is
 //!   about to exit with the server's status. What is left is bookkeeping that nobody needs to
-//!   wait for: with a cgroup in force, the last `/proc` pass for the cookie (a carrier outside
-//!   the cgroup could only be one that was moved out of it), and closing the ledger row. The
+//!   wait for: with a cgroup in force but no subreaper, the last `/proc` pass for the cookie (a
+//!   carrier outside the cgroup could only be one that was moved out of it; with the shim as
+//!   subreaper none can be left, see `Tree::leaves_sweep_to_watchdog`), and closing the
+//!   ledger row. The
 //!   watchdog does both after the shim's exit, so the client sees the exit ~1 ms sooner. It
 //!   can: it was forked before the shim opened the ledger, so its copy of the process holds no
 //!   SQLite state, and it opens a connection of its own. If it is SIGKILLed before it wrote,
