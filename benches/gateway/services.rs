@@ -62,44 +62,32 @@ impl Service {
     }
 
     /// supergateway, stateful (one server process per session), in front of `server`.
-    #[allow(clippy::disallowed_methods)]
     pub fn supergateway(bins: &Bins, server: &Server) -> Result<Service> {
         let port = free_port()?;
         // supergateway runs its --stdio command through a shell: each word quoted.
         let command = server.argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
-        let child = Command::new(&bins.node)
-            .arg(&bins.supergateway)
+        let mut c = Command::new(&bins.node);
+        c.arg(&bins.supergateway)
             .args(["--stdio", &command, "--outputTransport", "streamableHttp", "--stateful"])
-            .args(["--port", &port.to_string(), "--logLevel", "none"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting supergateway")?;
-        Service::listening(child, port, "supergateway")
+            .args(["--port", &port.to_string(), "--logLevel", "none"]);
+        Service::listening(c, port, "supergateway")
     }
 
     /// mcp-proxy (one server process shared by every session) in front of `server`.
-    #[allow(clippy::disallowed_methods)]
     pub fn mcp_proxy(bins: &Bins, server: &Server) -> Result<Service> {
         let port = free_port()?;
-        let child = Command::new(&bins.mcp_proxy)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--log-level",
-                "WARNING",
-                "--",
-            ])
-            .args(&server.argv)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting mcp-proxy")?;
-        Service::listening(child, port, "mcp-proxy")
+        let mut c = Command::new(&bins.mcp_proxy);
+        c.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--log-level",
+            "WARNING",
+            "--",
+        ])
+        .args(&server.argv);
+        Service::listening(c, port, "mcp-proxy")
     }
 
     /// The floor relay (this executable, `--floor-relay`) in front of `server`.
@@ -127,7 +115,16 @@ impl Service {
         }
     }
 
-    fn listening(mut child: Child, port: u16, name: &'static str) -> Result<Service> {
+    /// Starts a peer, its output discarded (a pipe nobody reads would fill), and waits until
+    /// it accepts connections on `port`.
+    #[allow(clippy::disallowed_methods)]
+    fn listening(mut command: Command, port: u16, name: &'static str) -> Result<Service> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(addr).is_err() {
