@@ -7,7 +7,10 @@
 //! `strace -c`: futex was three quarters of the gateway's system time). A client that runs
 //! Tether as its server gives it pipes, which can: they are set non-blocking and registered
 //! with the runtime, as a server's pipes are. Anything else (a terminal, a file, a socket)
-//! keeps tokio's blocking ends, which work everywhere.
+//! keeps tokio's blocking ends, which work everywhere. Non-blocking is a property of the pipe's
+//! open description, shared with whoever else holds the same end: a client gives its server
+//! ends of its own, so nobody else sees it; a shell that lets several commands write one pipe
+//! in turn (`(tether serve --stdio; echo) | …`) sees it after the gateway exits.
 
 use std::os::fd::AsFd;
 
