@@ -15,6 +15,7 @@ mod ledger;
 mod ledger_damaged;
 mod max_procs;
 mod nested_wrap;
+mod packaging;
 mod ps;
 mod real_client;
 mod reap;
