@@ -377,3 +377,46 @@ fn a_shim_whose_server_made_a_cgroup_of_its_own_leaves_the_row_to_the_reap() {
     assert!(!row().state.is_open(), "closed once its cgroup could go");
     assert!(!cgroup.exists());
 }
+
+/// A nest that ends cleanly (the client closes stdin) closes both rows as ended, with their
+/// reasons, and both owners. (The inner shim carries the outer instance's cookie, so it closes
+/// its row itself rather than hand it to its watchdog, which the outer shim may kill with the
+/// rest of its cgroup once its server, the inner shim, exits; this test shows the outcome, not
+/// that race, which the timing here seldom loses.) The outer grace is the longer, so the inner
+/// shim ends its own tree (its server ignores EOF and SIGTERM: SIGKILL after 300 ms) before the
+/// outer one would kill it.
+#[test]
+fn a_nest_that_ends_cleanly_closes_both_rows_and_owners() {
+    if !require(Feature::Cgroup, "skipping: no nested cgroups to test") {
+        return;
+    }
+    let cookie = Cookie::new();
+    let inner_wrap = [
+        TETHER, "wrap", "--grace", "300ms", "--", FIXTURE, "--tag", &cookie.0, "--zoo",
+    ];
+    let mut wrapped = WrapBuilder::new(&cookie, Mode::Cgroup)
+        .grace(Duration::from_secs(3))
+        .command(&inner_wrap)
+        .spawn();
+    assert_eq!(wrapped.wait_ready().sleepers.len(), 5);
+    wrapped.stdin.take();
+    wrapped.wait_exit(SLACK);
+    cookie.assert_none_survive(SLACK);
+    let mut rows = Vec::new();
+    let closed = eventually(SLACK, || {
+        rows = instances(&cookie);
+        rows.len() == 2 && rows.iter().all(|r| r.state == InstanceState::Ended)
+    });
+    assert!(closed, "both rows should be ended by their shims: {rows:#?}");
+    for row in &rows {
+        let reason = row.end_reason.as_deref().unwrap_or_default();
+        assert!(reason.contains("server"), "{reason:?} says how the server ended");
+    }
+    let owners = Ledger::open(&cookie.state_dir())
+        .and_then(|l| l.owners())
+        .expect("owners");
+    assert!(
+        owners.iter().all(|o| o.ended_ms.is_some()),
+        "every owner should be ended: {owners:#?}"
+    );
+}

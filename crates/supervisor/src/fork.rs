@@ -12,7 +12,11 @@
 //! cgroup-wide write lock, which waits out an RCU grace period whenever no other move happened
 //! in the last few milliseconds: 6 ms on this VM for a `tether wrap` started on its own (and up
 //! to 20 ms under load), against 0.03 ms when moves come back to back, as in a benchmark loop.
-//! Being born there takes only the read side.
+//! Being born there takes only the read side. A kernel or sandbox that refuses `clone3` with
+//! an error (`ENOSYS` before 5.3, or from a seccomp filter, as Docker's default profile does)
+//! gets the fork and the write instead; one whose filter kills the process on a system call it
+//! does not list would kill the shim here, so run Tether under such a filter with `clone3`
+//! allowed.
 //!
 //! Everywhere else `fork` is banned by clippy's `disallowed-methods` (see `clippy.toml`), so a
 //! gateway thread cannot fork by accident: the gateway starts shims through

@@ -109,8 +109,19 @@ fn an_aggregated_call_reaches_the_server_as_written_but_for_its_name() {
 
 #[test]
 fn serve_stdio_gives_its_client_every_server_and_its_eof_ends_them() {
+    serve_stdio_over(StdioGateway::start);
+}
+
+/// The same when the client gives the gateway a socketpair, as Node's `child_process` does
+/// (the gateway reads and writes it on its runtime's thread, as it does pipes).
+#[test]
+fn serve_stdio_over_a_socketpair_gives_its_client_every_server_and_its_eof_ends_them() {
+    serve_stdio_over(StdioGateway::start_over_socket);
+}
+
+fn serve_stdio_over(start: fn(&Cookie, &str) -> StdioGateway) {
     let cookie = Cookie::new();
-    let mut gw = StdioGateway::start(&cookie, &config(&cookie));
+    let mut gw = start(&cookie, &config(&cookie));
     let mut ask = |id, method, params| gw.ask(id, method, params);
     ask(
         1,

@@ -367,35 +367,84 @@ pub struct StdioGateway {
     pub child: Child,
     /// Its stderr.
     pub log: StderrLog,
-    stdin: Option<std::process::ChildStdin>,
-    stdout: std::io::BufReader<std::process::ChildStdout>,
+    stdin: Option<Box<dyn std::io::Write + Send>>,
+    stdout: std::io::BufReader<Box<dyn std::io::Read + Send>>,
+}
+
+/// The client's end of a socketpair, for writing: dropping it shuts down the sending side, the
+/// client's EOF (closing this fd alone would not: the reading copy holds the socket open).
+struct SocketWriter(std::os::unix::net::UnixStream);
+
+impl std::io::Write for SocketWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Drop for SocketWriter {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Write);
+    }
 }
 
 impl StdioGateway {
-    /// Starts `tether serve --stdio` on `config` (TOML, written in the test's state directory).
+    /// Starts `tether serve --stdio` on `config` (TOML, written in the test's state directory),
+    /// its stdin and stdout two pipes.
     pub fn start(cookie: &Cookie, config: &str) -> StdioGateway {
-        std::fs::create_dir_all(cookie.state_dir()).expect("state dir");
-        let path = cookie.state_dir().join("stdio.toml");
-        std::fs::write(&path, config).expect("writing the configuration");
-        let mut cmd = Command::new(TETHER);
-        cookie.set_env(&mut cmd);
-        let mut child = cmd
-            .args(["serve", "--stdio", "--config"])
-            .arg(&path)
+        let mut child = Self::command(cookie, config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting tether serve --stdio");
         let log = StderrLog::collect(&mut child);
-        let stdin = child.stdin.take();
-        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let stdin = child
+            .stdin
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Write + Send>);
+        let stdout = Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>;
         StdioGateway {
             child,
             log,
             stdin,
-            stdout,
+            stdout: std::io::BufReader::new(stdout),
         }
+    }
+
+    /// The same, its stdin and stdout one end of a socketpair, as Node's `child_process` (and
+    /// so every Electron client) gives a server.
+    pub fn start_over_socket(cookie: &Cookie, config: &str) -> StdioGateway {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a socketpair");
+        let theirs = std::os::fd::OwnedFd::from(theirs);
+        let twin = theirs.try_clone().expect("a second fd of the socket");
+        let mut child = Self::command(cookie, config)
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::from(twin))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tether serve --stdio");
+        let log = StderrLog::collect(&mut child);
+        let reader = ours.try_clone().expect("a second fd of our end");
+        StdioGateway {
+            child,
+            log,
+            stdin: Some(Box::new(SocketWriter(ours))),
+            stdout: std::io::BufReader::new(Box::new(reader)),
+        }
+    }
+
+    fn command(cookie: &Cookie, config: &str) -> Command {
+        std::fs::create_dir_all(cookie.state_dir()).expect("state dir");
+        let path = cookie.state_dir().join("stdio.toml");
+        std::fs::write(&path, config).expect("writing the configuration");
+        let mut cmd = Command::new(TETHER);
+        cookie.set_env(&mut cmd);
+        cmd.args(["serve", "--stdio", "--config"]).arg(&path);
+        cmd
     }
 
     /// Writes one message.

@@ -18,6 +18,9 @@ fn path_text(p: &Option<std::path::PathBuf>) -> Option<String> {
     p.as_ref().map(|p| p.to_string_lossy().into_owned())
 }
 
+/// The condition on an instance row that is still open.
+const OPEN: &str = "state IN ('intent', 'running')";
+
 impl Ledger {
     /// Records (or refreshes) an owner.
     pub fn register_owner(&mut self, owner: &OwnerRow) -> Result<(), LedgerError> {
@@ -77,12 +80,14 @@ impl Ledger {
     }
 
     /// Marks an instance ended by its holder and, for a shim that owned itself, the owner too,
-    /// in one transaction.
+    /// in one transaction. Only an open row is closed: the first to close it (this end, written
+    /// by the shim's watchdog after the shim exited, or a sweep that found the shim dead in
+    /// between) says how it ended, and the other changes nothing.
     pub fn record_ended(&mut self, instance: &str, reason: &str, owner: Option<&str>) -> Result<(), LedgerError> {
         let now = now_ms();
         self.write("recording the end", |tx| {
             tx.execute(
-                "UPDATE instances SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1",
+                &format!("UPDATE instances SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1 AND {OPEN}"),
                 params![instance, InstanceState::Ended.as_str(), now, reason],
             )?;
             if let Some(o) = owner {
@@ -153,12 +158,14 @@ impl Ledger {
         })
     }
 
-    /// Moves instances to a final state with a reason.
+    /// Moves open instances to a final state with a reason (a row closed meanwhile stays as it
+    /// was closed: see [`Ledger::record_ended`]).
     pub fn finish(&mut self, instances: &[String], state: InstanceState, reason: &str) -> Result<(), LedgerError> {
         let now = now_ms();
         self.write("closing instances", |tx| {
-            let mut stmt =
-                tx.prepare("UPDATE instances SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1")?;
+            let mut stmt = tx.prepare(&format!(
+                "UPDATE instances SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1 AND {OPEN}"
+            ))?;
             for id in instances {
                 stmt.execute(params![id, state.as_str(), now, reason])?;
             }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::process::cookie::INSTANCE_VAR;
+
 use super::ledger_writer::LedgerWriter;
 use super::signals::{Arrived, Signals};
 use super::ssh_client::SshClient;
@@ -287,19 +289,24 @@ impl Instance {
         };
         let reason = (!cgroup_left).then(|| format!("{cause}; server {}", exit.describe()));
         // The tree is dead: what is left (closing the row, the cookie's last pass) need not
-        // hold the client, so the watchdog does it after this shim's exit.
+        // hold the client, so the watchdog does it after this shim's exit. Not the row of a
+        // shim inside another instance (it carries that instance's cookie) or running as PID
+        // 1: the outer instance, or the container, ends everything as soon as this shim exits,
+        // its watchdog too, maybe before the watchdog wrote; that shim closes its row itself.
+        let keep_row = std::env::var_os(INSTANCE_VAR).is_some() || std::process::id() == 1;
+        let reason = reason.filter(|_| self.ledger.is_open());
         let handover = Handover {
             sweep,
-            close_row: reason.filter(|_| self.ledger.is_open()),
+            close_row: reason.clone().filter(|_| !keep_row),
         };
         let handed = self.watchdog.take().is_some_and(|w| w.hand_over_end(&handover));
         if !handed {
             if let (true, Some(cookie)) = (handover.sweep, &cookie) {
                 cookie.signal_carriers(Signal::SIGKILL, &[]);
             }
-            if let Some(reason) = &handover.close_row {
-                self.ledger.ended(reason);
-            }
+        }
+        if let Some(reason) = reason.filter(|_| keep_row || !handed) {
+            self.ledger.ended(&reason);
         }
         exit
     }

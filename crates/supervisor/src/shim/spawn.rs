@@ -178,7 +178,13 @@ pub fn spawn(spec: ServerSpec<'_>) -> Result<Gate, SpawnError> {
         },
         None => crate::fork::fork_single_threaded(),
     };
-    match forked.map_err(other("fork"))? {
+    // The error is built in its own arm: `other` clones a String, and the child of a raw
+    // clone3 makes no allocation before it execs.
+    let forked = match forked {
+        Ok(f) => f,
+        Err(e) => return Err(other("fork")(e)),
+    };
+    match forked {
         ForkResult::Child => child.run(),
         ForkResult::Parent { child: pid } => {
             if spec.group {

@@ -220,12 +220,9 @@ fn watchdog_main(guard: OwnedFd, charge: &Charge) -> ! {
 fn finish_for_shim(charge: &Charge, handover: &Handover) {
     // Not niced: it takes the ledger's write lock, and a niced holder on a busy host would
     // keep the next shim's intent waiting.
-    if handover.sweep {
-        if let Some(cookie) = &charge.cookie {
-            kill_carriers(cookie);
-        }
-    }
-    if let (Some(reason), Some(row)) = (&handover.close_row, &charge.ledger) {
+    // A carrier still found by the last pass leaves the row open, for the sweep to finish.
+    let clean = !handover.sweep || charge.cookie.as_ref().is_none_or(kill_carriers);
+    if let (Some(reason), Some(row), true) = (&handover.close_row, &charge.ledger, clean) {
         // Nobody reads the watchdog's stderr: a row left open is the sweep's to close.
         if let Ok(mut ledger) = crate::ledger::Ledger::open(&row.state_dir) {
             let _ = ledger.tidy_wal();
@@ -235,13 +232,9 @@ fn finish_for_shim(charge: &Charge, handover: &Handover) {
 }
 
 /// SIGKILLs every process carrying the cookie, in several passes: a carrier may fork while
-/// the first pass runs.
-fn kill_carriers(cookie: &Cookie) {
-    for _ in 0..3 {
-        if cookie.signal_carriers(Signal::SIGKILL, &[]).is_empty() {
-            break;
-        }
-    }
+/// the first pass runs. True when the last pass found none.
+fn kill_carriers(cookie: &Cookie) -> bool {
+    (0..3).any(|_| cookie.signal_carriers(Signal::SIGKILL, &[]).is_empty())
 }
 
 /// Leaves the shim's session and drops every inherited fd but the guard, so the watchdog holds
