@@ -257,3 +257,48 @@ fn insert_process(
     )
     .map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first to close a row says how it ended: a sweep that comes after the watchdog's end
+    /// record changes nothing, and an end record after a sweep changes nothing either.
+    #[test]
+    fn a_closed_row_stays_as_it_was_closed() {
+        let dir = std::env::temp_dir().join(format!("tether-ledger-close-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let mut ledger = Ledger::open(&dir).expect("a ledger");
+        for id in ["ended-first", "swept-first"] {
+            let intent = Intent::held_by_this_process(id, "owner", "test", "srv", Vec::new()).expect("own identity");
+            ledger.record_intent(&intent).expect("the intent");
+        }
+        ledger
+            .record_ended("ended-first", "the server exited", None)
+            .expect("end");
+        ledger
+            .finish(
+                &["ended-first".into(), "swept-first".into()],
+                InstanceState::Reaped,
+                "swept",
+            )
+            .expect("sweep");
+        ledger
+            .record_ended("swept-first", "the server exited", None)
+            .expect("end");
+        let row = |id: &str| ledger.instance(id).expect("read").expect("the row");
+        let first = row("ended-first");
+        assert_eq!(
+            (first.state, first.end_reason.as_deref()),
+            (InstanceState::Ended, Some("the server exited"))
+        );
+        let second = row("swept-first");
+        assert_eq!(
+            (second.state, second.end_reason.as_deref()),
+            (InstanceState::Reaped, Some("swept"))
+        );
+        drop(ledger);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
