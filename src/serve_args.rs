@@ -23,6 +23,22 @@ pub struct ServeArgs {
     /// desktop client's entry); its EOF ends every instance.
     #[arg(long, conflicts_with = "listen")]
     pub stdio: bool,
+
+    /// How the log on stderr is written: `text` (one line an event, for people) or `json` (one
+    /// JSON object an event: time, level, pid, message and the event's fields, such as
+    /// session, instance, server, lifetime, pid, reason; for log collectors).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// The formats of the gateway's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `tether[PID]: LEVEL: message field=value…`
+    #[default]
+    Text,
+    /// `{"time":…,"level":…,"pid":…,"message":…,"field":…}`
+    Json,
 }
 
 impl ServeArgs {
@@ -39,6 +55,10 @@ impl ServeArgs {
         }
         if self.stdio {
             args.push("--stdio".into());
+        }
+        if self.log_format == LogFormat::Json {
+            args.push("--log-format".into());
+            args.push("json".into());
         }
         args
     }
@@ -61,6 +81,7 @@ mod tests {
             vec![],
             vec!["--config", "/etc/tether/a b.toml", "--listen", "[::1]:7300"],
             vec!["-c", "x.json", "--stdio"],
+            vec!["--stdio", "--log-format", "json"],
         ] {
             let first = Cli::try_parse_from(std::iter::once("t").chain(given.iter().copied())).expect("parses");
             let again = Cli::try_parse_from(std::iter::once(OsString::from("t")).chain(first.serve.to_args()))

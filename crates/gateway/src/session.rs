@@ -471,7 +471,7 @@ impl Session {
         if self.ended.swap(true, Ordering::AcqRel) {
             return Vec::new();
         }
-        tracing::info!(session = %self.key, "session ended: {why}");
+        tracing::info!(session = %self.key, reason = %why, "session ended");
         if let Ok(mut s) = self.stream.lock() {
             s.take();
         }

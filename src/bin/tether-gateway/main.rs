@@ -30,6 +30,6 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(status) => return status,
     };
-    logging::init();
+    logging::init(cli.serve.log_format);
     serve::run(&cli.serve, cli.state_dir.as_deref())
 }

@@ -6,6 +6,7 @@ mod bad_input;
 mod caps;
 mod http;
 mod lifetimes;
+mod logs;
 mod many_sessions;
 mod modern;
 mod naming;

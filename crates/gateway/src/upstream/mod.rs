@@ -389,7 +389,7 @@ impl Upstream {
         // A poisoned lock (a panic elsewhere, in a debug build) must not keep a tree alive.
         let anchor = self.anchor.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(a) = anchor {
-            tracing::info!(server = %self.name(), instance = %short(&self.id), "ending the instance: {why}");
+            tracing::info!(server = %self.name(), instance = %short(&self.id), reason = %why, "ending the instance");
             a.release(why);
         }
         self.mark_gone(why);

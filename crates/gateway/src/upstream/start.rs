@@ -108,16 +108,24 @@ pub fn spawn(
         exit_rx,
         pid,
     );
-    tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), "instance starting");
+    tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), shim_pid = pid, "instance starting");
     tokio::spawn(writer::write(Arc::downgrade(&up), stdin, inbox));
     tokio::spawn(reader::read(Arc::downgrade(&up), stdout, opts.max_message));
     tokio::spawn(log_stderr(server.name.clone(), short(&up.id).to_string(), stderr));
     let weak = Arc::downgrade(&up);
+    let (name, id, started) = (
+        server.name.clone(),
+        short(&up.id).to_string(),
+        std::time::Instant::now(),
+    );
     tokio::spawn(async move {
         let status = match child.wait().await {
             Ok(s) => describe_exit(s),
             Err(e) => format!("could not be waited for: {e}"),
         };
+        // The shim exits once the whole tree is dead: this is the instance's end.
+        let lived_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(server = %name, instance = %id, shim_pid = pid, status = %status, lived_ms, "instance ended");
         let _ = exit_tx.send(Some(status.clone()));
         if let Some(up) = weak.upgrade() {
             up.mark_gone(&format!("the server's shim exited ({status})"));
