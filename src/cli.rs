@@ -40,6 +40,12 @@ pub enum Command {
     Demo,
     /// List live owners, their instances and process trees, from the ledger joined with /proc.
     Ps(cmd::ps::PsArgs),
+    /// List a running gateway's sessions and instances (its admin API).
+    Sessions(cmd::admin::SessionsArgs),
+    /// End a running gateway's session or instance, and every process of it.
+    Kill(cmd::admin::KillArgs),
+    /// Make a running gateway read its configuration again (as SIGHUP does).
+    Reload(cmd::admin::ReloadArgs),
     /// End what dead Tether processes left behind: re-check each recorded identity, kill
     /// through pidfds, remove stale cgroups, sweep cookies; report every kill and every skip.
     Reap(cmd::reap::ReapArgs),

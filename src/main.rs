@@ -27,6 +27,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Wrap(args) => cmd::wrap::run(*args, state_dir),
         Command::Ps(args) => cmd::ps::run(&args, state_dir),
+        Command::Sessions(args) => cmd::admin::sessions(&args, state_dir),
+        Command::Kill(args) => cmd::admin::kill(&args, state_dir),
+        Command::Reload(args) => cmd::admin::reload(&args, state_dir),
         Command::Reap(args) => cmd::reap::run(&args, state_dir),
         Command::Serve(args) => cmd::serve::run(&args, state_dir),
         Command::Doctor(args) => cmd::doctor::run(&args, state_dir),

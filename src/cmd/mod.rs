@@ -2,6 +2,7 @@
 //! and what several of them print: a ledger that cannot be used ([`ledger_trouble`]), commands
 //! quoted for a shell ([`shell`]).
 
+pub mod admin;
 pub mod demo;
 pub mod doctor;
 mod ledger_trouble;

@@ -15,6 +15,7 @@
 //! - [`gateway`]: the whole, with the reaper, reload and shutdown.
 //! - [`jsonrpc`], [`protocol`]: messages as routed bytes; protocol revisions.
 
+pub mod admin;
 pub mod aggregate;
 pub mod config;
 pub mod front;

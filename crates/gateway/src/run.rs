@@ -43,7 +43,7 @@ impl Signals {
 }
 
 /// Serves until asked to stop, then shuts down; returns why it stopped.
-pub async fn run(gw: Arc<Gateway>, door: Door, signals: Signals) -> String {
+pub async fn run(gw: Arc<Gateway>, door: Door, admin: Option<tokio::net::UnixListener>, signals: Signals) -> String {
     let Signals {
         mut term,
         mut int,
@@ -59,6 +59,9 @@ pub async fn run(gw: Arc<Gateway>, door: Door, signals: Signals) -> String {
         Door::Stdio => {
             tokio::spawn(front::stdio::serve(gw.clone(), stop_tx.clone()));
         }
+    }
+    if let Some(listener) = admin {
+        tokio::spawn(crate::admin::serve(gw.clone(), listener, stop_rx.clone()));
     }
     tokio::spawn(crate::aggregate::survey(gw.clone()));
     tokio::spawn(crate::aggregate::views::Views::watch(gw.clone()));

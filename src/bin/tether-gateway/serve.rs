@@ -96,10 +96,25 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
             let (config, dir) = (config.clone(), dir.clone());
             tokio::spawn(async move { leftovers::close(left_open, &config, &dir).await });
         }
+        // The admin API, beside the ledger (nothing to administer is recorded without one).
+        let admin = ledger
+            .as_ref()
+            .and_then(|(dir, _)| match tether_gateway::admin::bind(dir) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!("no admin API (tether sessions, kill, reload): {e}");
+                    None
+                }
+            });
         let gw = Gateway::new(config, opts);
-        anyhow::Ok(tether_gateway::run(gw, door, signals).await)
+        anyhow::Ok(tether_gateway::run(gw, door, admin, signals).await)
     });
-    if let Some((_, mut l)) = ledger {
+    if let Some((dir, mut l)) = ledger {
+        // The admin socket goes with the gateway (the next one would replace it anyway).
+        let socket = tether_gateway::admin::socket_path(&dir);
+        if std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            let _ = std::fs::remove_file(socket);
+        }
         if let Err(e) = l.end_owner(&owner) {
             tracing::warn!("recording the gateway's end: {e}");
         }

@@ -1,6 +1,7 @@
 //! `tether serve`, driven over real HTTP (and stdio) against real servers: every lifetime, every
 //! teardown path, reloads, restarts and bad input, each ending with a survivor count of zero.
 
+mod admin;
 mod aggregate;
 mod bad_input;
 mod caps;

@@ -14,6 +14,10 @@ use super::LedgerError;
 /// The environment variable naming the state directory.
 pub const STATE_DIR_VAR: &str = "TETHER_STATE_DIR";
 
+/// The running gateway's admin socket in the state directory (the gateway's admin API; `tether
+/// sessions`, `kill` and `reload` connect to it).
+pub const ADMIN_SOCKET: &str = "admin.sock";
+
 /// Resolves the state directory from an explicit choice or the environment.
 pub fn state_dir(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(dir) = explicit {

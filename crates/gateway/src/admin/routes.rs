@@ -1,0 +1,118 @@
+//! The admin API's calls (see [`super`]), each answered with JSON: the result, or
+//! `{"error": "…"}` with a 4xx status naming what was wrong.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::gateway::Gateway;
+use crate::session::{Endpoint, Session};
+use crate::upstream::{Owner, State, Upstream};
+
+/// Answers one admin request.
+pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let answer = match (req.method(), path.as_str()) {
+        (&Method::GET, "/v1/sessions") => Ok(Value::Array(gw.sessions.all().iter().map(|s| session(s)).collect())),
+        (&Method::GET, "/v1/instances") => Ok(Value::Array(gw.pool.live().iter().map(|u| instance(u)).collect())),
+        (&Method::POST, "/v1/reload") => Ok(json!({"applied": gw.reload()})),
+        (&Method::DELETE, p) if p.starts_with("/v1/scopes/") => end(&gw, &p["/v1/scopes/".len()..]),
+        (_, "/v1/sessions" | "/v1/instances" | "/v1/reload") => Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} {path}: not allowed", req.method()),
+        )),
+        _ => Err((
+            StatusCode::NOT_FOUND,
+            format!(
+                "{path}: no such call (GET /v1/sessions, GET /v1/instances, DELETE /v1/scopes/ID, POST /v1/reload)"
+            ),
+        )),
+    };
+    let (status, body) = match answer {
+        Ok(v) => (StatusCode::OK, v),
+        Err((status, why)) => (status, json!({ "error": why })),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn session(s: &Session) -> Value {
+    let client: Value = serde_json::from_str(s.client.client_info.get()).unwrap_or(Value::Null);
+    json!({
+        "id": s.id,
+        "key": s.key,
+        "endpoint": match &s.endpoint {
+            Endpoint::All => "/mcp".to_string(),
+            Endpoint::Server(name) => format!("/mcp/{name}"),
+        },
+        "client": client,
+        "protocol": s.version,
+        "idle_ms": millis(s.idle_for()),
+        "instances": s.instances().iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+    })
+}
+
+fn instance(u: &Upstream) -> Value {
+    let session = match &u.owner {
+        Owner::Session(s) => s.upgrade().map(|s| s.key.clone()),
+        Owner::Shared | Owner::Request => None,
+    };
+    let state = match u.state() {
+        State::Starting => "starting",
+        State::Ready => "ready",
+        State::Gone(_) => "gone",
+    };
+    json!({
+        "id": u.id,
+        "server": u.name(),
+        "lifetime": u.lifetime().name(),
+        "session": session,
+        "shim_pid": u.pid,
+        "state": state,
+        "idle_ms": millis(u.idle_for()),
+        "in_flight": u.in_flight(),
+        "processes": u.pid.and_then(|p| i32::try_from(p).ok()).map(tether_supervisor::inventory::tree_size),
+    })
+}
+
+/// Ends the session whose id or key is `id`, else the instance whose id is or starts with it.
+fn end(gw: &Gateway, id: &str) -> Result<Value, (StatusCode, String)> {
+    const WHY: &str = "ended through the admin API (tether kill)";
+    if let Some(s) = gw.sessions.all().into_iter().find(|s| s.id == id || s.key == id) {
+        let instances: Vec<String> = gw.end_session(&s, WHY).iter().map(|u| u.id.clone()).collect();
+        return Ok(json!({"ended": "session", "key": s.key, "instances": instances}));
+    }
+    let matches: Vec<Arc<Upstream>> = gw
+        .pool
+        .live()
+        .into_iter()
+        .filter(|u| !id.is_empty() && u.id.starts_with(id))
+        .collect();
+    match matches.as_slice() {
+        [u] => {
+            u.end(WHY);
+            Ok(json!({"ended": "instance", "id": u.id, "server": u.name()}))
+        }
+        [] => Err((
+            StatusCode::NOT_FOUND,
+            format!("no session or instance {id:?} in this gateway"),
+        )),
+        _ => Err((
+            StatusCode::CONFLICT,
+            format!("{id:?} starts {} instances' ids: give more of it", matches.len()),
+        )),
+    }
+}

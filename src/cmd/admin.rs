@@ -1,0 +1,190 @@
+//! `tether sessions`, `tether kill` and `tether reload`: a running gateway asked through its
+//! admin API (`admin.sock` in the state directory; the calls are documented in the gateway's
+//! `admin` module), with a few lines of HTTP/1.1 over std's `UnixStream`: `tether` links no
+//! HTTP library, since it is also the shim, whose memory every instance pays.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+use tether_supervisor::ids::short;
+use tether_supervisor::ledger::location::{self, ADMIN_SOCKET};
+
+/// `tether sessions`.
+#[derive(Debug, clap::Args)]
+pub struct SessionsArgs {
+    /// Print the gateway's JSON (sessions and instances) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tether kill`.
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// A session (its id or key) or an instance (its id, or the start of it) to end.
+    #[arg(value_name = "SESSION|INSTANCE")]
+    pub id: String,
+    /// Print the gateway's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tether reload`.
+#[derive(Debug, clap::Args)]
+pub struct ReloadArgs {
+    /// Print the gateway's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Sends `method path` to the gateway's admin socket; its status and JSON body, or what went
+/// wrong (no gateway running, above all) in words.
+fn ask(state_dir: Option<&Path>, method: &str, path: &str) -> Result<(u16, Value), String> {
+    let dir = location::state_dir(state_dir)?;
+    let socket = dir.join(ADMIN_SOCKET);
+    let mut stream = UnixStream::connect(&socket).map_err(|e| {
+        format!(
+            "no gateway answers at {} ({e}): is `tether serve` running with this state directory?",
+            socket.display()
+        )
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: tether\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("writing to {}: {e}", socket.display()))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("reading from {}: {e}", socket.display()))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("the gateway's answer has no body")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("the gateway's answer has no status: {head:?}"))?;
+    let body = serde_json::from_str(body).map_err(|e| format!("the gateway's answer is not JSON ({e}): {body:?}"))?;
+    Ok((status, body))
+}
+
+/// Prints `value` as JSON, or `text(value)`; an error answer goes to stderr with status 1.
+fn answer(asked: Result<(u16, Value), String>, json: bool, text: impl Fn(&Value) -> String) -> ExitCode {
+    match asked {
+        Ok((200, v)) => {
+            if json {
+                println!("{v:#}");
+            } else {
+                print!("{}", text(&v));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok((_, v)) => {
+            eprintln!("tether: {}", v["error"].as_str().unwrap_or("the gateway refused"));
+            ExitCode::from(1)
+        }
+        Err(why) => {
+            eprintln!("tether: {why}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs `tether sessions`.
+pub fn sessions(args: &SessionsArgs, state_dir: Option<&Path>) -> ExitCode {
+    let both = ask(state_dir, "GET", "/v1/sessions").and_then(|(status, sessions)| {
+        let (_, instances) = ask(state_dir, "GET", "/v1/instances")?;
+        Ok((
+            status,
+            serde_json::json!({"sessions": sessions, "instances": instances}),
+        ))
+    });
+    answer(both, args.json, sessions_text)
+}
+
+/// Sessions, each with its instances; then the instances no session holds.
+fn sessions_text(v: &Value) -> String {
+    let none = Vec::new();
+    let sessions = v["sessions"].as_array().unwrap_or(&none);
+    let instances = v["instances"].as_array().unwrap_or(&none);
+    let line = |i: &Value| {
+        format!(
+            "  instance {}  {} ({}), {}, shim pid {}, {} process(es), idle {} ms\n",
+            short(i["id"].as_str().unwrap_or("?")),
+            i["server"].as_str().unwrap_or("?"),
+            i["lifetime"].as_str().unwrap_or("?"),
+            i["state"].as_str().unwrap_or("?"),
+            i["shim_pid"],
+            i["processes"],
+            i["idle_ms"]
+        )
+    };
+    let mut out = format!("{} session(s), {} instance(s)\n", sessions.len(), instances.len());
+    for s in sessions {
+        out += &format!(
+            "session {}  {}  {} {}  protocol {}  idle {} ms\n",
+            s["key"].as_str().unwrap_or("?"),
+            s["endpoint"].as_str().unwrap_or("?"),
+            s["client"]["name"].as_str().unwrap_or("?"),
+            s["client"]["version"].as_str().unwrap_or(""),
+            s["protocol"].as_str().unwrap_or("?"),
+            s["idle_ms"]
+        );
+        for i in instances.iter().filter(|i| i["session"] == s["key"]) {
+            out += &line(i);
+        }
+    }
+    let unheld: Vec<&Value> = instances.iter().filter(|i| i["session"].is_null()).collect();
+    if !unheld.is_empty() {
+        out += "held by no session (shared, request):\n";
+        for i in unheld {
+            out += &line(i);
+        }
+    }
+    out
+}
+
+/// Runs `tether kill`.
+pub fn kill(args: &KillArgs, state_dir: Option<&Path>) -> ExitCode {
+    // The id goes in the path: only the characters ids and keys are made of pass.
+    if args.id.is_empty() || !args.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        eprintln!("tether: {:?} is not a session or instance id", args.id);
+        return ExitCode::from(1);
+    }
+    let asked = ask(state_dir, "DELETE", &format!("/v1/scopes/{}", args.id));
+    answer(asked, args.json, |v| match v["ended"].as_str() {
+        Some("session") => format!(
+            "ended session {} and its {} instance(s)\n",
+            v["key"].as_str().unwrap_or("?"),
+            v["instances"].as_array().map_or(0, Vec::len)
+        ),
+        _ => format!(
+            "ended instance {} of {}\n",
+            short(v["id"].as_str().unwrap_or("?")),
+            v["server"].as_str().unwrap_or("?")
+        ),
+    })
+}
+
+/// Runs `tether reload`.
+pub fn reload(args: &ReloadArgs, state_dir: Option<&Path>) -> ExitCode {
+    let asked = ask(state_dir, "POST", "/v1/reload");
+    let applied = matches!(&asked, Ok((200, v)) if v["applied"] == true);
+    let status = answer(asked, args.json, |v| {
+        if v["applied"] == true {
+            "reloaded: the configuration in force is the file's\n".to_string()
+        } else {
+            "not reloaded: the configuration did not validate or did not change (the gateway's log says which)\n"
+                .to_string()
+        }
+    });
+    if applied || status != ExitCode::SUCCESS {
+        status
+    } else {
+        ExitCode::from(1)
+    }
+}
