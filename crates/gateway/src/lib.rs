@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod handshake;
 pub mod jsonrpc;
 pub mod lines;
+pub mod metrics;
 pub mod modern;
 pub mod pool;
 pub mod protocol;

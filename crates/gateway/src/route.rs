@@ -53,6 +53,8 @@ pub struct Call {
     done: bool,
     /// An answer taken early by [`Call::try_interim`], for `next` to give.
     held: Option<Bytes>,
+    /// When a `tools/call` was sent (its round trip goes to the metrics).
+    tool_call: Option<std::time::Instant>,
     /// Counted in flight until the call ends, whoever carries it (a streamed answer outlives
     /// the handler that started it): the shutdown's drain waits for it.
     _busy: crate::gateway::Busy,
@@ -101,6 +103,9 @@ impl Call {
             }
         };
         self.done = true;
+        if let Some(sent) = self.tool_call {
+            crate::metrics::tool_call(self.lease.upstream.name(), sent.elapsed());
+        }
         Some(Out::Answer(answer))
     }
 }
@@ -275,6 +280,7 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
         filter,
         done: false,
         held: None,
+        tool_call: (view.method() == "tools/call").then(std::time::Instant::now),
         _busy: gw.busy(),
     })
 }

@@ -115,3 +115,77 @@ fn sessions_kill_and_reload_through_the_admin_socket() {
         "{gone:?}"
     );
 }
+
+/// `GET /metrics` on the admin socket, the body.
+fn scrape(cookie: &Cookie) -> String {
+    use std::io::{Read, Write};
+    let mut s =
+        std::os::unix::net::UnixStream::connect(cookie.state_dir().join("admin.sock")).expect("the admin socket");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("asking for the metrics");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("the metrics");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("application/openmetrics-text"),
+        "{head}"
+    );
+    body.to_string()
+}
+
+/// The value of the sample `name` (with its labels, as written), if present.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
+}
+
+#[test]
+fn metrics_move_with_a_session_its_call_and_its_end() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "lifetime = \"session\""),
+    );
+    let before = scrape(&cookie);
+    assert_eq!(sample(&before, "tether_sessions"), Some(0.0), "{before}");
+    assert_eq!(
+        sample(&before, "tether_instances_started_total{server=\"fx\"}"),
+        None,
+        "{before}"
+    );
+
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    c.echo("counted");
+    let during = scrape(&cookie);
+    for (name, want) in [
+        ("tether_sessions", 1.0),
+        ("tether_instances{server=\"fx\",lifetime=\"session\"}", 1.0),
+        ("tether_instances_started_total{server=\"fx\"}", 1.0),
+        ("tether_tool_call_seconds_count{server=\"fx\"}", 1.0),
+    ] {
+        assert_eq!(sample(&during, name), Some(want), "{name} in {during}");
+    }
+    assert!(
+        sample(&during, "tether_processes").is_some_and(|n| n >= 2.0),
+        "{during}"
+    );
+
+    assert_eq!(c.delete(), 200);
+    let mut after = String::new();
+    let ended = eventually(SLACK, || {
+        after = scrape(&cookie);
+        sample(&after, "tether_instances_ended_total{server=\"fx\"}") == Some(1.0)
+    });
+    assert!(ended, "the instance's end was not counted: {after}");
+    assert_eq!(
+        sample(&after, "tether_teardown_seconds_count{server=\"fx\"}"),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(sample(&after, "tether_sessions"), Some(0.0), "{after}");
+    gw.shut_down(&cookie);
+}

@@ -9,7 +9,8 @@
 //!   time, calls in flight, processes in its tree);
 //! - `DELETE /v1/scopes/{id}`: ends a session (by id or key) or an instance (by id or a
 //!   prefix of one) and every process of it, as a client's DELETE or an idle timeout would;
-//! - `POST /v1/reload`: reads the configuration again, as SIGHUP does.
+//! - `POST /v1/reload`: reads the configuration again, as SIGHUP does;
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
 //!
 //! A unix socket works the same on macOS; a gateway that cannot make one (another gateway's on
 //! the same state directory, say) serves on without it and says so.

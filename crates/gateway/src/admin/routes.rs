@@ -16,6 +16,14 @@ use crate::upstream::{Owner, State, Upstream};
 /// Answers one admin request.
 pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().trim_end_matches('/').to_string();
+    if req.method() == Method::GET && path == "/metrics" {
+        let mut r = Response::new(Full::new(Bytes::from(crate::metrics::scrape(&gw))));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        return Ok(r);
+    }
     let answer = match (req.method(), path.as_str()) {
         (&Method::GET, "/v1/sessions") => Ok(Value::Array(gw.sessions.all().iter().map(|s| session(s)).collect())),
         (&Method::GET, "/v1/instances") => Ok(Value::Array(gw.pool.live().iter().map(|u| instance(u)).collect())),
@@ -28,7 +36,7 @@ pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> Result<Response<Ful
         _ => Err((
             StatusCode::NOT_FOUND,
             format!(
-                "{path}: no such call (GET /v1/sessions, GET /v1/instances, DELETE /v1/scopes/ID, POST /v1/reload)"
+                "{path}: no such call (GET /v1/sessions, GET /v1/instances, DELETE /v1/scopes/ID, POST /v1/reload, GET /metrics)"
             ),
         )),
     };

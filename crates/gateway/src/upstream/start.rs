@@ -118,6 +118,8 @@ pub fn spawn(
         short(&up.id).to_string(),
         std::time::Instant::now(),
     );
+    let ending = up.ending.clone();
+    crate::metrics::started(&name);
     tokio::spawn(async move {
         let status = match child.wait().await {
             Ok(s) => describe_exit(s),
@@ -125,6 +127,7 @@ pub fn spawn(
         };
         // The shim exits once the whole tree is dead: this is the instance's end.
         let lived_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        crate::metrics::ended(&name, ending.get().map(std::time::Instant::elapsed));
         tracing::info!(server = %name, instance = %id, shim_pid = pid, status = %status, lived_ms, "instance ended");
         let _ = exit_tx.send(Some(status.clone()));
         if let Some(up) = weak.upgrade() {
