@@ -46,6 +46,8 @@ pub enum Command {
     Kill(cmd::admin::KillArgs),
     /// Make a running gateway read its configuration again (as SIGHUP does).
     Reload(cmd::admin::ReloadArgs),
+    /// A running gateway's last instance teardowns: why, how long, how the shim exited.
+    Teardowns(cmd::admin::TeardownsArgs),
     /// End what dead Tether processes left behind: re-check each recorded identity, kill
     /// through pidfds, remove stale cgroups, sweep cookies; report every kill and every skip.
     Reap(cmd::reap::ReapArgs),

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Sessions(args) => cmd::admin::sessions(&args, state_dir),
         Command::Kill(args) => cmd::admin::kill(&args, state_dir),
         Command::Reload(args) => cmd::admin::reload(&args, state_dir),
+        Command::Teardowns(args) => cmd::admin::teardowns(&args, state_dir),
         Command::Reap(args) => cmd::reap::run(&args, state_dir),
         Command::Serve(args) => cmd::serve::run(&args, state_dir),
         Command::Doctor(args) => cmd::doctor::run(&args, state_dir),

@@ -1,4 +1,5 @@
-//! `tether sessions`, `tether kill` and `tether reload`: a running gateway asked through its
+//! `tether sessions`, `tether kill`, `tether reload` and `tether teardowns`: a running gateway
+//! asked through its
 //! admin API (`admin.sock` in the state directory; the calls are documented in the gateway's
 //! `admin` module), with a few lines of HTTP/1.1 over std's `UnixStream`: `tether` links no
 //! HTTP library, since it is also the shim, whose memory every instance pays.
@@ -28,6 +29,14 @@ pub struct KillArgs {
     #[arg(value_name = "SESSION|INSTANCE")]
     pub id: String,
     /// Print the gateway's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tether teardowns`.
+#[derive(Debug, clap::Args)]
+pub struct TeardownsArgs {
+    /// Print the gateway's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
 }
@@ -187,4 +196,25 @@ pub fn reload(args: &ReloadArgs, state_dir: Option<&Path>) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Runs `tether teardowns`.
+pub fn teardowns(args: &TeardownsArgs, state_dir: Option<&Path>) -> ExitCode {
+    answer(ask(state_dir, "GET", "/v1/teardowns"), args.json, |v| {
+        let none = Vec::new();
+        let list = v.as_array().unwrap_or(&none);
+        let mut out = format!("{} recent teardown(s), newest first\n", list.len());
+        for t in list {
+            out += &format!(
+                "{}  instance {} of {}: {} ms, {}; {}\n",
+                t["ended_at"].as_str().unwrap_or("?"),
+                t["instance"].as_str().unwrap_or("?"),
+                t["server"].as_str().unwrap_or("?"),
+                t["teardown_ms"],
+                t["status"].as_str().unwrap_or("?"),
+                t["reason"].as_str().unwrap_or("it ended by itself")
+            );
+        }
+        out
+    })
 }

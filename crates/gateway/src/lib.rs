@@ -30,6 +30,7 @@ pub mod protocol;
 pub mod route;
 pub mod session;
 pub mod sessions;
+pub mod teardowns;
 pub mod upstream;
 
 mod run;

@@ -90,6 +90,24 @@ fn sessions_kill_and_reload_through_the_admin_socket() {
         "the killed instance's shim {other} is still alive"
     );
 
+    // Both ends are in the recent teardowns, newest first, with their reasons and durations.
+    let mut recent = Value::Null;
+    let listed = eventually(SLACK, || {
+        recent = tether_json_ok(&cookie, "teardowns", &[]);
+        recent.as_array().is_some_and(|r| r.len() == 2)
+    });
+    assert!(listed, "two teardowns expected: {recent:#}");
+    for t in recent.as_array().into_iter().flatten() {
+        assert_eq!(t["server"], "fx", "{t}");
+        assert!(t["reason"].as_str().is_some_and(|r| r.contains("tether kill")), "{t}");
+        assert!(t["teardown_ms"].as_u64().is_some(), "{t}");
+    }
+    assert_eq!(
+        recent[0]["instance"].as_str(),
+        Some(&instance[..8]),
+        "newest first: {recent:#}"
+    );
+
     let unknown = tether_run(&cookie, &["kill", "nosuchid"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(

@@ -10,6 +10,7 @@
 //! - `DELETE /v1/scopes/{id}`: ends a session (by id or key) or an instance (by id or a
 //!   prefix of one) and every process of it, as a client's DELETE or an idle timeout would;
 //! - `POST /v1/reload`: reads the configuration again, as SIGHUP does;
+//! - `GET /v1/teardowns`: the last instance ends, newest first ([`crate::teardowns`]);
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
 //!
 //! A unix socket works the same on macOS; a gateway that cannot make one (another gateway's on

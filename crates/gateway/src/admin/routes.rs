@@ -28,15 +28,16 @@ pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> Result<Response<Ful
         (&Method::GET, "/v1/sessions") => Ok(Value::Array(gw.sessions.all().iter().map(|s| session(s)).collect())),
         (&Method::GET, "/v1/instances") => Ok(Value::Array(gw.pool.live().iter().map(|u| instance(u)).collect())),
         (&Method::POST, "/v1/reload") => Ok(json!({"applied": gw.reload()})),
+        (&Method::GET, "/v1/teardowns") => Ok(json!(crate::teardowns::recent())),
         (&Method::DELETE, p) if p.starts_with("/v1/scopes/") => end(&gw, &p["/v1/scopes/".len()..]),
-        (_, "/v1/sessions" | "/v1/instances" | "/v1/reload") => Err((
+        (_, "/v1/sessions" | "/v1/instances" | "/v1/reload" | "/v1/teardowns") => Err((
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} {path}: not allowed", req.method()),
         )),
         _ => Err((
             StatusCode::NOT_FOUND,
             format!(
-                "{path}: no such call (GET /v1/sessions, GET /v1/instances, DELETE /v1/scopes/ID, POST /v1/reload, GET /metrics)"
+                "{path}: no such call (GET /v1/sessions, GET /v1/instances, DELETE /v1/scopes/ID, POST /v1/reload, GET /v1/teardowns, GET /metrics)"
             ),
         )),
     };

@@ -171,8 +171,9 @@ pub struct Upstream {
     anchor: Mutex<Option<Anchor>>,
     /// When the last request went to it (for idle timeouts).
     last_used: Mutex<Instant>,
-    /// When its end was first asked for (the start of its teardown, for the metrics).
-    pub ending: Arc<std::sync::OnceLock<Instant>>,
+    /// When its end was first asked for, and why (the start of its teardown, for the metrics
+    /// and the admin API's recent teardowns).
+    pub ending: Arc<std::sync::OnceLock<(Instant, String)>>,
     /// Sessions that used a shared instance, for its notifications that answer no request.
     attached: Mutex<HashMap<String, Weak<Session>>>,
     /// The shim's exit, once it exited: its status in words.
@@ -391,7 +392,7 @@ impl Upstream {
     pub fn end(&self, why: &str) {
         // A poisoned lock (a panic elsewhere, in a debug build) must not keep a tree alive.
         let anchor = self.anchor.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let _ = self.ending.set(Instant::now());
+        let _ = self.ending.set((Instant::now(), why.to_string()));
         if let Some(a) = anchor {
             tracing::info!(server = %self.name(), instance = %short(&self.id), reason = %why, "ending the instance");
             a.release(why);

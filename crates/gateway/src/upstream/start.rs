@@ -127,7 +127,17 @@ pub fn spawn(
         };
         // The shim exits once the whole tree is dead: this is the instance's end.
         let lived_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        crate::metrics::ended(&name, ending.get().map(std::time::Instant::elapsed));
+        let teardown = ending.get().map(|(asked, _)| asked.elapsed());
+        crate::metrics::ended(&name, teardown);
+        crate::teardowns::record(crate::teardowns::Teardown {
+            instance: id.clone(),
+            server: name.clone(),
+            reason: ending.get().map(|(_, why)| why.clone()),
+            status: status.clone(),
+            teardown_ms: teardown.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            lived_ms,
+            ended_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        });
         tracing::info!(server = %name, instance = %id, shim_pid = pid, status = %status, lived_ms, "instance ended");
         let _ = exit_tx.send(Some(status.clone()));
         if let Some(up) = weak.upgrade() {
