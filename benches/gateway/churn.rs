@@ -11,11 +11,13 @@ use anyhow::{anyhow, ensure, Result};
 use crate::bins::Bins;
 use crate::clients::{Caller, Http};
 use crate::procfs;
-use crate::progress;
 use crate::services::Service;
+use crate::{poll, progress};
 
 /// How long the churn runs.
 const RUN: Duration = Duration::from_secs(5);
+/// How often the gateway is sampled while the churn runs.
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// Clients churning at once.
 const CLIENTS: usize = 2;
 
@@ -75,14 +77,24 @@ pub fn measure(bins: &Bins) -> Result<Churn> {
                 })
             })
             .collect();
-        while t.elapsed() < RUN && !workers.iter().any(|w| w.is_finished()) {
-            std::thread::sleep(Duration::from_millis(250));
-            let now = sample(gw.pid())?;
-            peak.processes = peak.processes.max(now.processes);
-            peak.fds = peak.fds.max(now.fds);
-            peak.rss_kib = peak.rss_kib.max(now.rss_kib);
-        }
+        // Sampled as it runs (every 250 ms once the first looks are past), until RUN is over or
+        // a client failed.
+        let mut failed = None;
+        poll::until(RUN, SAMPLE_EVERY, || {
+            match sample(gw.pid()) {
+                Ok(now) => {
+                    peak.processes = peak.processes.max(now.processes);
+                    peak.fds = peak.fds.max(now.fds);
+                    peak.rss_kib = peak.rss_kib.max(now.rss_kib);
+                }
+                Err(e) => failed = Some(e),
+            }
+            failed.is_some() || workers.iter().any(|w| w.is_finished())
+        });
         stop.store(true, Ordering::Relaxed);
+        if let Some(e) = failed {
+            return Err(e);
+        }
         for w in workers {
             w.join().map_err(|_| anyhow!("a churn client panicked"))??;
         }
@@ -93,10 +105,9 @@ pub fn measure(bins: &Bins) -> Result<Churn> {
     settle(gw.pid())?;
     // The clients' connections and the ended instances' pipes close as the gateway notices:
     // give it a moment (up to 5 s) to come back to where it started.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while procfs::fds(gw.pid())? > before.fds && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll::until(Duration::from_secs(5), Duration::from_millis(20), || {
+        procfs::fds(gw.pid()).is_ok_and(|n| n <= before.fds)
+    });
     let after = sample(gw.pid())?;
     Ok(Churn {
         sessions_per_s: sessions as f64 / elapsed.as_secs_f64(),
@@ -109,14 +120,13 @@ pub fn measure(bins: &Bins) -> Result<Churn> {
 
 /// Waits until the gateway has no process left below it (every instance ended).
 pub fn settle(pid: u32) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !procfs::descendants(pid).is_empty() {
-        ensure!(
-            Instant::now() < deadline,
-            "processes below the gateway 60 s after their sessions ended: {:?}",
-            procfs::descendants(pid)
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let gone = poll::until(Duration::from_secs(60), Duration::from_millis(5), || {
+        procfs::descendants(pid).is_empty()
+    });
+    ensure!(
+        gone,
+        "processes below the gateway 60 s after their sessions ended: {:?}",
+        procfs::descendants(pid)
+    );
     Ok(())
 }

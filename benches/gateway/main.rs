@@ -23,6 +23,7 @@ mod clients;
 mod floor;
 mod latency;
 mod memory;
+mod poll;
 mod procfs;
 mod report;
 mod run;

@@ -12,7 +12,7 @@ use crate::report::{self, PerServer, Results};
 use crate::servers::Server;
 use crate::services::Service;
 use crate::ways::Way;
-use crate::{churn, latency, procfs, teardown, thousand, throughput};
+use crate::{churn, latency, poll, procfs, teardown, thousand, throughput};
 
 /// Rounds of every throughput measurement, and of latency ([`LATENCY_ROUNDS`]); medians are
 /// reported.
@@ -134,13 +134,11 @@ fn one_server(
 /// bench fails.
 fn leftovers(bins: &Bins) -> Result<()> {
     let tag = bins.tag();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut left = procfs::tagged(&tag);
-    while !left.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    let mut left = Vec::new();
+    if poll::until(Duration::from_secs(20), Duration::from_millis(50), || {
         left = procfs::tagged(&tag);
-    }
-    if left.is_empty() {
+        left.is_empty()
+    }) {
         progress(format_args!("no process left with the bench's tag"));
         return Ok(());
     }

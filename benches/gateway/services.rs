@@ -7,11 +7,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use crate::bins::Bins;
+use crate::poll;
 use crate::servers::Server;
 
 /// A process serving MCP over HTTP on loopback.
@@ -126,17 +127,18 @@ impl Service {
             .spawn()
             .with_context(|| format!("starting {name}"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(addr).is_err() {
-            if let Some(status) = child.try_wait()? {
-                bail!("{name} exited before it listened ({status})");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("{name} did not listen on {addr} within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let mut exited = None;
+        let listening = poll::until(Duration::from_secs(60), Duration::from_millis(20), || {
+            exited = child.try_wait().ok().flatten();
+            exited.is_some() || TcpStream::connect(addr).is_ok()
+        });
+        if let Some(status) = exited {
+            bail!("{name} exited before it listened ({status})");
+        }
+        if !listening {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{name} did not listen on {addr} within 60 s");
         }
         Ok(Service { child, addr })
     }
@@ -147,12 +149,10 @@ impl Drop for Service {
     fn drop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if poll::until(Duration::from_secs(15), Duration::from_millis(10), || {
+            !matches!(self.child.try_wait(), Ok(None))
+        }) {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -10,14 +10,14 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 
 use crate::bins::Bins;
 use crate::clients::{Caller, Http, Piped, INITIALIZE};
-use crate::procfs;
 use crate::progress;
 use crate::services::Service;
 use crate::stats::median;
+use crate::{poll, procfs};
 
 /// Sessions ended per kind of server.
 const SESSIONS: usize = 20;
@@ -80,14 +80,13 @@ fn sessions(gw: &Service, server: &str) -> Result<f64> {
         let t = Instant::now();
         let status = c.delete()?;
         ensure!(status == 200 || status == 204, "DELETE: status {status}");
-        let deadline = t + Duration::from_secs(30);
-        while mine.iter().any(|&p| procfs::alive(p)) {
-            if Instant::now() > deadline {
-                bail!("{server}: processes {mine:?} still there 30 s after the DELETE");
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        times.push(t.elapsed().as_secs_f64() * 1e3);
+        // Looked at every 200 µs at most: the figure is in ms.
+        let gone = poll::until(Duration::from_secs(30), Duration::from_micros(200), || {
+            !mine.iter().any(|&p| procfs::alive(p))
+        });
+        let took = t.elapsed();
+        ensure!(gone, "{server}: processes {mine:?} still there 30 s after the DELETE");
+        times.push(took.as_secs_f64() * 1e3);
     }
     Ok(median(&times))
 }

@@ -7,9 +7,9 @@ use anyhow::{anyhow, ensure, Result};
 
 use crate::bins::Bins;
 use crate::clients::{Caller, Http};
-use crate::procfs;
 use crate::progress;
 use crate::services::Service;
+use crate::{poll, procfs};
 
 pub const SESSIONS: usize = 1000;
 /// Connections the sessions are opened over.
@@ -99,15 +99,11 @@ pub fn measure(bins: &Bins) -> Result<Thousand> {
         Ok(())
     })?;
     let tag = bins.tag();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !procfs::descendants(gw.pid()).is_empty() || procfs::running(&procfs::tagged(&tag), &fixture.argv[0]) > 0 {
-        ensure!(
-            Instant::now() < deadline,
-            "instances still running 120 s after their sessions ended"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let ended = poll::until(Duration::from_secs(120), Duration::from_millis(10), || {
+        procfs::descendants(gw.pid()).is_empty() && procfs::running(&procfs::tagged(&tag), &fixture.argv[0]) == 0
+    });
     let end_s = t.elapsed().as_secs_f64();
+    ensure!(ended, "instances still running 120 s after their sessions ended");
     drop(gw);
     let left = procfs::tagged(&tag).len();
     Ok(Thousand {
