@@ -104,7 +104,7 @@ impl Call {
         };
         self.done = true;
         if let Some(sent) = self.tool_call {
-            crate::metrics::tool_call(self.lease.upstream.name(), sent.elapsed());
+            self.lease.upstream.tool_calls.observe(sent.elapsed().as_secs_f64());
         }
         Some(Out::Answer(answer))
     }

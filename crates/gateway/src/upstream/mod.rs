@@ -174,6 +174,8 @@ pub struct Upstream {
     /// When its end was first asked for, and why (the start of its teardown, for the metrics
     /// and the admin API's recent teardowns).
     pub ending: Arc<std::sync::OnceLock<(Instant, String)>>,
+    /// Its server's `tools/call` latency histogram ([`crate::metrics`]).
+    pub tool_calls: prometheus_client::metrics::histogram::Histogram,
     /// Sessions that used a shared instance, for its notifications that answer no request.
     attached: Mutex<HashMap<String, Weak<Session>>>,
     /// The shim's exit, once it exited: its status in words.
@@ -204,6 +206,7 @@ impl Upstream {
     ) -> Made {
         let (outbox, inbox) = mpsc::channel(OUTBOX);
         let (state, _) = watch::channel(State::Starting);
+        let tool_calls = crate::metrics::tool_calls_of(&server.name);
         let up = Arc::new(Upstream {
             id,
             server,
@@ -216,6 +219,7 @@ impl Upstream {
             anchor: Mutex::new(Some(anchor)),
             last_used: Mutex::new(Instant::now()),
             ending: Arc::default(),
+            tool_calls,
             attached: Mutex::new(HashMap::new()),
             exit,
             pid,
