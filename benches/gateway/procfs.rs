@@ -1,9 +1,11 @@
-//! What the bench reads of a process in `/proc`: CPU time, memory, fds, descendants, and
-//! the processes whose command line carries the bench's tag.
+//! What the bench reads of a process in `/proc`: CPU time, memory, fds, and (through the
+//! supervisor's own `procfs`) descendants, liveness, and the processes whose command line
+//! carries the bench's tag.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use tether_supervisor::process::procfs as sup;
 
 fn stat_fields(pid: u32) -> Result<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("/proc/{pid}/stat"))?;
@@ -50,50 +52,27 @@ pub fn fds(pid: u32) -> Result<usize> {
 /// Whether the process is alive: it exists and has not exited (a zombie has: it is dead,
 /// waiting for its parent to reap it).
 pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next().map(str::to_string))
-        })
-        .is_some_and(|state| state != "Z" && state != "X")
+    i32::try_from(pid).is_ok_and(|p| sup::state_of(p).is_some_and(|s| s != 'Z' && s != 'X'))
 }
 
-/// Every process below `pid` (children of every thread, recursively).
+/// Every process below `pid`.
 pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut queue = vec![pid];
-    while let Some(p) = queue.pop() {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            let path = t.path().join("children");
-            let Ok(text) = std::fs::read_to_string(path) else {
-                continue;
-            };
-            for c in text.split_whitespace().filter_map(|c| c.parse().ok()) {
-                out.push(c);
-                queue.push(c);
-            }
-        }
-    }
-    out
+    i32::try_from(pid)
+        .map(sup::descendants_of)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| u32::try_from(p).ok())
+        .collect()
 }
 
 /// Every process whose command line contains `tag`, but this one.
 pub fn tagged(tag: &str) -> Vec<u32> {
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    sup::all_pids()
+        .into_iter()
+        .filter(|&p| sup::cmdline_of(p).is_some_and(|c| c.contains(tag)))
+        .filter_map(|p| u32::try_from(p).ok())
         .filter(|&p| p != me)
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(tag))
-        })
         .collect()
 }
 
