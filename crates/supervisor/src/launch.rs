@@ -111,6 +111,18 @@ pub enum LedgerChoice {
     Off,
 }
 
+impl LedgerChoice {
+    /// The state directory this choice names: `None` for [`LedgerChoice::Off`], an error in
+    /// words when the default one cannot be found.
+    pub fn dir(&self) -> Option<Result<PathBuf, String>> {
+        match self {
+            LedgerChoice::Off => None,
+            LedgerChoice::At(dir) => Some(Ok(dir.clone())),
+            LedgerChoice::Default => Some(crate::ledger::location::state_dir(None)),
+        }
+    }
+}
+
 /// How to start one instance under a shim.
 #[derive(Debug, Clone)]
 pub struct Launch {

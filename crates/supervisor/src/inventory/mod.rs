@@ -95,6 +95,8 @@ pub struct ProcessView {
     pub rss_kib: Option<u64>,
     /// Seconds since it started.
     pub age_secs: Option<f64>,
+    /// CPU time used, user and system, in milliseconds.
+    pub cpu_ms: Option<u64>,
     /// How it was found: `server`, `descendant`, `cgroup`, `adopted`, `cookie`.
     pub found_by: &'static str,
     /// Its command line.
@@ -111,10 +113,30 @@ impl ProcessView {
             state: Some(state),
             rss_kib: procfs::rss_kib(pid),
             age_secs: procfs::age_secs(pid),
+            cpu_ms: procfs::cpu_ms(pid),
             found_by,
             cmdline: procfs::cmdline_of(pid).unwrap_or_default(),
         })
     }
+}
+
+/// `shim` and its descendants, alive, the shim first: an instance's tree as its shim holds it
+/// (the shim is the subreaper of its tree, so escapees from the process group stay in it).
+pub fn tree_of(shim: i32) -> Vec<ProcessView> {
+    let Some(me) = ProcessView::of_live(shim, "shim") else {
+        return Vec::new();
+    };
+    // The shim's watchdog is its child running the same executable (so is a nested `tether
+    // wrap` server: the ledger's view, which knows the server, corrects that one).
+    let exe = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let shim_exe = exe(shim);
+    let children: HashSet<i32> = procfs::children_of(shim).into_iter().collect();
+    let mut tree = vec![me];
+    tree.extend(procfs::descendants_of(shim).into_iter().filter_map(|pid| {
+        let watchdog = children.contains(&pid) && shim_exe.is_some() && exe(pid) == shim_exe;
+        ProcessView::of_live(pid, if watchdog { "watchdog" } else { "descendant" })
+    }));
+    tree
 }
 
 /// How many processes `pid` and its descendants are (0 when it is gone): what one instance's

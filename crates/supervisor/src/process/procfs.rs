@@ -138,6 +138,15 @@ pub fn rss_kib(pid: i32) -> Option<u64> {
     Some(pages * u64::try_from(page).ok()? / 1024)
 }
 
+/// The CPU time `pid` has used, user and system, in milliseconds.
+pub fn cpu_ms(pid: i32) -> Option<u64> {
+    // After the command, utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 here.
+    let fields = stat_fields(pid)?;
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let hz = u64::try_from(nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??).ok()?;
+    Some(ticks * 1000 / hz.max(1))
+}
+
 /// Seconds since `pid` started, from its start time and the system's uptime.
 pub fn age_secs(pid: i32) -> Option<f64> {
     let start = start_time_of(pid)?;
