@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cause::Cause;
 use crate::config::{self, Config, Source};
 use crate::pool::Pool;
 use crate::session::{Mode, Session};
@@ -149,9 +150,9 @@ impl Gateway {
     }
 
     /// Ends a session and its instances.
-    pub fn end_session(&self, session: &Arc<Session>, why: &str) -> Vec<Arc<Upstream>> {
+    pub fn end_session(&self, session: &Arc<Session>, cause: Cause, why: &str) -> Vec<Arc<Upstream>> {
         self.sessions.remove(&session.id);
-        session.end(why)
+        session.end(cause, why)
     }
 
     /// One pass of the idle reaper: sessions idle past `session_idle_timeout`, instances idle
@@ -159,10 +160,10 @@ impl Gateway {
     pub fn reap_idle(&self) {
         let limit = self.config().gateway.session_idle_timeout;
         for session in self.sessions.take_idle(limit) {
-            session.end(&format!(
-                "idle for session_idle_timeout ({})",
-                humantime::format_duration(limit)
-            ));
+            session.end(
+                Cause::Idle,
+                &format!("idle for session_idle_timeout ({})", humantime::format_duration(limit)),
+            );
         }
         self.pool.end_idle();
         let dropped = self.modern.parked.expire();
@@ -237,7 +238,7 @@ impl Gateway {
             .sessions
             .take_matching(|s| matches!(&s.mode, Mode::One(n) if removed.contains(&n)))
         {
-            session.end("its server was removed by a reload");
+            session.end(Cause::Reload, "its server was removed by a reload");
         }
         // What an aggregated session lists may have changed: tell it to list again.
         if !(added.is_empty() && removed.is_empty() && changed.is_empty()) {
@@ -262,7 +263,7 @@ impl Gateway {
         tracing::info!("shutting down: {why}");
         self.in_flight.drained(tokio::time::Instant::now() + DRAIN).await;
         for session in self.sessions.take_all() {
-            session.end(why);
+            session.end(Cause::Shutdown, why);
         }
         // Every instance whose shim still runs, those ended before the shutdown included.
         wait_all(&self.pool.close()).await;

@@ -33,6 +33,7 @@ pub async fn open(
     let mode = mode_for(gw, &endpoint).map_err(|why| jsonrpc::error_response(id, code::METHOD_NOT_FOUND, &why))?;
     let max = gw.config().gateway.max_sessions;
     if gw.sessions.len() >= max {
+        crate::metrics::cap_hit("max_sessions");
         return Err(jsonrpc::error_response(
             id,
             code::CAP_REACHED,
@@ -89,7 +90,11 @@ impl Pending<'_> {
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if let Some((gw, session)) = self.0.take() {
-            gw.end_session(session, "its initialize did not complete");
+            gw.end_session(
+                session,
+                crate::cause::Cause::Abandoned,
+                "its initialize did not complete",
+            );
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod aggregate;
+pub mod cause;
 pub mod config;
 pub mod front;
 pub mod gateway;

@@ -16,12 +16,49 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use tether_supervisor::launch::LedgerChoice;
+use tether_supervisor::sweep::{ActionKind, Report};
+
+use crate::cause::Cause;
 use crate::gateway::Gateway;
 
 /// A server's name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServerLabel {
     pub server: String,
+}
+
+/// A server and why its instance ended ([`Cause::label`]; `server_exited` too when the shim
+/// exited before anything asked it to, which is a server exiting by itself).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndLabels {
+    pub server: String,
+    pub reason: &'static str,
+}
+
+/// Why a session ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// A server and the kind of trouble it gave.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub server: String,
+    pub kind: &'static str,
+}
+
+/// Which cap refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CapLabel {
+    pub cap: &'static str,
+}
+
+/// What a sweep left alone, and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SkipLabel {
+    pub why: &'static str,
 }
 
 /// A server and a lifetime.
@@ -45,7 +82,15 @@ pub struct Metrics {
     instances: Family<InstanceLabels, Gauge>,
     processes: Gauge,
     started: Family<ServerLabel, Counter>,
-    ended: Family<ServerLabel, Counter>,
+    ended: Family<EndLabels, Counter>,
+    sessions_ended: Family<ReasonLabel, Counter>,
+    escalated: Family<ServerLabel, Counter>,
+    upstream_errors: Family<ErrorLabels, Counter>,
+    caps_hit: Family<CapLabel, Counter>,
+    sweeps: Counter,
+    swept: Counter,
+    strangers_skipped: Family<SkipLabel, Counter>,
+    ledger_bytes: Gauge,
     teardown: Seconds,
     tool_calls: Seconds,
 }
@@ -59,6 +104,14 @@ impl Metrics {
             processes: Gauge::default(),
             started: Family::default(),
             ended: Family::default(),
+            sessions_ended: Family::default(),
+            escalated: Family::default(),
+            upstream_errors: Family::default(),
+            caps_hit: Family::default(),
+            sweeps: Counter::default(),
+            swept: Counter::default(),
+            strangers_skipped: Family::default(),
+            ledger_bytes: Gauge::default(),
             teardown: Family::new_with_constructor(seconds),
             tool_calls: Family::new_with_constructor(seconds),
             registry: Registry::default(),
@@ -77,8 +130,48 @@ impl Metrics {
         registry.register("instances_started", "Instances started, by server", m.started.clone());
         registry.register(
             "instances_ended",
-            "Instances whose tree is gone (their shim exited), by server",
+            "Instances whose tree is gone (their shim exited), by server and reason",
             m.ended.clone(),
+        );
+        registry.register(
+            "sessions_ended",
+            "Client sessions ended, by reason",
+            m.sessions_ended.clone(),
+        );
+        registry.register(
+            "kill_escalations",
+            "Teardowns that ended their server with SIGKILL: it outlived its grace (the server itself, as the shim reports it), by server",
+            m.escalated.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Trouble from servers, by server and kind (start, failed, exited, malformed, too_long, timeout)",
+            m.upstream_errors.clone(),
+        );
+        registry.register(
+            "caps_hit",
+            "Starts and sessions refused by a cap, by cap (max_instances, max_processes, max_sessions)",
+            m.caps_hit.clone(),
+        );
+        registry.register(
+            "sweeps",
+            "Sweeps run (at start-up and through the admin API)",
+            m.sweeps.clone(),
+        );
+        registry.register(
+            "swept_processes",
+            "Processes left by a dead Tether that sweeps killed",
+            m.swept.clone(),
+        );
+        registry.register(
+            "strangers_skipped",
+            "Processes sweeps left alone: a recorded pid now another process's (pid_reused), or a cookie this ledger does not know (unknown_cookie)",
+            m.strangers_skipped.clone(),
+        );
+        registry.register(
+            "ledger_bytes",
+            "The size of the ledger's files (database and write-ahead log)",
+            m.ledger_bytes.clone(),
         );
         registry.register(
             "teardown_seconds",
@@ -111,12 +204,59 @@ pub fn started(name: &str) {
     get().started.get_or_create(&server(name)).inc();
 }
 
-/// An instance of `name` is gone: its shim exited; `teardown` since its end was asked for.
-pub fn ended(name: &str, teardown: Option<Duration>) {
+/// An instance of `name` is gone: its shim exited; `teardown` since its end was asked for,
+/// for `cause` (none: the shim exited without being asked, so the server exited by itself).
+pub fn ended(name: &str, cause: Option<Cause>, teardown: Option<Duration>) {
     let m = get();
-    m.ended.get_or_create(&server(name)).inc();
+    let labels = EndLabels {
+        server: name.to_string(),
+        reason: cause.map_or(Cause::ServerExited.label(), Cause::label),
+    };
+    m.ended.get_or_create(&labels).inc();
     if let Some(t) = teardown {
         m.teardown.get_or_create(&server(name)).observe(t.as_secs_f64());
+    }
+}
+
+/// A session ended, for `cause`.
+pub fn session_ended(cause: Cause) {
+    get()
+        .sessions_ended
+        .get_or_create(&ReasonLabel { reason: cause.label() })
+        .inc();
+}
+
+/// A teardown of an instance of `name` had to SIGKILL.
+pub fn escalated(name: &str) {
+    get().escalated.get_or_create(&server(name)).inc();
+}
+
+/// Server `name` gave trouble of `kind`.
+pub fn upstream_error(name: &str, kind: &'static str) {
+    let labels = ErrorLabels {
+        server: name.to_string(),
+        kind,
+    };
+    get().upstream_errors.get_or_create(&labels).inc();
+}
+
+/// The cap `cap` refused a start or a session.
+pub fn cap_hit(cap: &'static str) {
+    get().caps_hit.get_or_create(&CapLabel { cap }).inc();
+}
+
+/// A sweep ran and did what `report` says.
+pub fn swept(report: &Report) {
+    let m = get();
+    m.sweeps.inc();
+    m.swept.inc_by(report.killed as u64);
+    for a in &report.actions {
+        let why = match a.kind {
+            ActionKind::SkippedStranger => "pid_reused",
+            ActionKind::SkippedUnknown => "unknown_cookie",
+            _ => continue,
+        };
+        m.strangers_skipped.get_or_create(&SkipLabel { why }).inc();
     }
 }
 
@@ -124,6 +264,17 @@ pub fn ended(name: &str, teardown: Option<Duration>) {
 /// no label lookup (and no allocation) on the call's path.
 pub fn tool_calls_of(name: &str) -> Histogram {
     get().tool_calls.get_or_create(&server(name)).clone()
+}
+
+/// The size of the ledger's database and write-ahead log, 0 without a ledger.
+fn ledger_bytes(choice: &LedgerChoice) -> i64 {
+    let Some(Ok(dir)) = choice.dir() else {
+        return 0;
+    };
+    let file = dir.join(tether_supervisor::ledger::FILE_NAME);
+    let wal = dir.join(format!("{}-wal", tether_supervisor::ledger::FILE_NAME));
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    i64::try_from(size(&file) + size(&wal)).unwrap_or(i64::MAX)
 }
 
 /// The metrics now, as OpenMetrics text: what is alive read from `gw` first.
@@ -140,6 +291,7 @@ pub fn scrape(gw: &Gateway) -> String {
     }
     m.processes
         .set(i64::try_from(gw.pool.count_processes()).unwrap_or(i64::MAX));
+    m.ledger_bytes.set(ledger_bytes(&gw.pool.options().ledger));
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &m.registry).is_err() {
         out = "# the metrics could not be encoded\n".into();

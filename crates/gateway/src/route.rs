@@ -90,6 +90,7 @@ impl Call {
             Err(_) => {
                 let server = self.lease.upstream.name().to_string();
                 let timeout = humantime::format_duration(self.timeout);
+                crate::metrics::upstream_error(&server, "timeout");
                 self.lease.upstream.cancel(
                     self.upstream_id,
                     &format!("Tether: no answer within request_timeout ({timeout})"),

@@ -467,17 +467,18 @@ impl Session {
     }
 
     /// Ends the session: its instances are ended (the caller waits for them), its stream closed.
-    pub fn end(&self, why: &str) -> Vec<Arc<Upstream>> {
+    pub fn end(&self, cause: crate::cause::Cause, why: &str) -> Vec<Arc<Upstream>> {
         if self.ended.swap(true, Ordering::AcqRel) {
             return Vec::new();
         }
         tracing::info!(session = %self.key, reason = %why, "session ended");
+        crate::metrics::session_ended(cause);
         if let Ok(mut s) = self.stream.lock() {
             s.take();
         }
         let instances = self.take_instances(|_| true);
         for up in &instances {
-            up.end(&format!("its session ended ({why})"));
+            up.end(cause, &format!("its session ended ({why})"));
         }
         instances
     }
@@ -561,9 +562,9 @@ mod tests {
         let s = session();
         let (tx, rx) = mpsc::channel(4);
         s.set_stream(tx);
-        assert!(s.end("test").is_empty());
+        assert!(s.end(crate::cause::Cause::Client, "test").is_empty());
         assert!(s.is_ended());
         assert!(rx.is_closed(), "the client's stream ends with the session");
-        assert!(s.end("again").is_empty());
+        assert!(s.end(crate::cause::Cause::Client, "again").is_empty());
     }
 }

@@ -159,7 +159,7 @@ pub async fn survey(gw: Arc<Gateway>) {
     ));
     list(&gw, &session, &shared, "0", Listing::TOOLS).await;
     list(&gw, &session, &shared, "0", Listing::PROMPTS).await;
-    session.end("the start-up listing is done");
+    session.end(crate::cause::Cause::Survey, "the start-up listing is done");
 }
 
 /// One kind of listing.

@@ -493,7 +493,7 @@ fn delete(gw: &Gateway, endpoint: &Endpoint, tag: u64, headers: &HeaderMap) -> R
         Ok(s) => s,
         Err(r) => return r,
     };
-    gw.end_session(&session, "the client sent DELETE");
+    gw.end_session(&session, crate::cause::Cause::Client, "the client sent DELETE");
     empty(StatusCode::OK)
 }
 

@@ -63,7 +63,7 @@ pub async fn serve(gw: Arc<Gateway>, stop: watch::Sender<bool>) {
     }
     tracing::info!("the stdio client closed stdin");
     if let Some(s) = session {
-        gw.end_session(&s, "the stdio client closed stdin");
+        gw.end_session(&s, crate::cause::Cause::Client, "the stdio client closed stdin");
     }
     let _ = stop.send(true);
     drop(out);

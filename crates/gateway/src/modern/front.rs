@@ -191,6 +191,7 @@ fn session_for(
     }
     named.retain(|_, id| gw.sessions.get(id).is_some());
     if gw.sessions.len() >= gw.config().gateway.max_sessions {
+        crate::metrics::cap_hit("max_sessions");
         return Err(Refusal::simple(
             400,
             jsonrpc::code::CAP_REACHED,

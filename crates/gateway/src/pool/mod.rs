@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use tether_supervisor::launch::Scope;
 
+use crate::cause::Cause;
 use crate::config::{Lifetime, ServerConfig};
 use crate::protocol::ClientInit;
 use crate::session::Session;
@@ -77,7 +78,7 @@ pub struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if self.upstream.lifetime() == Lifetime::Request {
-            self.upstream.end("its request is done");
+            self.upstream.end(Cause::RequestDone, "its request is done");
         }
     }
 }
@@ -241,7 +242,9 @@ impl Pool {
         }
         let reserved = Reserve::new(&slot.starting);
         self.check_caps(slot, reserved.count)?;
-        let up = upstream::spawn(slot.config.clone(), owner, scope, &self.opts)?;
+        let up = upstream::spawn(slot.config.clone(), owner, scope, &self.opts).inspect_err(|e| {
+            crate::metrics::upstream_error(&e.server, "start");
+        })?;
         slot.track(&up);
         // Until the next count sees it: its shim, its watchdog and its server at least, so a
         // burst of starts between two counts cannot all pass the cap.
@@ -254,11 +257,14 @@ impl Pool {
         up.initialize(client).await?;
         abandoned.done();
         if self.closed.load(Ordering::Acquire) {
-            up.end("the gateway is shutting down");
+            up.end(Cause::Shutdown, "the gateway is shutting down");
             return Err(AcquireError::ShuttingDown);
         }
         if !self.is_current(slot) {
-            up.end("its server was changed or removed by a reload while it started");
+            up.end(
+                Cause::Reload,
+                "its server was changed or removed by a reload while it started",
+            );
             return Err(AcquireError::Reloaded(slot.config.name.clone()));
         }
         Ok(up)
@@ -271,6 +277,7 @@ impl Pool {
         if let Some(max) = slot.config.max_instances {
             let live = u32::try_from(slot.serving().len()).unwrap_or(u32::MAX);
             if live.saturating_add(starting) > max {
+                crate::metrics::cap_hit("max_instances");
                 return Err(AcquireError::Cap(format!(
                     "server {name:?}: max_instances ({max}) reached: {live} running, {} starting",
                     starting - 1
@@ -280,6 +287,7 @@ impl Pool {
         if let Some(max) = self.max_processes.lock().ok().and_then(|m| *m) {
             let alive = self.processes.load(Ordering::Acquire);
             if alive >= max as usize {
+                crate::metrics::cap_hit("max_processes");
                 return Err(AcquireError::Cap(format!(
                     "server {name:?}: the gateway's max_processes ({max}) is reached ({alive} processes alive)"
                 )));
@@ -315,6 +323,11 @@ impl Pool {
         all
     }
 
+    /// How instances are started (the ledger they are recorded in, above all).
+    pub fn options(&self) -> &StartOptions {
+        &self.opts
+    }
+
     /// Ends idle instances: shared and session instances with no call for their server's
     /// `idle_timeout`. Returns those ended.
     pub fn end_idle(&self) -> Vec<Arc<Upstream>> {
@@ -322,10 +335,10 @@ impl Pool {
         for up in self.live() {
             let Some(limit) = up.server.idle_timeout else { continue };
             if up.lifetime() != Lifetime::Request && up.idle_for() >= limit && up.in_flight() == 0 {
-                up.end(&format!(
-                    "no call for its idle_timeout ({})",
-                    humantime::format_duration(limit)
-                ));
+                up.end(
+                    Cause::Idle,
+                    &format!("no call for its idle_timeout ({})", humantime::format_duration(limit)),
+                );
                 ended.push(up);
             }
         }
@@ -368,7 +381,7 @@ impl Pool {
             let Some(slot) = slots.remove(&name) else { continue };
             let tracked = slot.tracked();
             for up in tracked.iter().filter(|u| !u.is_gone()) {
-                up.end(why);
+                up.end(Cause::Reload, why);
                 ended.push(up.clone());
             }
             if let Ok(mut retired) = self.retired.lock() {
@@ -389,7 +402,7 @@ impl Pool {
         self.closed.store(true, Ordering::Release);
         let all = self.tracked();
         for up in &all {
-            up.end("the gateway is shutting down");
+            up.end(Cause::Shutdown, "the gateway is shutting down");
         }
         all
     }
@@ -427,7 +440,7 @@ impl EndUnlessDone<'_> {
 impl Drop for EndUnlessDone<'_> {
     fn drop(&mut self) {
         if let Some(up) = self.0.take() {
-            up.end("whoever asked for it went away while it started");
+            up.end(Cause::Abandoned, "whoever asked for it went away while it started");
         }
     }
 }

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use tether_supervisor::launch::Lifeline;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::cause::Cause;
 use crate::config::{Lifetime, ServerConfig};
 use crate::protocol::ServerInit;
 use crate::session::Session;
@@ -171,9 +172,11 @@ pub struct Upstream {
     anchor: Mutex<Option<Anchor>>,
     /// When the last request went to it (for idle timeouts).
     last_used: Mutex<Instant>,
+    /// When it was made (its shim spawned), for its age in the admin API.
+    pub started: Instant,
     /// When its end was first asked for, and why (the start of its teardown, for the metrics
     /// and the admin API's recent teardowns).
-    pub ending: Arc<std::sync::OnceLock<(Instant, String)>>,
+    pub ending: Arc<std::sync::OnceLock<(Instant, Cause, String)>>,
     /// Its server's `tools/call` latency histogram ([`crate::metrics`]).
     pub tool_calls: prometheus_client::metrics::histogram::Histogram,
     /// Sessions that used a shared instance, for its notifications that answer no request.
@@ -218,6 +221,7 @@ impl Upstream {
             state,
             anchor: Mutex::new(Some(anchor)),
             last_used: Mutex::new(Instant::now()),
+            started: Instant::now(),
             ending: Arc::default(),
             tool_calls,
             attached: Mutex::new(HashMap::new()),
@@ -347,7 +351,7 @@ impl Upstream {
             Some(why) => Err(why),
             None => {
                 let why = format!("the server stopped reading its input ({OUTBOX} messages waited for it)");
-                self.end(&why);
+                self.end(Cause::ServerFailed, &why);
                 Err(why)
             }
         }
@@ -393,10 +397,15 @@ impl Upstream {
 
     /// Ends the instance: the lifeline is cut, so the shim ends the server's whole tree; every
     /// request in flight is answered with an error naming `why`.
-    pub fn end(&self, why: &str) {
+    pub fn end(&self, cause: Cause, why: &str) {
         // A poisoned lock (a panic elsewhere, in a debug build) must not keep a tree alive.
         let anchor = self.anchor.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let _ = self.ending.set((Instant::now(), why.to_string()));
+        let first = self.ending.set((Instant::now(), cause, why.to_string())).is_ok();
+        match cause {
+            Cause::ServerFailed if first => crate::metrics::upstream_error(self.name(), "failed"),
+            Cause::ServerExited if first => crate::metrics::upstream_error(self.name(), "exited"),
+            _ => {}
+        }
         if let Some(a) = anchor {
             tracing::info!(server = %self.name(), instance = %short(&self.id), reason = %why, "ending the instance");
             a.release(why);

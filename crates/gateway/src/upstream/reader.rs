@@ -63,7 +63,7 @@ pub async fn read(up: Weak<Upstream>, stdout: ChildStdout, max: usize) {
             tracing::warn!(server = %up.name(), instance = %short(&up.id), "{why}");
         }
         // A server that closed its output but runs on is ended too: it cannot be served.
-        up.end(&why);
+        up.end(crate::cause::Cause::ServerExited, &why);
     }
 }
 
@@ -311,6 +311,7 @@ impl Upstream {
     }
 
     fn malformed(&self, line: &[u8], why: &str) {
+        crate::metrics::upstream_error(self.name(), "malformed");
         let head = String::from_utf8_lossy(&line[..line.len().min(120)]);
         tracing::warn!(server = %self.name(), instance = %short(&self.id), "dropped a malformed message from the server ({why}): {head}");
         if let Some(id) = leading_id(line) {
@@ -319,6 +320,7 @@ impl Upstream {
     }
 
     fn too_long(&self, prefix: &[u8], size: usize, max: usize) {
+        crate::metrics::upstream_error(self.name(), "too_long");
         tracing::warn!(server = %self.name(), instance = %short(&self.id), "dropped a {size}-byte message from the server: larger than max_message_size ({max} bytes)");
         if let Some(id) = leading_id(prefix) {
             self.fail(

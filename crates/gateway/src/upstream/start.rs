@@ -56,6 +56,9 @@ impl StartError {
     }
 }
 
+/// SIGKILL's number, fixed by POSIX (the gateway links no libc crate).
+const SIGKILL: i32 = 9;
+
 /// Most messages queued for a server's stdin before requests to it are refused (a server that
 /// stopped reading must not make the gateway's memory grow).
 pub const OUTBOX: usize = 1024;
@@ -121,18 +124,26 @@ pub fn spawn(
     let ending = up.ending.clone();
     crate::metrics::started(&name);
     tokio::spawn(async move {
-        let status = match child.wait().await {
-            Ok(s) => describe_exit(s),
-            Err(e) => format!("could not be waited for: {e}"),
+        let (status, sigkilled) = match child.wait().await {
+            Ok(s) => (
+                describe_exit(s),
+                std::os::unix::process::ExitStatusExt::signal(&s) == Some(SIGKILL),
+            ),
+            Err(e) => (format!("could not be waited for: {e}"), false),
         };
         // The shim exits once the whole tree is dead: this is the instance's end.
         let lived_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let teardown = ending.get().map(|(asked, _)| asked.elapsed());
-        crate::metrics::ended(&name, teardown);
+        let teardown = ending.get().map(|(asked, _, _)| asked.elapsed());
+        crate::metrics::ended(&name, ending.get().map(|(_, cause, _)| *cause), teardown);
+        // The shim ends the way its server did: a server that died of SIGKILL in a teardown
+        // the gateway asked for outlived its grace.
+        if sigkilled && teardown.is_some() {
+            crate::metrics::escalated(&name);
+        }
         crate::teardowns::record(crate::teardowns::Teardown {
             instance: id.clone(),
             server: name.clone(),
-            reason: ending.get().map(|(_, why)| why.clone()),
+            reason: ending.get().map(|(_, _, why)| why.clone()),
             status: status.clone(),
             teardown_ms: teardown.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             lived_ms,
@@ -185,7 +196,7 @@ impl Upstream {
                         "did not answer server/discover as a 2026-07-28 server within {} (protocol = \"2026-07-28\")",
                         humantime::format_duration(self.server.startup_timeout)
                     );
-                    self.end(&why);
+                    self.end(crate::cause::Cause::ServerFailed, &why);
                     return Err(fail(why));
                 }
                 _ => {}
@@ -205,7 +216,7 @@ impl Upstream {
                 } else {
                     why
                 };
-                self.end(&why);
+                self.end(crate::cause::Cause::ServerFailed, &why);
                 return Err(fail(why));
             }
         };
@@ -222,7 +233,7 @@ impl Upstream {
         let init = match init {
             Ok(i) => i,
             Err(why) => {
-                self.end(&why);
+                self.end(crate::cause::Cause::ServerFailed, &why);
                 return Err(fail(why));
             }
         };
@@ -231,7 +242,7 @@ impl Upstream {
         }
         let _ = self.init.set(init);
         if let Err(why) = self.send(jsonrpc::notification("notifications/initialized", None)) {
-            self.end(&why);
+            self.end(crate::cause::Cause::ServerFailed, &why);
             return Err(fail(why));
         }
         self.state.send_if_modified(|s| match s {

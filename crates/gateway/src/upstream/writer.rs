@@ -52,7 +52,10 @@ pub async fn write(up: Weak<Upstream>, mut stdin: ChildStdin, mut queue: Receive
         }
         if let Err(e) = stdin.write_all(&buf).await {
             if let Some(up) = up.upgrade() {
-                up.end(&format!("writing to the server's input failed: {e}"));
+                up.end(
+                    crate::cause::Cause::ServerFailed,
+                    &format!("writing to the server's input failed: {e}"),
+                );
             }
             break;
         }

@@ -51,7 +51,7 @@ async fn read(
         if !up.is_gone() {
             tracing::warn!(server = %up.name(), instance = %short(&up.id), "{why}");
         }
-        up.end(&why);
+        up.end(crate::cause::Cause::ServerExited, &why);
     }
 }
 
