@@ -1,18 +1,14 @@
 //! `tether sessions`, `tether kill`, `tether reload` and `tether teardowns`: a running gateway
-//! asked through its
-//! admin API (`admin.sock` in the state directory; the calls are documented in the gateway's
-//! `admin` module), with a few lines of HTTP/1.1 over std's `UnixStream`: `tether` links no
-//! HTTP library, since it is also the shim, whose memory every instance pays.
+//! asked through its admin API (`admin.sock` in the state directory; the calls are documented
+//! in the gateway's `admin` module), through [`super::admin_client`].
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde_json::Value;
 use tether_supervisor::ids::short;
-use tether_supervisor::ledger::location::{self, ADMIN_SOCKET};
+
+use super::admin_client::ask;
 
 /// `tether sessions`.
 #[derive(Debug, clap::Args)]
@@ -47,38 +43,6 @@ pub struct ReloadArgs {
     /// Print the gateway's JSON answer.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Sends `method path` to the gateway's admin socket; its status and JSON body, or what went
-/// wrong (no gateway running, above all) in words.
-fn ask(state_dir: Option<&Path>, method: &str, path: &str) -> Result<(u16, Value), String> {
-    let dir = location::state_dir(state_dir)?;
-    let socket = dir.join(ADMIN_SOCKET);
-    let mut stream = UnixStream::connect(&socket).map_err(|e| {
-        format!(
-            "no gateway answers at {} ({e}): is `tether serve` running with this state directory?",
-            socket.display()
-        )
-    })?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: tether\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("writing to {}: {e}", socket.display()))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("reading from {}: {e}", socket.display()))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("the gateway's answer has no body")?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("the gateway's answer has no status: {head:?}"))?;
-    let body = serde_json::from_str(body).map_err(|e| format!("the gateway's answer is not JSON ({e}): {body:?}"))?;
-    Ok((status, body))
 }
 
 /// Prints `value` as JSON, or `text(value)`; an error answer goes to stderr with status 1.

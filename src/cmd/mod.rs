@@ -3,10 +3,12 @@
 //! quoted for a shell ([`shell`]).
 
 pub mod admin;
+mod admin_client;
 pub mod demo;
 pub mod doctor;
 mod ledger_trouble;
 pub mod ps;
+mod ps_live;
 pub mod reap;
 pub mod serve;
 pub mod settle_remote;

@@ -1,6 +1,10 @@
 //! `tether ps`: the ledger joined with `/proc` ([`tether_supervisor::inventory`]), as JSON or
 //! as text for people: one block per owner, one per instance, one line per process.
 //!
+//! When a gateway answers on the state directory's admin socket, its own live view comes
+//! first ([`super::ps_live`]: sessions, instances, process trees), then the ledger's other
+//! owners (`tether wrap`s, other gateways); `--ledger` shows the ledger's view alone.
+//!
 //! When the ledger cannot be used, it still shows what `/proc` alone shows (the cookie
 //! carriers, by instance), marked unverified, says once what is wrong with the ledger and how
 //! to fix it, and exits with 1.
@@ -22,9 +26,13 @@ pub struct PsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Also list instances that have ended.
+    /// Also list instances that have ended (the ledger view).
     #[arg(long)]
     pub all: bool,
+    /// Show the ledger's view even when a gateway runs (by default a running gateway's own
+    /// live view comes first: its sessions, instances and process trees).
+    #[arg(long)]
+    pub ledger: bool,
 }
 
 /// What `tether ps --json` prints when the ledger cannot be used.
@@ -46,10 +54,26 @@ pub fn run(args: &PsArgs, state_dir: Option<&Path>) -> ExitCode {
     };
     // The ledger is closed when this returns, before a fix naming its files is worked out.
     let listing = Ledger::open(&dir).and_then(|ledger| inventory::list(&ledger, args.all));
-    let listing = match listing {
+    let mut listing = match listing {
         Ok(listing) => listing,
         Err(e) => return run_unverified(args, LedgerTrouble::of(&e)),
     };
+    if !(args.ledger || args.all) {
+        if let Some(live) = super::ps_live::view(state_dir) {
+            // The gateway's own instances are in its view; the ledger adds the others.
+            listing.owners.retain(|o| o.id != live.owner());
+            return if args.json {
+                print_json(&serde_json::json!({"gateway": live.json(), "others": listing}))
+            } else {
+                print!("{}", live.text());
+                if !listing.owners.is_empty() {
+                    println!("\nnot this gateway's, from the ledger ({}):", listing.ledger);
+                    print!("{}", text(&listing));
+                }
+                ExitCode::SUCCESS
+            };
+        }
+    }
     if args.json {
         print_json(&listing)
     } else {
@@ -162,29 +186,63 @@ fn text(listing: &Listing) -> String {
     out
 }
 
+/// One line of a process table: a process as the ledger view or a gateway's admin API gives it.
+pub(super) struct Row<'a> {
+    pub pid: i64,
+    pub ppid: Option<i64>,
+    pub state: Option<char>,
+    pub rss_kib: Option<u64>,
+    pub cpu_ms: Option<u64>,
+    pub age_secs: Option<f64>,
+    pub found_by: &'a str,
+    pub cmdline: &'a str,
+}
+
+impl<'a> From<&'a ProcessView> for Row<'a> {
+    fn from(p: &'a ProcessView) -> Row<'a> {
+        Row {
+            pid: p.pid.into(),
+            ppid: p.ppid.map(i64::from),
+            state: p.state,
+            rss_kib: p.rss_kib,
+            cpu_ms: p.cpu_ms,
+            age_secs: p.age_secs,
+            found_by: p.found_by,
+            cmdline: &p.cmdline,
+        }
+    }
+}
+
 /// One header line, then one line per process.
 fn process_table(out: &mut String, processes: &[ProcessView]) {
+    rows_table(out, processes.iter().map(Row::from));
+}
+
+/// One header line, then one line per row.
+pub(super) fn rows_table<'a>(out: &mut String, rows: impl Iterator<Item = Row<'a>>) {
     let _ = writeln!(
         out,
-        "    {:>7} {:>7} S {:>9} {:>8}  {:<10} CMD",
-        "PID", "PPID", "RSS", "AGE", "FOUND-BY"
+        "    {:>7} {:>7} S {:>9} {:>8} {:>8}  {:<10} CMD",
+        "PID", "PPID", "RSS", "CPU", "AGE", "FOUND-BY"
     );
-    for p in processes {
+    for p in rows {
         let _ = writeln!(
             out,
-            "    {:>7} {:>7} {} {:>9} {:>8}  {:<10} {}",
+            "    {:>7} {:>7} {} {:>9} {:>8} {:>8}  {:<10} {}",
             p.pid,
             p.ppid.map_or("-".into(), |v| v.to_string()),
             p.state.unwrap_or('?'),
             p.rss_kib.map_or("-".into(), |k| format!("{k}K")),
+            p.cpu_ms.map_or("-".into(), |ms| format!("{ms}ms")),
             p.age_secs.map_or("-".into(), age),
             p.found_by,
-            truncate(&p.cmdline, 60)
+            truncate(p.cmdline, 60)
         );
     }
 }
 
-fn age(secs: f64) -> String {
+/// A duration for people: `4.2s`, `17m`, `3.1h`.
+pub(super) fn age(secs: f64) -> String {
     match secs {
         s if s < 60.0 => format!("{s:.1}s"),
         s if s < 3600.0 => format!("{:.0}m", s / 60.0),
@@ -192,7 +250,7 @@ fn age(secs: f64) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {

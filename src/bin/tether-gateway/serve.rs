@@ -73,6 +73,18 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
         max_message: config.gateway.max_message_size,
     };
     let result = runtime.block_on(async {
+        // The admin API, beside the ledger (nothing to administer is recorded without one);
+        // bound before the front door says it serves, so that whoever reads that line can
+        // administer at once.
+        let admin = ledger
+            .as_ref()
+            .and_then(|(dir, _)| match tether_gateway::admin::bind(dir) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!("no admin API (tether sessions, kill, reload): {e}");
+                    None
+                }
+            });
         let door = if args.stdio {
             Door::Stdio
         } else {
@@ -96,16 +108,6 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
             let (config, dir) = (config.clone(), dir.clone());
             tokio::spawn(async move { leftovers::close(left_open, &config, &dir).await });
         }
-        // The admin API, beside the ledger (nothing to administer is recorded without one).
-        let admin = ledger
-            .as_ref()
-            .and_then(|(dir, _)| match tether_gateway::admin::bind(dir) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    tracing::warn!("no admin API (tether sessions, kill, reload): {e}");
-                    None
-                }
-            });
         let gw = Gateway::new(config, opts);
         anyhow::Ok(tether_gateway::run(gw, door, admin, signals).await)
     });
@@ -184,8 +186,9 @@ fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledge
     Some((dir, ledger, left_open))
 }
 
-/// Says what the start-up sweep ended.
+/// Says what the start-up sweep ended, in the log and the metrics.
 fn log_sweep(report: &Report) {
+    tether_gateway::metrics::swept(report);
     let ended: Vec<_> = report
         .actions
         .iter()

@@ -3,13 +3,19 @@
 //! reaches it, so it needs no token). `tether sessions`, `tether kill` and `tether reload`
 //! speak it; [`routes`] has the calls:
 //!
+//! - `GET /v1/gateway`: the gateway itself (pid, owner id in the ledger, version, uptime,
+//!   ledger file);
 //! - `GET /v1/sessions`: every client session (its id, key, endpoint, client, protocol
 //!   revision, idle time) with the instances it holds;
-//! - `GET /v1/instances`: every instance (id, server, lifetime, session, shim pid, state, idle
-//!   time, calls in flight, processes in its tree);
+//! - `GET /v1/instances`: every instance (id, server, lifetime, session, shim pid, state, age,
+//!   time since its last call, calls in flight, containment layers and cgroup) with its
+//!   process tree: each process's pid, parent, state, RSS, CPU time, age and command
+//!   ([`trees`]), and the tree's totals;
 //! - `DELETE /v1/scopes/{id}`: ends a session (by id or key) or an instance (by id or a
 //!   prefix of one) and every process of it, as a client's DELETE or an idle timeout would;
 //! - `POST /v1/reload`: reads the configuration again, as SIGHUP does;
+//! - `POST /v1/sweep`: sweeps the ledger as `tether reap` does (what dead Tethers left; never
+//!   this gateway's live instances) and answers with the report;
 //! - `GET /v1/teardowns`: the last instance ends, newest first ([`crate::teardowns`]);
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
 //!
@@ -17,6 +23,7 @@
 //! the same state directory, say) serves on without it and says so.
 
 pub mod routes;
+pub mod trees;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,8 +65,15 @@ fn named<'a>(path: &'a Path, doing: &'static str) -> impl Fn(std::io::Error) -> 
     move |e| std::io::Error::new(e.kind(), format!("{doing} {}: {e}", path.display()))
 }
 
+/// When the gateway started serving its admin API (its uptime, for `GET /v1/gateway`).
+pub fn started() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
+}
+
 /// Answers admin requests until `stop`; the socket is removed then.
 pub async fn serve(gw: Arc<Gateway>, listener: UnixListener, mut stop: watch::Receiver<bool>) {
+    started();
     let path = listener
         .local_addr()
         .ok()

@@ -9,6 +9,12 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
+use tether_supervisor::ledger::Ledger;
+use tether_supervisor::sweep;
+
+use super::trees::Containment;
+use crate::cause::Cause;
+use crate::config::Transport;
 use crate::gateway::Gateway;
 use crate::session::{Endpoint, Session};
 use crate::upstream::{Owner, State, Upstream};
@@ -25,19 +31,27 @@ pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> Result<Response<Ful
         return Ok(r);
     }
     let answer = match (req.method(), path.as_str()) {
+        (&Method::GET, "/v1/gateway") => Ok(json!({
+            "pid": std::process::id(),
+            "owner": gw.pool.options().owner_id,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_ms": millis(super::started().elapsed()),
+            "ledger": gw.pool.options().ledger.dir().and_then(Result::ok).map(|d| d.join(tether_supervisor::ledger::FILE_NAME)),
+        })),
         (&Method::GET, "/v1/sessions") => Ok(Value::Array(gw.sessions.all().iter().map(|s| session(s)).collect())),
-        (&Method::GET, "/v1/instances") => Ok(Value::Array(gw.pool.live().iter().map(|u| instance(u)).collect())),
+        (&Method::GET, "/v1/instances") => Ok(instances(&gw).await),
         (&Method::POST, "/v1/reload") => Ok(json!({"applied": gw.reload()})),
+        (&Method::POST, "/v1/sweep") => sweep(&gw).await,
         (&Method::GET, "/v1/teardowns") => Ok(json!(crate::teardowns::recent())),
         (&Method::DELETE, p) if p.starts_with("/v1/scopes/") => end(&gw, &p["/v1/scopes/".len()..]),
-        (_, "/v1/sessions" | "/v1/instances" | "/v1/reload" | "/v1/teardowns") => Err((
+        (_, "/v1/gateway" | "/v1/sessions" | "/v1/instances" | "/v1/reload" | "/v1/sweep" | "/v1/teardowns") => Err((
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} {path}: not allowed", req.method()),
         )),
         _ => Err((
             StatusCode::NOT_FOUND,
             format!(
-                "{path}: no such call (GET /v1/sessions, GET /v1/instances, DELETE /v1/scopes/ID, POST /v1/reload, GET /v1/teardowns, GET /metrics)"
+                "{path}: no such call (GET /v1/gateway, GET /v1/sessions, GET /v1/instances, DELETE /v1/scopes/ID, POST /v1/reload, POST /v1/sweep, GET /v1/teardowns, GET /metrics)"
             ),
         )),
     };
@@ -74,7 +88,22 @@ fn session(s: &Session) -> Value {
     })
 }
 
-fn instance(u: &Upstream) -> Value {
+/// Every live instance, with its process tree and containment (read on a blocking thread).
+async fn instances(gw: &Gateway) -> Value {
+    let live = gw.pool.live();
+    let shims: Vec<(String, Option<u32>)> = live.iter().map(|u| (u.id.clone(), u.pid)).collect();
+    let ledger = gw.pool.options().ledger.clone();
+    let mut trees = tokio::task::spawn_blocking(move || super::trees::read(&ledger, &shims))
+        .await
+        .unwrap_or_default();
+    Value::Array(
+        live.iter()
+            .map(|u| instance(u, trees.remove(&u.id).unwrap_or_default()))
+            .collect(),
+    )
+}
+
+fn instance(u: &Upstream, c: Containment) -> Value {
     let session = match &u.owner {
         Owner::Session(s) => s.upgrade().map(|s| s.key.clone()),
         Owner::Shared | Owner::Request => None,
@@ -93,15 +122,72 @@ fn instance(u: &Upstream) -> Value {
         "state": state,
         "idle_ms": millis(u.idle_for()),
         "in_flight": u.in_flight(),
-        "processes": u.pid.and_then(|p| i32::try_from(p).ok()).map(tether_supervisor::inventory::tree_size),
+        "transport": match &u.server.transport {
+            Transport::Stdio(_) => "stdio",
+            Transport::Ssh { .. } => "ssh",
+            Transport::Http(_) => "http",
+        },
+        "url": match &u.server.transport {
+            Transport::Http(h) => Some(crate::upstream::http::link::shown_url(&h.url)),
+            _ => None,
+        },
+        "age_ms": millis(u.started.elapsed()),
+        "processes": c.tree.len(),
+        "rss_kib": c.tree.iter().filter_map(|p| p.rss_kib).sum::<u64>(),
+        "cpu_ms": c.tree.iter().filter_map(|p| p.cpu_ms).sum::<u64>(),
+        "layers": c.layers,
+        "cgroup": c.cgroup,
+        "tree": c.tree,
     })
+}
+
+/// Runs a sweep of the gateway's ledger (as `tether reap` would): what dead Tethers left is
+/// killed; this gateway's own instances, whose holders are alive, are left alone.
+async fn sweep(gw: &Gateway) -> Result<Value, (StatusCode, String)> {
+    let dir = gw
+        .pool
+        .options()
+        .ledger
+        .dir()
+        .ok_or_else(|| {
+            (
+                StatusCode::CONFLICT,
+                "this gateway runs without a ledger: there is nothing to sweep by".to_string(),
+            )
+        })?
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let swept = tokio::task::spawn_blocking(move || {
+        let mut ledger = Ledger::open(&dir).map_err(|e| e.to_string())?;
+        sweep::sweep_locked(&mut ledger, &dir, false).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the sweep did not finish: {e}"),
+        )
+    })?;
+    match swept {
+        Ok(report) => {
+            crate::metrics::swept(&report);
+            for a in &report.actions {
+                tracing::warn!("admin sweep: {a}");
+            }
+            serde_json::to_value(&report).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("the sweep failed: {e}"))),
+    }
 }
 
 /// Ends the session whose id or key is `id`, else the instance whose id is or starts with it.
 fn end(gw: &Gateway, id: &str) -> Result<Value, (StatusCode, String)> {
     const WHY: &str = "ended through the admin API (tether kill)";
     if let Some(s) = gw.sessions.all().into_iter().find(|s| s.id == id || s.key == id) {
-        let instances: Vec<String> = gw.end_session(&s, WHY).iter().map(|u| u.id.clone()).collect();
+        let instances: Vec<String> = gw
+            .end_session(&s, Cause::Admin, WHY)
+            .iter()
+            .map(|u| u.id.clone())
+            .collect();
         return Ok(json!({"ended": "session", "key": s.key, "instances": instances}));
     }
     let matches: Vec<Arc<Upstream>> = gw
@@ -112,7 +198,7 @@ fn end(gw: &Gateway, id: &str) -> Result<Value, (StatusCode, String)> {
         .collect();
     match matches.as_slice() {
         [u] => {
-            u.end(WHY);
+            u.end(Cause::Admin, WHY);
             Ok(json!({"ended": "instance", "id": u.id, "server": u.name()}))
         }
         [] => Err((
