@@ -134,76 +134,82 @@ fn sessions_kill_and_reload_through_the_admin_socket() {
     );
 }
 
-/// `GET /metrics` on the admin socket, the body.
-fn scrape(cookie: &Cookie) -> String {
-    use std::io::{Read, Write};
-    let mut s =
-        std::os::unix::net::UnixStream::connect(cookie.state_dir().join("admin.sock")).expect("the admin socket");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .expect("asking for the metrics");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("the metrics");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(
-        head.to_ascii_lowercase().contains("application/openmetrics-text"),
-        "{head}"
-    );
-    body.to_string()
-}
-
-/// The value of the sample `name` (with its labels, as written), if present.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
-}
-
 #[test]
-fn metrics_move_with_a_session_its_call_and_its_end() {
+fn instances_show_their_process_trees_and_ps_shows_the_live_gateway() {
     let cookie = Cookie::new();
     let gw = Gateway::start(
         &cookie,
         Mode::Cgroup,
-        &fixture_server("fx", &cookie, &[], "lifetime = \"session\""),
+        &fixture_server("fx", &cookie, &["--children", "2"], "lifetime = \"session\""),
     );
-    let before = scrape(&cookie);
-    assert_eq!(sample(&before, "tether_sessions"), Some(0.0), "{before}");
-    assert_eq!(
-        sample(&before, "tether_instances_started_total{server=\"fx\"}"),
-        None,
-        "{before}"
-    );
-
     let mut c = gw.client(Some("fx"));
     c.initialize();
-    c.echo("counted");
-    let during = scrape(&cookie);
-    for (name, want) in [
-        ("tether_sessions", 1.0),
-        ("tether_instances{server=\"fx\",lifetime=\"session\"}", 1.0),
-        ("tether_instances_started_total{server=\"fx\"}", 1.0),
-        ("tether_tool_call_seconds_count{server=\"fx\"}", 1.0),
-    ] {
-        assert_eq!(sample(&during, name), Some(want), "{name} in {during}");
+    c.echo("a tree");
+    // The gateway, and the instance: the shim, its watchdog, the server and its two children.
+    cookie.wait_for_carriers(6);
+
+    let listing = tether_json_ok(&cookie, "sessions", &[]);
+    let instance = &listing["instances"][0];
+    let tree = instance["tree"].as_array().expect("a tree");
+    let pids: Vec<i32> = tree
+        .iter()
+        .filter_map(|p| p["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
+        .collect();
+    let mut carriers = cookie.carriers_except(&[gw.pid()]);
+    carriers.sort_unstable();
+    let mut shown = pids.clone();
+    shown.sort_unstable();
+    assert_eq!(
+        shown, carriers,
+        "the tree is exactly the instance's processes: {instance:#}"
+    );
+    assert_eq!(tree[0]["found_by"], "shim", "{instance:#}");
+    assert_eq!(tree[0]["pid"], instance["shim_pid"], "{instance:#}");
+    let found_by = |what: &str| tree.iter().filter(|p| p["found_by"] == what).count();
+    assert_eq!((found_by("watchdog"), found_by("server")), (1, 1), "{instance:#}");
+    assert!(
+        tree.iter()
+            .all(|p| p["rss_kib"].as_u64().is_some_and(|k| k > 0) && p["cpu_ms"].is_u64()),
+        "every process has its RSS and CPU time: {instance:#}"
+    );
+    assert_eq!(instance["processes"], 5, "{instance:#}");
+    let layers: Vec<&str> = instance["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for layer in ["cgroup", "subreaper", "group", "cookie"] {
+        assert!(layers.contains(&layer), "{layer} in force: {instance:#}");
     }
     assert!(
-        sample(&during, "tether_processes").is_some_and(|n| n >= 2.0),
-        "{during}"
+        instance["cgroup"].as_str().is_some_and(|c| c.contains("tether-")),
+        "{instance:#}"
+    );
+    assert!(
+        instance["age_ms"].is_u64() && instance["idle_ms"].is_u64(),
+        "{instance:#}"
     );
 
+    // `tether ps`: the gateway's live view first, the same processes; `--ledger`, the ledger's.
+    let ps = tether_run(&cookie, &["ps"]);
+    assert!(ps.status.success(), "{ps:?}");
+    let text = String::from_utf8_lossy(&ps.stdout);
+    assert!(text.starts_with(&format!("gateway pid {} (live", gw.pid())), "{text}");
+    let key = listing["sessions"][0]["key"].as_str().expect("a key");
+    assert!(text.contains(&format!("session {key}")), "{text}");
+    for pid in &pids {
+        assert!(text.contains(&format!(" {pid} ")), "process {pid} in {text}");
+    }
+    let live = tether_json_ok(&cookie, "ps", &[]);
+    assert_eq!(live["gateway"]["gateway"]["pid"], gw.pid(), "{live:#}");
+    assert_eq!(live["gateway"]["instances"][0]["id"], instance["id"], "{live:#}");
+    let ledger = tether_json_ok(&cookie, "ps", &["--ledger"]);
+    assert_eq!(ledger["owners"][0]["instances"][0]["id"], instance["id"], "{ledger:#}");
+
     assert_eq!(c.delete(), 200);
-    let mut after = String::new();
-    let ended = eventually(SLACK, || {
-        after = scrape(&cookie);
-        sample(&after, "tether_instances_ended_total{server=\"fx\"}") == Some(1.0)
-    });
-    assert!(ended, "the instance's end was not counted: {after}");
-    assert_eq!(
-        sample(&after, "tether_teardown_seconds_count{server=\"fx\"}"),
-        Some(1.0),
-        "{after}"
-    );
-    assert_eq!(sample(&after, "tether_sessions"), Some(0.0), "{after}");
     gw.shut_down(&cookie);
+    // With no gateway, `tether ps` is the ledger's view.
+    let after = tether_json_ok(&cookie, "ps", &[]);
+    assert!(after.get("owners").is_some(), "{after:#}");
 }

@@ -9,6 +9,7 @@ mod http;
 mod lifetimes;
 mod logs;
 mod many_sessions;
+mod metrics;
 mod modern;
 mod naming;
 mod protocol;

@@ -70,7 +70,7 @@ fn the_start_up_sweep_ends_and_names_what_a_dead_gateway_s_shims_left() {
         cookie.wait_for_carriers(1 + PER_INSTANCE);
         // Power-loss style: the gateway, its shims and their watchdogs die at once; the servers
         // and their escapees are left running.
-        let ps = crate::harness::tether_json_ok(&cookie, "ps", &[]);
+        let ps = crate::harness::tether_json_ok(&cookie, "ps", &["--ledger"]);
         let holders: Vec<i32> = ps["owners"]
             .as_array()
             .into_iter()
@@ -91,6 +91,16 @@ fn the_start_up_sweep_ends_and_names_what_a_dead_gateway_s_shims_left() {
         next.wait_log("start-up sweep: 1 orphaned instance(s)");
         let log = next.log();
         assert!(log.contains("[own "), "the sweep names the server it ended: {log}");
+        let metrics = super::metrics::scrape(&cookie);
+        assert_eq!(
+            super::metrics::sample(&metrics, "tether_sweeps_total"),
+            Some(1.0),
+            "{metrics}"
+        );
+        assert!(
+            super::metrics::sample(&metrics, "tether_swept_processes_total").is_some_and(|n| n >= 1.0),
+            "the processes the sweep killed are counted: {metrics}"
+        );
         cookie.assert_only_left(&[next.pid()], SLACK);
         next.shut_down(&cookie);
     });

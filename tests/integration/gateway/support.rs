@@ -351,7 +351,7 @@ impl Client {
 
 /// The gateway's live instances of `server` in the test's ledger (`tether ps --json`).
 pub fn instances(cookie: &Cookie, server: &str) -> Vec<Value> {
-    let ps = crate::harness::tether_json_ok(cookie, "ps", &[]);
+    let ps = crate::harness::tether_json_ok(cookie, "ps", &["--ledger"]);
     ps["owners"]
         .as_array()
         .into_iter()
