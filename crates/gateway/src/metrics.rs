@@ -6,6 +6,7 @@
 //! from the gateway when it is scraped. One gateway per process, so the metrics are a process
 //! global, which spares every layer from carrying them.
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use tether_supervisor::inventory::unverified;
 use tether_supervisor::launch::LedgerChoice;
 use tether_supervisor::sweep::{ActionKind, Report};
 
@@ -81,6 +83,7 @@ pub struct Metrics {
     sessions: Gauge,
     instances: Family<InstanceLabels, Gauge>,
     processes: Gauge,
+    orphans: Gauge,
     started: Family<ServerLabel, Counter>,
     ended: Family<EndLabels, Counter>,
     sessions_ended: Family<ReasonLabel, Counter>,
@@ -102,6 +105,7 @@ impl Metrics {
             sessions: Gauge::default(),
             instances: Family::default(),
             processes: Gauge::default(),
+            orphans: Gauge::default(),
             started: Family::default(),
             ended: Family::default(),
             sessions_ended: Family::default(),
@@ -126,6 +130,11 @@ impl Metrics {
             "processes",
             "Processes in every instance's tree (shims, servers, their descendants)",
             m.processes.clone(),
+        );
+        registry.register(
+            "orphan_processes",
+            "Processes carrying this gateway's owner cookie that no instance of it holds: should be 0 (alert when it stays above)",
+            m.orphans.clone(),
         );
         registry.register("instances_started", "Instances started, by server", m.started.clone());
         registry.register(
@@ -266,6 +275,18 @@ pub fn tool_calls_of(name: &str) -> Histogram {
     get().tool_calls.get_or_create(&server(name)).clone()
 }
 
+/// Processes whose cookie names this gateway as their owner but no instance it tracks (those
+/// ending included): what the guarantee says cannot exist for long.
+fn orphans(gw: &Gateway) -> usize {
+    let tracked: HashSet<String> = gw.pool.tracked().iter().map(|u| u.id.clone()).collect();
+    let owner = gw.pool.options().owner_id.as_str();
+    unverified::list()
+        .into_iter()
+        .filter(|i| i.owner.as_deref() == Some(owner) && !tracked.contains(&i.id))
+        .map(|i| i.processes.len())
+        .sum()
+}
+
 /// The size of the ledger's database and write-ahead log, 0 without a ledger.
 fn ledger_bytes(choice: &LedgerChoice) -> i64 {
     let Some(Ok(dir)) = choice.dir() else {
@@ -277,7 +298,8 @@ fn ledger_bytes(choice: &LedgerChoice) -> i64 {
     i64::try_from(size(&file) + size(&wal)).unwrap_or(i64::MAX)
 }
 
-/// The metrics now, as OpenMetrics text: what is alive read from `gw` first.
+/// The metrics now, as OpenMetrics text: what is alive read from `gw` and `/proc` first (so
+/// call it on a blocking thread).
 pub fn scrape(gw: &Gateway) -> String {
     let m = get();
     m.sessions.set(i64::try_from(gw.sessions.len()).unwrap_or(i64::MAX));
@@ -292,6 +314,7 @@ pub fn scrape(gw: &Gateway) -> String {
     m.processes
         .set(i64::try_from(gw.pool.count_processes()).unwrap_or(i64::MAX));
     m.ledger_bytes.set(ledger_bytes(&gw.pool.options().ledger));
+    m.orphans.set(i64::try_from(orphans(gw)).unwrap_or(i64::MAX));
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &m.registry).is_err() {
         out = "# the metrics could not be encoded\n".into();

@@ -1,7 +1,7 @@
 //! The metrics on the admin socket, scraped for real while events happen: each counter moves
 //! when its event does (a start; every kind of end, by reason; a SIGKILL escalation; trouble
 //! from a server, by kind; a cap refusing; a sweep and the strangers it leaves alone), and what
-//! is alive is read at scrape time.
+//! is alive (sessions, instances, processes, orphans, the ledger's size) is read at scrape time.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -49,12 +49,21 @@ pub fn sample(metrics: &str, name: &str) -> Option<f64> {
 
 /// Scrapes until sample `name` is at least `want`; fails naming it and the last scrape.
 fn wait_sample(cookie: &Cookie, name: &str, want: f64) {
+    wait_until(cookie, name, &format!("reached {want}"), |v| v >= want);
+}
+
+/// Scrapes until sample `name` is `want`.
+fn wait_exactly(cookie: &Cookie, name: &str, want: f64) {
+    wait_until(cookie, name, &format!("was {want}"), |v| v == want);
+}
+
+fn wait_until(cookie: &Cookie, name: &str, what: &str, ok: impl Fn(f64) -> bool) {
     let mut last = String::new();
     let reached = eventually(SLACK, || {
         last = scrape(cookie);
-        sample(&last, name).is_some_and(|v| v >= want)
+        sample(&last, name).is_some_and(&ok)
     });
-    assert!(reached, "{name} never reached {want}: {last}");
+    assert!(reached, "{name} never {what}: {last}");
 }
 
 #[test]
@@ -259,16 +268,22 @@ fn an_admin_sweep_is_counted_with_the_strangers_it_leaves_alone() {
     let mut c = gw.client(Some("fx"));
     c.initialize();
     c.echo("not swept");
-    // A process with a Tether cookie no ledger of this state directory knows.
+    wait_exactly(&cookie, "tether_orphan_processes", 0.0);
+    // A process with a Tether cookie no ledger of this state directory knows, naming this
+    // gateway as its owner: an orphan as far as the gateway can tell, a stranger to the sweep.
+    let (_, me) = admin(&cookie, "GET", "/v1/gateway");
+    let me: Value = serde_json::from_str(&me).expect("the gateway's JSON");
     let stranger_id = tether_supervisor::ids::random_id().expect("a random id");
     let mut cmd = Command::new(FIXTURE);
     cookie.set_env(&mut cmd);
     let mut stranger = cmd
         .env("TETHER_INSTANCE", &stranger_id)
+        .env("TETHER_OWNER", me["owner"].as_str().expect("the owner id"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .expect("starting the stranger");
+    wait_exactly(&cookie, "tether_orphan_processes", 1.0);
     let started = scrape(&cookie);
     assert_eq!(
         sample(&started, "tether_sweeps_total"),
@@ -304,5 +319,6 @@ fn an_admin_sweep_is_counted_with_the_strangers_it_leaves_alone() {
     c.echo("still served after the sweep");
     let _ = stranger.kill();
     let _ = stranger.wait();
+    wait_exactly(&cookie, "tether_orphan_processes", 0.0);
     gw.shut_down(&cookie);
 }

@@ -23,7 +23,12 @@ use crate::upstream::{Owner, State, Upstream};
 pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     if req.method() == Method::GET && path == "/metrics" {
-        let mut r = Response::new(Full::new(Bytes::from(crate::metrics::scrape(&gw))));
+        let scraped = {
+            let gw = gw.clone();
+            tokio::task::spawn_blocking(move || crate::metrics::scrape(&gw)).await
+        };
+        let text = scraped.unwrap_or_else(|e| format!("# the metrics could not be read: {e}\n"));
+        let mut r = Response::new(Full::new(Bytes::from(text)));
         r.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
