@@ -213,13 +213,13 @@ pub fn started(name: &str) {
     get().started.get_or_create(&server(name)).inc();
 }
 
-/// An instance of `name` is gone: its shim exited; `teardown` since its end was asked for,
-/// for `cause` (none: the shim exited without being asked, so the server exited by itself).
-pub fn ended(name: &str, cause: Option<Cause>, teardown: Option<Duration>) {
+/// An instance of `name` is gone: its shim exited, `teardown` after its end was asked for,
+/// for `cause`.
+pub fn ended(name: &str, cause: Cause, teardown: Option<Duration>) {
     let m = get();
     let labels = EndLabels {
         server: name.to_string(),
-        reason: cause.map_or(Cause::ServerExited.label(), Cause::label),
+        reason: cause.label(),
     };
     m.ended.get_or_create(&labels).inc();
     if let Some(t) = teardown {

@@ -18,6 +18,10 @@ pub struct Teardown {
     pub server: String,
     /// Why it was ended, when something ended it (a server that exited by itself says so).
     pub reason: Option<String>,
+    /// The kind of end (the metrics' `reason` label: `client`, `idle`, `server_exited`, …).
+    pub cause: &'static str,
+    /// Whether its server outlived its grace and was SIGKILLed.
+    pub escalated: bool,
     /// How its shim exited.
     pub status: String,
     /// From its end asked for to its shim's exit.

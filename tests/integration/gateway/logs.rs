@@ -81,5 +81,11 @@ fn json_logs_name_every_lifecycle_step_with_its_fields() {
     assert_eq!(gone["shim_pid"], starting["shim_pid"], "{gone}");
     assert!(gone["status"].as_str().is_some_and(|s| !s.is_empty()), "{gone}");
     assert!(gone["lived_ms"].as_u64().is_some(), "{gone}");
+    assert_eq!(
+        (&gone["cause"], &gone["escalated"]),
+        (&json!("client"), &json!(false)),
+        "{gone}"
+    );
+    assert!(gone["teardown_ms"].as_u64().is_some(), "{gone}");
     gw.shut_down(&cookie);
 }

@@ -172,6 +172,22 @@ fn every_kind_of_end_is_counted_by_its_reason() {
     assert_eq!(stubborn.delete(), 200);
     wait_sample(&cookie, &ended("stubborn", "client"), 1.0);
     wait_sample(&cookie, "tether_kill_escalations_total{server=\"stubborn\"}", 1.0);
+    let teardowns = crate::harness::tether_json_ok(&cookie, "teardowns", &[]);
+    let of = |server: &str| {
+        teardowns
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["server"] == server)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (&of("stubborn")["escalated"], &of("stubborn")["cause"]),
+        (&Value::Bool(true), &Value::from("client")),
+        "{teardowns:#}"
+    );
+    assert_eq!(of("own")["escalated"], false, "{teardowns:#}");
     let now = scrape(&cookie);
     assert_eq!(
         sample(&now, "tether_kill_escalations_total{server=\"own\"}"),

@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 use super::{reader, short, writer, Owner, State, Upstream};
+use crate::cause::Cause;
 use crate::config::{ServerConfig, StdioCommand, Transport};
 use crate::jsonrpc::{self, View};
 use crate::protocol::{self, ClientInit, ServerInit};
@@ -54,6 +55,54 @@ impl StartError {
             why,
         }
     }
+}
+
+/// Counts, keeps and logs an instance's end: its shim exited (with `status`), so its whole
+/// tree is gone; `ending` is when and why its end was asked for, if it was.
+fn record_end(
+    name: &str,
+    id: &str,
+    shim_pid: Option<u32>,
+    started: std::time::Instant,
+    ending: Option<&(std::time::Instant, Cause, String)>,
+    status: &str,
+    sigkilled: bool,
+) {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let lived_ms = ms(started.elapsed());
+    let teardown = ending.map(|(asked, _, _)| asked.elapsed());
+    // None asked: the server exited by itself, and the shim after it.
+    let cause = ending.map_or(Cause::ServerExited, |(_, cause, _)| *cause);
+    crate::metrics::ended(name, cause, teardown);
+    // The shim ends the way its server did: a server that died of SIGKILL in a teardown the
+    // gateway asked for outlived its grace.
+    let escalated = sigkilled && teardown.is_some();
+    if escalated {
+        crate::metrics::escalated(name);
+    }
+    let teardown_ms = teardown.map(ms);
+    crate::teardowns::record(crate::teardowns::Teardown {
+        instance: id.to_string(),
+        server: name.to_string(),
+        reason: ending.map(|(_, _, why)| why.clone()),
+        cause: cause.label(),
+        escalated,
+        status: status.to_string(),
+        teardown_ms,
+        lived_ms,
+        ended_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+    });
+    tracing::info!(
+        server = %name,
+        instance = %id,
+        shim_pid,
+        status = %status,
+        cause = cause.label(),
+        teardown_ms,
+        escalated,
+        lived_ms,
+        "instance ended"
+    );
 }
 
 /// SIGKILL's number, fixed by POSIX (the gateway links no libc crate).
@@ -131,25 +180,7 @@ pub fn spawn(
             ),
             Err(e) => (format!("could not be waited for: {e}"), false),
         };
-        // The shim exits once the whole tree is dead: this is the instance's end.
-        let lived_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let teardown = ending.get().map(|(asked, _, _)| asked.elapsed());
-        crate::metrics::ended(&name, ending.get().map(|(_, cause, _)| *cause), teardown);
-        // The shim ends the way its server did: a server that died of SIGKILL in a teardown
-        // the gateway asked for outlived its grace.
-        if sigkilled && teardown.is_some() {
-            crate::metrics::escalated(&name);
-        }
-        crate::teardowns::record(crate::teardowns::Teardown {
-            instance: id.clone(),
-            server: name.clone(),
-            reason: ending.get().map(|(_, _, why)| why.clone()),
-            status: status.clone(),
-            teardown_ms: teardown.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-            lived_ms,
-            ended_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        });
-        tracing::info!(server = %name, instance = %id, shim_pid = pid, status = %status, lived_ms, "instance ended");
+        record_end(&name, &id, pid, started, ending.get(), &status, sigkilled);
         let _ = exit_tx.send(Some(status.clone()));
         if let Some(up) = weak.upgrade() {
             up.mark_gone(&format!("the server's shim exited ({status})"));
@@ -196,7 +227,7 @@ impl Upstream {
                         "did not answer server/discover as a 2026-07-28 server within {} (protocol = \"2026-07-28\")",
                         humantime::format_duration(self.server.startup_timeout)
                     );
-                    self.end(crate::cause::Cause::ServerFailed, &why);
+                    self.end(Cause::ServerFailed, &why);
                     return Err(fail(why));
                 }
                 _ => {}
@@ -216,7 +247,7 @@ impl Upstream {
                 } else {
                     why
                 };
-                self.end(crate::cause::Cause::ServerFailed, &why);
+                self.end(Cause::ServerFailed, &why);
                 return Err(fail(why));
             }
         };
@@ -233,7 +264,7 @@ impl Upstream {
         let init = match init {
             Ok(i) => i,
             Err(why) => {
-                self.end(crate::cause::Cause::ServerFailed, &why);
+                self.end(Cause::ServerFailed, &why);
                 return Err(fail(why));
             }
         };
@@ -242,7 +273,7 @@ impl Upstream {
         }
         let _ = self.init.set(init);
         if let Err(why) = self.send(jsonrpc::notification("notifications/initialized", None)) {
-            self.end(crate::cause::Cause::ServerFailed, &why);
+            self.end(Cause::ServerFailed, &why);
             return Err(fail(why));
         }
         self.state.send_if_modified(|s| match s {
