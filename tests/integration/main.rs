@@ -23,6 +23,7 @@ mod reap_stale_cgroups;
 mod shim_killed;
 mod ssh_crash;
 mod ssh_errors;
+mod ssh_expiry;
 mod ssh_remote;
 mod ssh_starting;
 mod ssh_tether;

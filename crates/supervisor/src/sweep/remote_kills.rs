@@ -6,13 +6,16 @@
 //! recorded (refused, and so harmless, when that process is gone and its pid reused), or by
 //! cookie alone when the identity never arrived. All of them run at once: each is one ssh
 //! connection that may take up to its connect timeout. An unreachable host leaves the record
-//! unsettled, for the next sweep.
+//! unsettled, for the next sweep, until the remote kills expire (24 hours after the first that
+//! failed, [`remote_kill_expiry`]): then the record is settled as given up, and the report says
+//! so with the command that checks the host by hand.
 
 use std::path::Path;
 
 use super::report::{Action, ActionKind, Report};
 use crate::ledger::{InstanceRow, Ledger, LedgerError};
 use crate::ssh::remote_kill::{KillOutcome, RemoteKill};
+use crate::ssh::remote_side::remote_kill_expiry;
 use crate::ssh::replies::KillReport;
 use crate::ssh::RemoteSide;
 
@@ -48,16 +51,24 @@ pub fn replay(ledger: &mut Ledger, due: &[InstanceRow], dry_run: bool, report: &
             Err(e) => report.push(action(inst, ActionKind::RemoteFailed, format!("{what}: {e}"))),
         }
     }
+    let expiry = remote_kill_expiry();
     for (inst, mut record, what, kill) in running {
         let outcome = kill.wait();
-        let kind = match &outcome {
+        let mut kind = match &outcome {
             KillOutcome::Report(KillReport::Killed { .. }) => ActionKind::RemoteKilled,
             KillOutcome::Report(KillReport::Refused(_)) => ActionKind::RemoteRefused,
             KillOutcome::Failed(_) => ActionKind::RemoteFailed,
         };
         record.note(outcome.settles(), outcome.describe());
+        let mut said = outcome.describe();
+        if !outcome.settles() {
+            if let Some(gave_up) = record.failed_attempt(crate::ledger::now_ms(), expiry) {
+                kind = ActionKind::RemoteExpired;
+                said = gave_up;
+            }
+        }
         ledger.record_remote(&inst.intent.id, &record.to_json())?;
-        report.push(action(inst, kind, format!("{what}: {}", outcome.describe())));
+        report.push(action(inst, kind, format!("{what}: {said}")));
     }
     Ok(())
 }
@@ -80,6 +91,10 @@ pub fn settle_after_shim_death(state_dir: Option<&Path>, instance: &str, fallbac
         outcome.settles(),
         format!("after the shim died: {}", outcome.describe()),
     );
+    if !outcome.settles() {
+        // The first attempt, the one the expiry counts from.
+        let _ = record.failed_attempt(crate::ledger::now_ms(), remote_kill_expiry());
+    }
     if let Some(l) = ledger.as_mut() {
         let _ = l.record_remote(instance, &record.to_json());
     }

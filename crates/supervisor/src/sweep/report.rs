@@ -61,6 +61,8 @@ pub enum ActionKind {
     RemoteRefused,
     /// A remote kill could not run (host unreachable, say); the next sweep tries again.
     RemoteFailed,
+    /// Remote kills failed for longer than their expiry: given up, with how to check by hand.
+    RemoteExpired,
     /// Dry run: this remote server would have been killed.
     WouldKillRemote,
 }
@@ -117,6 +119,7 @@ impl fmt::Display for ActionKind {
             ActionKind::RemoteKilled => "killed remote",
             ActionKind::RemoteRefused => "remote refused",
             ActionKind::RemoteFailed => "remote kill failed",
+            ActionKind::RemoteExpired => "remote kill given up",
             ActionKind::WouldKillRemote => "would kill remote",
         })
     }
