@@ -73,6 +73,17 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
         max_message: config.gateway.max_message_size,
     };
     let result = runtime.block_on(async {
+        // The admin API, beside the ledger (nothing to administer is recorded without one);
+        // bound before the "serving" line, so that whoever waits for that line finds it too.
+        let admin = ledger
+            .as_ref()
+            .and_then(|(dir, _)| match tether_gateway::admin::bind(dir) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!("no admin API (tether sessions, kill, reload): {e}");
+                    None
+                }
+            });
         let door = if args.stdio {
             Door::Stdio
         } else {
@@ -96,16 +107,6 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
             let (config, dir) = (config.clone(), dir.clone());
             tokio::spawn(async move { leftovers::close(left_open, &config, &dir).await });
         }
-        // The admin API, beside the ledger (nothing to administer is recorded without one).
-        let admin = ledger
-            .as_ref()
-            .and_then(|(dir, _)| match tether_gateway::admin::bind(dir) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    tracing::warn!("no admin API (tether sessions, kill, reload): {e}");
-                    None
-                }
-            });
         let gw = Gateway::new(config, opts);
         anyhow::Ok(tether_gateway::run(gw, door, admin, signals).await)
     });
