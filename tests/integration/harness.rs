@@ -15,6 +15,8 @@
 //! - `ssh`: an OpenSSH server and client (every test that starts an [`crate::sshd::Sshd`]);
 //! - `pidfs`: pidfd inodes unique per process (Linux ≥ 6.9; a unit test of identities);
 //! - `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid` (a stranger given a recorded pid).
+//! - `haproxy`: HAProxy (the load balancer in front of two gateway replicas, and `haproxy -c` of
+//!   the configuration in `packaging/kubernetes/`).
 //!
 //! `TETHER_TEST_PRETEND_MISSING` (same names) makes the tests see a feature as missing on a host
 //! that has it: requiring it then fails, and otherwise the fallbacks run here. For `cgroup` the

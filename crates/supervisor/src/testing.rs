@@ -3,7 +3,7 @@
 //!
 //! A test that needs something of the host calls [`require`] first. Where the host has it, that
 //! is all. Where it lacks it, the test fails if the feature is named in `TETHER_TEST_REQUIRE`
-//! (a comma list, `cgroup,ssh,pidfs,pid-reuse` in CI), and otherwise prints which test falls
+//! (a comma list, `cgroup,ssh,pidfs,pid-reuse,haproxy` in CI), and otherwise prints which test falls
 //! back or skips, and why, and goes on without it. So a host that loses a feature (a read-only
 //! cgroup mount, a missing sshd) cannot turn a CI run into a quiet run of the fallbacks.
 //!
@@ -25,6 +25,10 @@ pub const PRETEND_VAR: &str = "TETHER_TEST_PRETEND_MISSING";
 /// Where the OpenSSH server is installed (it must be run by absolute path).
 pub const SSHD_CANDIDATES: [&str; 3] = ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"];
 
+/// Where HAProxy is installed when it is not on PATH (Debian puts it in /usr/sbin, which a
+/// non-root PATH may lack).
+pub const HAPROXY_CANDIDATES: [&str; 2] = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"];
+
 /// A host feature some test depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {
@@ -37,11 +41,19 @@ pub enum Feature {
     /// `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid`, to hand a chosen pid to a
     /// stranger.
     PidReuse,
+    /// `haproxy`: HAProxy, the load balancer in front of several gateway replicas.
+    Haproxy,
 }
 
 impl Feature {
     /// Every feature, in the order the documentation lists them.
-    pub const ALL: [Feature; 4] = [Feature::Cgroup, Feature::Ssh, Feature::Pidfs, Feature::PidReuse];
+    pub const ALL: [Feature; 5] = [
+        Feature::Cgroup,
+        Feature::Ssh,
+        Feature::Pidfs,
+        Feature::PidReuse,
+        Feature::Haproxy,
+    ];
 
     /// The name used in `TETHER_TEST_REQUIRE`.
     pub fn name(self) -> &'static str {
@@ -50,6 +62,7 @@ impl Feature {
             Feature::Ssh => "ssh",
             Feature::Pidfs => "pidfs",
             Feature::PidReuse => "pid-reuse",
+            Feature::Haproxy => "haproxy",
         }
     }
 
@@ -60,6 +73,7 @@ impl Feature {
             Feature::Ssh => "an OpenSSH server and client",
             Feature::Pidfs => "pidfs inodes",
             Feature::PidReuse => "a writable ns_last_pid",
+            Feature::Haproxy => "HAProxy",
         }
     }
 
@@ -75,6 +89,9 @@ impl Feature {
                 .then_some(())
                 .ok_or_else(|| "pidfd inodes are not unique on this kernel (Linux < 6.9)".to_string()),
             Feature::PidReuse => probe_pid_reuse(),
+            Feature::Haproxy => haproxy_binary()
+                .map(|_| ())
+                .ok_or_else(|| format!("no haproxy on PATH or at {}", HAPROXY_CANDIDATES.join(" or "))),
         }
     }
 
@@ -160,6 +177,16 @@ fn probe_ssh() -> Result<(), String> {
 /// The sshd binary, by absolute path.
 pub fn sshd_binary() -> Option<&'static str> {
     SSHD_CANDIDATES.into_iter().find(|p| std::path::Path::new(p).is_file())
+}
+
+/// The HAProxy binary: on PATH, else where Debian installs it.
+pub fn haproxy_binary() -> Option<std::path::PathBuf> {
+    on_path("haproxy").or_else(|| {
+        HAPROXY_CANDIDATES
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.is_file())
+    })
 }
 
 /// `tool`'s path in one of PATH's directories.
