@@ -63,7 +63,9 @@ pub fn run(args: &PsArgs, state_dir: Option<&Path>) -> ExitCode {
             // The gateway's own instances are in its view; the ledger adds the others.
             listing.owners.retain(|o| o.id != live.owner());
             return if args.json {
-                print_json(&serde_json::json!({"gateway": live.json(), "others": listing}))
+                let mut json = live.json();
+                json["others"] = serde_json::to_value(&listing).unwrap_or_default();
+                print_json(&json)
             } else {
                 print!("{}", live.text());
                 if !listing.owners.is_empty() {

@@ -44,7 +44,7 @@ impl Live {
         self.gateway["owner"].as_str().unwrap_or("")
     }
 
-    /// Everything, as JSON.
+    /// Everything, as JSON: `gateway`, `sessions`, `instances`.
     pub fn json(&self) -> Value {
         json!({"gateway": self.gateway, "sessions": self.sessions, "instances": self.instances})
     }

@@ -202,8 +202,10 @@ fn instances_show_their_process_trees_and_ps_shows_the_live_gateway() {
         assert!(text.contains(&format!(" {pid} ")), "process {pid} in {text}");
     }
     let live = tether_json_ok(&cookie, "ps", &[]);
-    assert_eq!(live["gateway"]["gateway"]["pid"], gw.pid(), "{live:#}");
-    assert_eq!(live["gateway"]["instances"][0]["id"], instance["id"], "{live:#}");
+    assert_eq!(live["gateway"]["pid"], gw.pid(), "{live:#}");
+    assert_eq!(live["instances"][0]["id"], instance["id"], "{live:#}");
+    assert_eq!(live["sessions"][0]["key"], key, "{live:#}");
+    assert!(live["others"]["owners"].is_array(), "{live:#}");
     let ledger = tether_json_ok(&cookie, "ps", &["--ledger"]);
     assert_eq!(ledger["owners"][0]["instances"][0]["id"], instance["id"], "{ledger:#}");
 
