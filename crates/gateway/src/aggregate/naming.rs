@@ -213,3 +213,54 @@ mod tests {
         assert_eq!(by_prefix(&servers, "ab__t"), None);
     }
 }
+
+/// Properties over any servers and items (proptest): names are unique, every name leads back
+/// to the server and the item it came from, and under `always` the prefix alone finds it.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Server names as the configuration allows them (no `__` in them, so prefixes are
+    /// unambiguous), each with a few item names (which may hold `__`).
+    fn servers() -> impl Strategy<Value = Vec<Listed>> {
+        proptest::collection::btree_map(
+            "[a-z][a-z0-9-]{0,6}",
+            proptest::collection::btree_set("[a-z_]{1,6}", 0..5),
+            1..5,
+        )
+        .prop_map(|m| {
+            m.into_iter()
+                .filter(|(s, _)| !s.contains("__"))
+                .map(|(s, items)| (s, items.into_iter().map(|n| (n.clone(), json!({"name": n}))).collect()))
+                .collect()
+        })
+    }
+
+    fn policy() -> impl Strategy<Value = Prefix> {
+        prop_oneof![Just(Prefix::Always), Just(Prefix::OnConflict), Just(Prefix::Never)]
+    }
+
+    proptest! {
+        #[test]
+        fn every_name_is_unique_and_leads_back_to_its_item(listed in servers(), policy in policy()) {
+            let (items, table, _) = assign(policy, listed.clone());
+            let names: Vec<&str> = items.iter().filter_map(|i| i["name"].as_str()).collect();
+            let unique: HashSet<&str> = names.iter().copied().collect();
+            prop_assert_eq!(unique.len(), names.len(), "{:?}", names);
+            prop_assert_eq!(table.len(), names.len());
+            for name in names {
+                let owner = &table[name];
+                let (_, own_items) = listed.iter().find(|(s, _)| *s == owner.server).expect("a listed server");
+                prop_assert!(own_items.iter().any(|(n, _)| *n == owner.own), "{:?}", owner);
+                if policy == Prefix::Always {
+                    prop_assert_eq!(name, format!("{}{SEPARATOR}{}", owner.server, owner.own));
+                    let servers: Vec<String> = listed.iter().map(|(s, _)| s.clone()).collect();
+                    let found = by_prefix(&servers, name);
+                    prop_assert_eq!(found.as_ref(), Some(owner));
+                }
+            }
+        }
+    }
+}

@@ -195,3 +195,55 @@ mod tests {
         assert!(SizeValue::Text("5XB".into()).to_bytes().is_err());
     }
 }
+
+/// Properties over wide inputs (proptest): what parses is exactly what was written, and nothing
+/// panics or wraps around, whatever the string.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const UNITS: [(&str, u64); 4] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+
+    proptest! {
+        #[test]
+        fn a_written_duration_is_read_back_or_refused_past_a_week(n in 0u64..20_000_000, unit in 0usize..4) {
+            let (suffix, ms) = UNITS[unit];
+            let want = Duration::from_millis(n * ms);
+            let got = DurationValue::Text(format!("{n}{suffix}")).to_duration(Duration::from_secs(1));
+            if want <= MAX_DURATION {
+                prop_assert_eq!(got, Ok(want));
+            } else {
+                prop_assert!(got.is_err_and(|e| e.contains("longer than a week")));
+            }
+        }
+
+        #[test]
+        fn a_number_is_read_in_its_unit(ms in 0u32..604_800_000) {
+            let got = DurationValue::Number(f64::from(ms)).to_duration(Duration::from_millis(1));
+            prop_assert_eq!(got, Ok(Duration::from_millis(u64::from(ms))));
+        }
+
+        #[test]
+        fn any_text_is_a_duration_or_an_error_naming_it(t in ".{0,40}") {
+            if let Err(e) = DurationValue::Text(t.clone()).to_duration(Duration::from_secs(1)) {
+                prop_assert!(e.contains(&format!("{t:?}")) || e.contains("longer than a week"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn a_written_size_is_exact_or_refused(n in 0u64..u64::MAX, unit in 0usize..7) {
+            let (suffix, mult) = [("", 1u64), ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000)][unit];
+            let got = SizeValue::Text(format!("{n}{suffix}")).to_bytes();
+            match n.checked_mul(mult) {
+                Some(bytes) if bytes >= 1024 && usize::try_from(bytes).is_ok() => prop_assert_eq!(got, Ok(bytes as usize)),
+                _ => prop_assert!(got.is_err()),
+            }
+        }
+
+        #[test]
+        fn any_text_is_a_size_or_an_error(t in ".{0,40}") {
+            let _ = SizeValue::Text(t).to_bytes();
+        }
+    }
+}
