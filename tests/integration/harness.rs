@@ -14,9 +14,10 @@
 //!   a SIGKILLed shim, `--max-procs`);
 //! - `ssh`: an OpenSSH server and client (every test that starts an [`crate::sshd::Sshd`]);
 //! - `pidfs`: pidfd inodes unique per process (Linux ≥ 6.9; a unit test of identities);
-//! - `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid` (a stranger given a recorded pid).
+//! - `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid` (a stranger given a recorded pid);
 //! - `haproxy`: HAProxy (the load balancer in front of two gateway replicas, and `haproxy -c` of
-//!   the configuration in `packaging/kubernetes/`).
+//!   the configuration in `packaging/kubernetes/`);
+//! - `pidns`: `unshare --pid --fork --mount-proc` (Tether as PID 1 of a PID namespace).
 //!
 //! `TETHER_TEST_PRETEND_MISSING` (same names) makes the tests see a feature as missing on a host
 //! that has it: requiring it then fails, and otherwise the fallbacks run here. For `cgroup` the
@@ -352,7 +353,20 @@ impl<'a> WrapBuilder<'a> {
 
     /// A `Command` for `tether` with the cookie and info-level logs.
     pub fn command_for_tether(&self) -> Command {
-        let mut cmd = Command::new(TETHER);
+        self.command_via(&[])
+    }
+
+    /// The same, run by `launcher` (a program and its arguments that run the rest as a command,
+    /// such as `unshare --pid --fork`); empty for none.
+    pub fn command_via(&self, launcher: &[&str]) -> Command {
+        let mut cmd = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(TETHER);
+                cmd
+            }
+            None => Command::new(TETHER),
+        };
         cmd.args(self.argv());
         self.set_env(&mut cmd);
         cmd
@@ -387,7 +401,12 @@ impl<'a> WrapBuilder<'a> {
 
     /// Spawns it with piped stdio.
     pub fn spawn(self) -> Wrapped {
-        let mut cmd = self.command_for_tether();
+        self.spawn_via(&[])
+    }
+
+    /// Spawns it with piped stdio, run by `launcher` (see [`WrapBuilder::command_via`]).
+    pub fn spawn_via(self, launcher: &[&str]) -> Wrapped {
+        let mut cmd = self.command_via(launcher);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawning tether");
         let stderr = StderrLog::collect(&mut child);

@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod cgroup_escape;
+mod container;
 mod doctor_advice;
 mod doctor_dead_shim;
 mod doctor_host;
@@ -16,6 +17,7 @@ mod ledger_damaged;
 mod max_procs;
 mod nested_wrap;
 mod packaging;
+mod pid1;
 mod ps;
 mod real_client;
 mod reap;

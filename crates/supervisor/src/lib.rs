@@ -14,6 +14,8 @@
 //! - [`ssh`]: servers on SSH hosts, with the remote half as POSIX-sh scripts.
 //! - [`host`]: what this host supports, proven by probes (behind `tether doctor`);
 //!   [`inventory`]: what is alive now, joined from the ledger and `/proc` (behind `tether ps`).
+//! - [`init`]: a minimal init in front of a program that finds itself PID 1 (a container's
+//!   entrypoint), so that every orphan of the namespace is reaped and its signals still count.
 //! - `testing` (tests only, the `testing` feature): what the host must provide for a test
 //!   (`TETHER_TEST_REQUIRE`), shared by the unit tests and the integration suite.
 //!
@@ -25,6 +27,7 @@ pub mod failpoint;
 mod fork;
 pub mod host;
 pub mod ids;
+pub mod init;
 pub mod inventory;
 pub mod launch;
 pub mod layers;

@@ -3,7 +3,7 @@
 //!
 //! A test that needs something of the host calls [`require`] first. Where the host has it, that
 //! is all. Where it lacks it, the test fails if the feature is named in `TETHER_TEST_REQUIRE`
-//! (a comma list, `cgroup,ssh,pidfs,pid-reuse,haproxy` in CI), and otherwise prints which test falls
+//! (a comma list, `cgroup,ssh,pidfs,pid-reuse,haproxy,pidns` in CI), and otherwise prints which test falls
 //! back or skips, and why, and goes on without it. So a host that loses a feature (a read-only
 //! cgroup mount, a missing sshd) cannot turn a CI run into a quiet run of the fallbacks.
 //!
@@ -43,16 +43,20 @@ pub enum Feature {
     PidReuse,
     /// `haproxy`: HAProxy, the load balancer in front of several gateway replicas.
     Haproxy,
+    /// `pidns`: `unshare --pid --fork --mount-proc` (util-linux) runs a program as PID 1 of a
+    /// new PID namespace (as root, or with unprivileged user namespaces).
+    PidNs,
 }
 
 impl Feature {
     /// Every feature, in the order the documentation lists them.
-    pub const ALL: [Feature; 5] = [
+    pub const ALL: [Feature; 6] = [
         Feature::Cgroup,
         Feature::Ssh,
         Feature::Pidfs,
         Feature::PidReuse,
         Feature::Haproxy,
+        Feature::PidNs,
     ];
 
     /// The name used in `TETHER_TEST_REQUIRE`.
@@ -63,6 +67,7 @@ impl Feature {
             Feature::Pidfs => "pidfs",
             Feature::PidReuse => "pid-reuse",
             Feature::Haproxy => "haproxy",
+            Feature::PidNs => "pidns",
         }
     }
 
@@ -74,6 +79,7 @@ impl Feature {
             Feature::Pidfs => "pidfs inodes",
             Feature::PidReuse => "a writable ns_last_pid",
             Feature::Haproxy => "HAProxy",
+            Feature::PidNs => "PID namespaces through unshare",
         }
     }
 
@@ -92,6 +98,7 @@ impl Feature {
             Feature::Haproxy => haproxy_binary()
                 .map(|_| ())
                 .ok_or_else(|| format!("no haproxy on PATH or at {}", HAPROXY_CANDIDATES.join(" or "))),
+            Feature::PidNs => probe_pid_ns(),
         }
     }
 
@@ -205,4 +212,23 @@ fn probe_pid_reuse() -> Result<(), String> {
     const FILE: &str = "/proc/sys/kernel/ns_last_pid";
     let last = std::fs::read_to_string(FILE).map_err(|e| format!("reading {FILE}: {e}"))?;
     std::fs::write(FILE, last.trim()).map_err(|e| format!("writing {FILE}: {e}"))
+}
+
+/// Runs `true` as PID 1 of a new PID namespace, as the tests run Tether there.
+#[allow(clippy::disallowed_methods)] // A probe of the tests' own, never part of Tether.
+fn probe_pid_ns() -> Result<(), String> {
+    let unshare = on_path("unshare").ok_or("no unshare on PATH (util-linux)")?;
+    let out = std::process::Command::new(&unshare)
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", unshare.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "unshare --pid --fork --mount-proc true: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
 }

@@ -1,6 +1,7 @@
 //! `tether-gateway`: the program `tether serve` becomes (see the `mcp_tether` library for why it
 //! is a program of its own). It takes `tether serve`'s arguments, logs through the gateway's
-//! subscriber, and runs every server under `tether wrap`, the `tether` beside it.
+//! subscriber, and runs every server under `tether wrap`, the `tether` beside it. As PID 1 it
+//! first forks a minimal init (`tether_supervisor::init`) and serves as that init's child.
 
 mod logging;
 mod serve;
@@ -10,6 +11,8 @@ use std::process::ExitCode;
 
 use mcp_tether::serve_args::ServeArgs;
 use mcp_tether::usage;
+use tether_supervisor::init::{self, Placement};
+use tether_supervisor::TETHER_FAILED;
 
 /// The MCP gateway: every configured server behind one streamable-HTTP endpoint (or stdio),
 /// each instance ended with its scope (session, request, reload, shutdown).
@@ -31,5 +34,20 @@ fn main() -> ExitCode {
         Err(status) => return status,
     };
     logging::init(cli.serve.log_format);
+    // Before any thread or runtime: as PID 1 (a container's entrypoint) the process splits into
+    // an init, which reaps every orphan of the namespace and forwards signals, and the gateway.
+    match init::fork_if_pid1() {
+        Ok(Placement::NotPid1) => {}
+        Ok(Placement::UnderInit) => {
+            tracing::info!(
+                "started as PID 1: tether-init (pid 1) reaps the namespace's orphans and forwards signals to the gateway (pid {})",
+                std::process::id()
+            );
+        }
+        Err(e) => {
+            tracing::error!("running as PID 1, which must reap every orphan: cannot fork its init: {e}");
+            return ExitCode::from(TETHER_FAILED);
+        }
+    }
     serve::run(&cli.serve, cli.state_dir.as_deref())
 }

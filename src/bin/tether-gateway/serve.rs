@@ -9,7 +9,8 @@
 //! single-threaded runtime until SIGTERM, SIGINT or the stdio client's EOF, and shuts down.
 //!
 //! Exit status: 0 after a shutdown, 125 when it cannot start (a configuration error, the
-//! address in use, no fixture for the embedded default).
+//! address in use, no fixture for the embedded default). As PID 1, the init the gateway forked
+//! first (`tether_supervisor::init`) exits with the same status.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

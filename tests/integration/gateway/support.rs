@@ -87,7 +87,26 @@ impl Gateway {
 
     /// Spawns `tether serve --config FILE ARGS…` without waiting for anything.
     pub fn spawn(cookie: &Cookie, mode: Mode, config: &std::path::Path, args: &[&str]) -> (Child, StderrLog) {
-        let mut cmd = Command::new(TETHER);
+        Gateway::spawn_via(&[], cookie, mode, config, args)
+    }
+
+    /// The same, run by `launcher` (a program and its arguments that run the rest as a command,
+    /// such as `unshare --pid --fork`); empty for none.
+    pub fn spawn_via(
+        launcher: &[&str],
+        cookie: &Cookie,
+        mode: Mode,
+        config: &std::path::Path,
+        args: &[&str],
+    ) -> (Child, StderrLog) {
+        let mut cmd = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(TETHER);
+                cmd
+            }
+            None => Command::new(TETHER),
+        };
         cmd.args(["serve", "--config"]).arg(config).args(args);
         cookie.set_env(&mut cmd);
         if let Some(off) = mode.disable() {
