@@ -23,6 +23,7 @@ mod real_client;
 mod reap;
 mod reap_stale_cgroups;
 mod shim_killed;
+mod ssh_adopted;
 mod ssh_crash;
 mod ssh_errors;
 mod ssh_expiry;

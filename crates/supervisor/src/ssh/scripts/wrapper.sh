@@ -27,6 +27,9 @@
 #   scrubbed the cookie but kept the pipes), is SIGKILLed.
 # - exits with the server's status (128+N when a signal N ended it); 125 when it failed itself.
 #
+# - refuses to start CMD (exit 125) when the connection dropped before it could note its
+#   parent: it was adopted already, and the watch below would wait for a parent that is gone.
+#
 # Not covered: a descendant that scrubbed its environment, left the group AND closed its stdio
 # is invisible from here (a cgroup would see it; shells cannot make one portably).
 
@@ -37,6 +40,23 @@ is_cookie || die "bad cookie: $cookie"
 is_number "$grace_ms" || die "bad grace (milliseconds): $grace_ms"
 proc_stat $$ || die "/proc is not mounted: cannot watch processes"
 ppid0=$st_ppid self_start=$st_start
+
+# The connection may have dropped before the line above ran: then this shell had already been
+# adopted (by init or a subreaper), and watching that parent would never see sshd go. The sshd
+# that started it reads its stdout (the channel) for as long as the session lasts, so it holds
+# the other end of that pipe (stdin it may have closed already: a client that sent EOF); an
+# adopter does not. The two ends of a pipe share its name in /proc (pipe:[N]); a socketpair's
+# do not, so with one (or without readlink, or a parent whose fds cannot be read) only
+# adoption by PID 1 is told.
+chan=$(readlink /proc/$$/fd/1 2>/dev/null) || chan=
+parent_has_channel() {
+	[ "$ppid0" != 1 ] || return 1
+	case $chan in pipe:*) ;; *) return 0 ;; esac
+	fds=$(ls -l /proc/"$ppid0"/fd 2>/dev/null) || return 0
+	case $fds in *"$chan"*) return 0 ;; esac
+	return 1
+}
+parent_has_channel || die "the connection dropped before the server started (pid $ppid0, this wrapper's parent now, does not hold its channel): not starting it"
 
 # Runs as the server's pid, in its new session, before exec'ing CMD: so the identity line is
 # written before the server can write anything, and describes the server's own process.
