@@ -51,7 +51,7 @@ pub struct ReloadArgs {
 
 /// Sends `method path` to the gateway's admin socket; its status and JSON body, or what went
 /// wrong (no gateway running, above all) in words.
-fn ask(state_dir: Option<&Path>, method: &str, path: &str) -> Result<(u16, Value), String> {
+pub(super) fn ask(state_dir: Option<&Path>, method: &str, path: &str) -> Result<(u16, Value), String> {
     let dir = location::state_dir(state_dir)?;
     let socket = dir.join(ADMIN_SOCKET);
     let mut stream = UnixStream::connect(&socket).map_err(|e| {
@@ -82,7 +82,7 @@ fn ask(state_dir: Option<&Path>, method: &str, path: &str) -> Result<(u16, Value
 }
 
 /// Prints `value` as JSON, or `text(value)`; an error answer goes to stderr with status 1.
-fn answer(asked: Result<(u16, Value), String>, json: bool, text: impl Fn(&Value) -> String) -> ExitCode {
+pub(super) fn answer(asked: Result<(u16, Value), String>, json: bool, text: impl Fn(&Value) -> String) -> ExitCode {
     match asked {
         Ok((200, v)) => {
             if json {

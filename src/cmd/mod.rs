@@ -3,6 +3,7 @@
 //! quoted for a shell ([`shell`]).
 
 pub mod admin;
+pub mod dashboard;
 pub mod demo;
 pub mod doctor;
 mod ledger_trouble;

@@ -3,7 +3,7 @@
 //!
 //! A test that needs something of the host calls [`require`] first. Where the host has it, that
 //! is all. Where it lacks it, the test fails if the feature is named in `TETHER_TEST_REQUIRE`
-//! (a comma list, `cgroup,ssh,pidfs,pid-reuse` in CI), and otherwise prints which test falls
+//! (a comma list, `cgroup,ssh,pidfs,pid-reuse,browser` in CI), and otherwise prints which test falls
 //! back or skips, and why, and goes on without it. So a host that loses a feature (a read-only
 //! cgroup mount, a missing sshd) cannot turn a CI run into a quiet run of the fallbacks.
 //!
@@ -37,11 +37,29 @@ pub enum Feature {
     /// `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid`, to hand a chosen pid to a
     /// stranger.
     PidReuse,
+    /// `browser`: Debian's chromium at [`CHROMIUM`], node, and playwright-core under
+    /// [`browser_modules`] (`scripts/install-test-deps`), for the dashboard's browser test.
+    Browser,
+}
+
+/// The browser the dashboard's test drives (Debian's `chromium` package).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Where `scripts/install-test-deps` puts playwright-core: `target/test-deps/browser/node_modules`
+/// of the workspace.
+pub fn browser_modules() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-deps/browser/node_modules")
 }
 
 impl Feature {
     /// Every feature, in the order the documentation lists them.
-    pub const ALL: [Feature; 4] = [Feature::Cgroup, Feature::Ssh, Feature::Pidfs, Feature::PidReuse];
+    pub const ALL: [Feature; 5] = [
+        Feature::Cgroup,
+        Feature::Ssh,
+        Feature::Pidfs,
+        Feature::PidReuse,
+        Feature::Browser,
+    ];
 
     /// The name used in `TETHER_TEST_REQUIRE`.
     pub fn name(self) -> &'static str {
@@ -50,6 +68,7 @@ impl Feature {
             Feature::Ssh => "ssh",
             Feature::Pidfs => "pidfs",
             Feature::PidReuse => "pid-reuse",
+            Feature::Browser => "browser",
         }
     }
 
@@ -60,6 +79,7 @@ impl Feature {
             Feature::Ssh => "an OpenSSH server and client",
             Feature::Pidfs => "pidfs inodes",
             Feature::PidReuse => "a writable ns_last_pid",
+            Feature::Browser => "a browser to test the dashboard in",
         }
     }
 
@@ -75,6 +95,7 @@ impl Feature {
                 .then_some(())
                 .ok_or_else(|| "pidfd inodes are not unique on this kernel (Linux < 6.9)".to_string()),
             Feature::PidReuse => probe_pid_reuse(),
+            Feature::Browser => probe_browser(),
         }
     }
 
@@ -153,6 +174,21 @@ fn probe_ssh() -> Result<(), String> {
     // sshd refuses to start without its privilege-separation directory; only root can make it.
     if !std::path::Path::new("/run/sshd").is_dir() && !nix::unistd::geteuid().is_root() {
         return Err("/run/sshd is missing and only root can create it".into());
+    }
+    Ok(())
+}
+
+fn probe_browser() -> Result<(), String> {
+    if !std::path::Path::new(CHROMIUM).is_file() {
+        return Err(format!("no {CHROMIUM} (apt-get install chromium)"));
+    }
+    on_path("node").ok_or("no node on PATH")?;
+    let playwright = browser_modules().join("playwright-core/package.json");
+    if !playwright.is_file() {
+        return Err(format!(
+            "no {} (scripts/install-test-deps installs it)",
+            playwright.display()
+        ));
     }
     Ok(())
 }
