@@ -14,7 +14,8 @@
 //!   a SIGKILLed shim, `--max-procs`);
 //! - `ssh`: an OpenSSH server and client (every test that starts an [`crate::sshd::Sshd`]);
 //! - `pidfs`: pidfd inodes unique per process (Linux ≥ 6.9; a unit test of identities);
-//! - `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid` (a stranger given a recorded pid).
+//! - `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid` (a stranger given a recorded pid);
+//! - `browser`: Debian's chromium, node and the pinned playwright-core (the dashboard's test).
 //!
 //! `TETHER_TEST_PRETEND_MISSING` (same names) makes the tests see a feature as missing on a host
 //! that has it: requiring it then fails, and otherwise the fallbacks run here. For `cgroup` the
