@@ -5,6 +5,7 @@ mod admin;
 mod aggregate;
 mod bad_input;
 mod caps;
+mod hostile;
 mod http;
 mod kubernetes;
 mod lifetimes;

@@ -165,6 +165,12 @@ pub fn spawn(
     tokio::spawn(reader::read(Arc::downgrade(&up), stdout, opts.max_message));
     tokio::spawn(log_stderr(server.name.clone(), short(&up.id).to_string(), stderr));
     let weak = Arc::downgrade(&up);
+    // A local server's program, to say what a shell's 127 or 126 means (over SSH they would be
+    // the remote side's, not about `ssh`).
+    let program = match &server.transport {
+        Transport::Stdio(c) => Some(c.program.to_string_lossy().into_owned()),
+        _ => None,
+    };
     let (name, id, started) = (
         server.name.clone(),
         short(&up.id).to_string(),
@@ -175,7 +181,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let (status, sigkilled) = match child.wait().await {
             Ok(s) => (
-                describe_exit(s),
+                spawn_failure(describe_exit(s), s.code(), program.as_deref()),
                 std::os::unix::process::ExitStatusExt::signal(&s) == Some(SIGKILL),
             ),
             Err(e) => (format!("could not be waited for: {e}"), false),
@@ -239,6 +245,9 @@ impl Upstream {
         {
             Ok(a) => a,
             Err(why) => {
+                // The call's error names the server already, as the start error will.
+                let own = format!("server {:?}: ", self.server.name);
+                let why = why.strip_prefix(&own).map_or(why.clone(), str::to_string);
                 let why = if why.starts_with("no answer") {
                     format!(
                         "did not answer initialize within {}",
@@ -356,6 +365,17 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         (Some(c), _) => format!("exit status {c}"),
         (None, Some(s)) => format!("killed by signal {s}"),
         _ => status.to_string(),
+    }
+}
+
+/// The exit `status` described, with what a shell's 127 or 126 means when the server's
+/// `program` is known: the shim exits so when the program cannot be run, and the client sees
+/// this text, while the shim's own message is only in the gateway's log.
+fn spawn_failure(status: String, code: Option<i32>, program: Option<&str>) -> String {
+    match (code, program) {
+        (Some(127), Some(p)) => format!("{status}: command not found: {p:?}"),
+        (Some(126), Some(p)) => format!("{status}: cannot be executed: {p:?}"),
+        _ => status,
     }
 }
 

@@ -273,7 +273,7 @@ fn create_private_file(path: &Path) -> Result<(), LedgerError> {
         .append(true)
         .mode(0o600)
         .open(path)
-        .map_err(io_err("creating"))?;
+        .map_err(io_err("opening for writing"))?;
     let mode = fs::metadata(path).map_err(io_err("stat"))?.permissions().mode();
     if mode & 0o077 != 0 {
         fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err("chmod 0600"))?;
