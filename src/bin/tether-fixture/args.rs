@@ -90,7 +90,8 @@ pub struct Args {
     pub bad_json_reply: bool,
 
     /// From the start, write numbered lines to stderr without end (a thread does, blocking
-    /// whenever the reader is slower), while serving as usual.
+    /// whenever the reader is slower), while serving as usual: each line has a byte that is
+    /// not UTF-8, and every 5000th is preceded by 1 MiB without a newline.
     #[arg(long)]
     pub stderr_flood: bool,
 

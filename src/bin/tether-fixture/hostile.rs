@@ -33,16 +33,28 @@ pub fn before_serving(args: &Args) -> Result<()> {
 }
 
 /// Writes numbered lines to stderr for as long as the process lives (blocking whenever the
-/// reader is slower).
+/// reader is slower); each has a byte that is not UTF-8, and every [`LONG_EVERY`]th is
+/// preceded by [`LONG_RUN`] bytes without a newline.
 fn flood_stderr() {
     let mut err = std::io::stderr().lock();
     let padding = "x".repeat(200);
+    let run = vec![b'y'; LONG_RUN];
     for n in 0u64.. {
-        if writeln!(err, "tether-fixture: stderr flood line {n} {padding}").is_err() {
+        let long = n % LONG_EVERY == LONG_EVERY - 1;
+        let written = (if long { err.write_all(&run) } else { Ok(()) })
+            .and_then(|()| err.write_all(format!("tether-fixture: stderr flood line {n} ").as_bytes()))
+            .and_then(|()| err.write_all(b"\xff "))
+            .and_then(|()| writeln!(err, "{padding}"));
+        if written.is_err() {
             return;
         }
     }
 }
+
+/// How often the stderr flood writes a line without end (one in this many).
+const LONG_EVERY: u64 = 5000;
+/// The length of that line's run of bytes before its text.
+const LONG_RUN: usize = 1 << 20;
 
 /// The lines written before a tool call's answer: `--notification-flood N` log messages, and
 /// with `--reply-unsolicited`, answers to requests never sent.

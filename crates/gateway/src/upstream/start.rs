@@ -12,13 +12,14 @@ use std::time::Duration;
 use tether_supervisor::launch::{Launch, LedgerChoice, Prepared, Scope, ServerCommand, StderrMode};
 use tether_supervisor::layers::Disabled;
 use tether_supervisor::ssh::SshServer;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::watch;
 
 use super::{reader, short, writer, Owner, State, Upstream};
 use crate::cause::Cause;
 use crate::config::{ServerConfig, StdioCommand, Transport};
 use crate::jsonrpc::{self, View};
+use crate::lines::Line;
 use crate::protocol::{self, ClientInit, ServerInit};
 
 /// How long a gone server's shim is given to report its exit status, for the error message.
@@ -107,6 +108,10 @@ fn record_end(
 
 /// SIGKILL's number, fixed by POSIX (the gateway links no libc crate).
 const SIGKILL: i32 = 9;
+
+/// The longest line of a server's stderr logged whole; past it only the line's first bytes are
+/// kept (see [`crate::lines`]).
+const STDERR_LINE_MAX: usize = 8 * 1024;
 
 /// Most messages queued for a server's stdin before requests to it are refused (a server that
 /// stopped reading must not make the gateway's memory grow).
@@ -353,9 +358,24 @@ fn launch(
 
 /// A server's stderr (and its shim's messages), line by line into the gateway's log.
 async fn log_stderr(server: String, instance: String, stderr: tokio::process::ChildStderr) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(server = %server, instance = %instance, "stderr: {line}");
+    // Read to its end whatever comes: a line that is not UTF-8 is logged lossily and a line
+    // without end is cut, so a hostile server costs neither unbounded memory nor, by a pipe
+    // no longer read, a server blocked on its next write.
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match crate::lines::read_line(&mut reader, &mut line, STDERR_LINE_MAX).await {
+            Ok(Line::Whole) => {
+                let line = String::from_utf8_lossy(&line);
+                tracing::info!(server = %server, instance = %instance, "stderr: {line}");
+            }
+            Ok(Line::TooLong(n)) => {
+                let line = String::from_utf8_lossy(&line);
+                tracing::info!(server = %server, instance = %instance, "stderr: {line}… (a {n}-byte line, cut)");
+            }
+            Ok(Line::Eof) | Err(_) => return,
+        }
     }
 }
 

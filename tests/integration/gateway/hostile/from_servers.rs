@@ -1,5 +1,5 @@
-//! Hostile servers: a stderr that never ends, a stdout closed by a process that stays alive, a
-//! flood of notifications, answers to requests never sent. Garbage, invalid UTF-8, truncated
+//! Hostile servers: a stderr that never ends (nor is UTF-8), a stdout closed by a process that
+//! stays alive, a flood of notifications, answers to requests never sent. Garbage, invalid UTF-8, truncated
 //! and oversized answers are `bad_input`'s; a server that stops reading is `teardown`'s.
 
 use serde_json::{json, Value};
@@ -9,7 +9,7 @@ use super::memory::{assert_grew_less_than, peak_rss_kib};
 use crate::harness::{eventually, Cookie, Mode};
 
 #[test]
-fn a_server_writing_to_stderr_without_end_is_served_and_costs_no_memory() {
+fn a_server_writing_to_stderr_without_end_or_utf8_is_served_and_costs_no_memory() {
     let cookie = Cookie::new();
     let config = format!(
         "{}\n{}",
@@ -20,17 +20,27 @@ fn a_server_writing_to_stderr_without_end_is_served_and_costs_no_memory() {
     let mut c = gw.client(Some("flood"));
     c.initialize();
     let before = peak_rss_kib(gw.pid());
-    // Tens of megabytes of stderr pass through the gateway's log.
+    // Lines that are not UTF-8, and lines of a megabyte, keep passing through the gateway's log.
     assert!(
-        eventually(std::time::Duration::from_secs(120), || gw
+        eventually(std::time::Duration::from_secs(40), || gw
             .log
             .lines()
             .iter()
             .rev()
             .take(50)
-            .any(|l| l.contains("stderr flood line 100000 "))),
-        "the flood never reached line 100000"
+            .any(|l| flood_line(l).is_some_and(|n| n >= 20_000))),
+        "the flood never reached line 20000; the log ends:\n{}",
+        gw.log
+            .lines()
+            .iter()
+            .rev()
+            .take(5)
+            .map(|l| l.chars().take(300).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
+    let log = gw.log();
+    assert!(log.contains("-byte line, cut) server=flood"), "no line was cut");
     c.echo("served through the flood");
     assert_grew_less_than(gw.pid(), before, 30, "a stderr flood");
     let mut other = gw.client(Some("fx"));
@@ -39,12 +49,28 @@ fn a_server_writing_to_stderr_without_end_is_served_and_costs_no_memory() {
     gw.shut_down(&cookie);
 }
 
+/// Its stdout is shared with its shim (the server inherits the shim's), so the gateway sees no
+/// end of file when the server alone closes it: the server is one that never answers, ended at
+/// its `startup_timeout` (a call in flight would end at its `request_timeout`).
+/// The number of a stderr flood line logged whole (with its byte that is not UTF-8 replaced).
+fn flood_line(line: &str) -> Option<u64> {
+    let rest = line.split("stderr: tether-fixture: stderr flood line ").nth(1)?;
+    let (n, rest) = rest.split_once(' ')?;
+    rest.starts_with('\u{FFFD}').then(|| n.parse().ok()).flatten()
+}
+
 #[test]
-fn a_server_that_closes_stdout_and_stays_is_ended_with_the_reason() {
+fn a_server_that_closes_stdout_and_stays_is_ended_at_its_startup_timeout() {
     let cookie = Cookie::new();
     let config = format!(
-        "{}\n{}",
-        fixture_server("mute", &cookie, &["--close-stdout-and-stay"], ""),
+        "{}
+{}",
+        fixture_server(
+            "mute",
+            &cookie,
+            &["--close-stdout-and-stay"],
+            "startup_timeout = \"2s\""
+        ),
         fixture_server("fx", &cookie, &[], "")
     );
     let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
@@ -52,10 +78,9 @@ fn a_server_that_closes_stdout_and_stays_is_ended_with_the_reason() {
     let (_, answer) = c.try_initialize();
     assert_eq!(
         error_message(&answer),
-        "server \"mute\": the server closed its output",
+        "server \"mute\": did not answer initialize within 2s",
         "{answer}"
     );
-    gw.wait_log("the server closed its output");
     // The process that stayed is ended with its instance: only the other server's is left.
     let mut other = gw.client(Some("fx"));
     other.initialize();
@@ -93,7 +118,12 @@ fn a_notification_flood_reaches_its_caller_and_the_answer_follows() {
         Some(&json!("after the flood")),
         "{answer}"
     );
-    assert_eq!(notes, n, "every notification reached the caller");
+    // A call's stream holds at most 256 messages: what a reader cannot take as fast as the
+    // server writes is dropped (the answer never is), and said at debug level.
+    assert!(notes > 0 && notes <= n, "{notes} notifications");
+    if notes < n {
+        gw.wait_log("a call's stream is full (256 messages): dropped an interim message");
+    }
     assert_grew_less_than(gw.pid(), before, 50, "a notification flood");
     let mut other = gw.client(Some("fx"));
     other.initialize();
