@@ -59,19 +59,21 @@ fn shell_metacharacters_reach_the_server_as_written_and_run_nothing() {
     assert!(environ.contains(&format!("HOSTILE={}", words[0])), "{environ:?}");
 
     // A command with a shell's `;` in it is one program name, which does not exist.
-    let mut m = gw.client(Some("metachar"));
-    let (_, answer) = m.try_initialize();
-    assert_eq!(
-        error_message(&answer),
-        format!(
-            "server \"metachar\": the server's shim exited (exit status 127: command not found: \"{FIXTURE}; touch {}\")",
-            marker.display()
-        ),
-        "{answer}"
-    );
+    assert_command_not_found(&gw, "metachar", &format!("{FIXTURE}; touch {}", marker.display()));
     assert!(!marker.exists(), "something ran a shell");
     c.echo("the other server serves on");
     gw.shut_down(&cookie);
+}
+
+/// Asserts that a client of `server` is told, at `initialize`, that `program` was not found.
+fn assert_command_not_found(gw: &Gateway, server: &str, program: &str) {
+    let mut c = gw.client(Some(server));
+    let (_, answer) = c.try_initialize();
+    assert_eq!(
+        error_message(&answer),
+        format!("server {server:?}: the server's shim exited (exit status 127: command not found: {program:?})"),
+        "{answer}"
+    );
 }
 
 fn nul_separated(file: &str) -> Vec<String> {
@@ -94,16 +96,7 @@ fn a_command_that_does_not_exist_is_named_with_its_server() {
         toml_str(&cookie.0)
     );
     let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
-    let mut c = gw.client(Some("gone"));
-    let (_, answer) = c.try_initialize();
-    assert_eq!(
-        error_message(&answer),
-        format!(
-            "server \"gone\": the server's shim exited (exit status 127: command not found: \"{}\")",
-            missing.display()
-        ),
-        "{answer}"
-    );
+    assert_command_not_found(&gw, "gone", &missing.display().to_string());
     gw.wait_log(&format!("spawn failed: {}: command not found", missing.display()));
     let mut fx = gw.client(Some("fx"));
     fx.initialize();
