@@ -1,7 +1,7 @@
 //! Hostile clients, over HTTP and over `--stdio`: a 100 MB message (refused at
 //! `max_message_size` without being held), JSON nested 100,000 deep, ids of the wrong type,
-//! answers to requests the gateway never sent. Malformed and truncated JSON, invalid UTF-8
-//! and wrong content types are `bad_input`'s.
+//! answers to requests the gateway never sent; over stdio also truncated JSON and bytes that
+//! are not UTF-8 (over HTTP those, and wrong content types, are `bad_input`'s).
 
 use serde_json::{json, Value};
 
@@ -135,6 +135,18 @@ fn over_stdio_a_huge_deep_or_ill_typed_line_is_refused_and_the_next_one_served()
         gw.send_bytes(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"}}\n").as_bytes());
         let answer = gw.next_message();
         assert_eq!(error_message(&answer), WRONG_ID, "id {id}: {answer}");
+    }
+    // Truncated JSON and bytes that are not UTF-8, one line each.
+    for (line, said) in [
+        (
+            &b"{\"jsonrpc\":\"2.0\",\"id\":3,\n"[..],
+            "not a JSON-RPC message: EOF while parsing a value",
+        ),
+        (b"\xff\xfe\n", "not UTF-8 (invalid byte at offset 0)"),
+    ] {
+        gw.send_bytes(line);
+        let answer = gw.next_message();
+        assert_eq!(error_message(&answer), said, "{answer}");
     }
     gw.send(&json!({"jsonrpc": "2.0", "id": 424242, "result": {}}));
     let a = gw.ask(
