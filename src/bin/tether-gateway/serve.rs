@@ -163,10 +163,16 @@ fn load(args: &ServeArgs, tether: &Path) -> anyhow::Result<Config> {
     Ok(config::embedded(fixture))
 }
 
+/// How long the gateway waits at start-up for the ledger's write lock before it runs without
+/// the ledger: writes hold it for well under a millisecond, so a lock held this long is a hung
+/// process, and waiting the ledger's own busy timeout on every write would stall the start-up
+/// and each instance's start by that much.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Opens the ledger, sweeps what dead Tether processes left (saying what it ended), and
 /// registers the gateway as an owner; returns it with the sessions with HTTP servers that dead
-/// gateways left open (for the gateway to end). Without a usable ledger the gateway runs on,
-/// unrecorded, and says so.
+/// gateways left open (for the gateway to end). Without a usable ledger (one it cannot open,
+/// or whose write lock another process holds) the gateway runs on, unrecorded, and says so.
 fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledger, Vec<InstanceRow>)> {
     let opened = location::state_dir(state_dir)
         .map_err(anyhow::Error::msg)
@@ -178,6 +184,14 @@ fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledge
             return None;
         }
     };
+    if let Err(e) = ledger.check_write_lock(LOCK_WAIT) {
+        tracing::warn!(
+            "{e} (held for over {}s: `fuser {}` names the process holding it); running unrecorded: a crash of this gateway would leave the sweep nothing to go by",
+            LOCK_WAIT.as_secs(),
+            ledger.path().display()
+        );
+        return None;
+    }
     let swept = match sweep::sweep_locked(&mut ledger, &dir, false) {
         Ok(report) => Ok(report),
         // What was done before the ledger failed is still said.

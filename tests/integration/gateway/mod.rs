@@ -6,6 +6,7 @@ mod aggregate;
 mod bad_input;
 mod caps;
 mod dashboard;
+mod hostile;
 mod http;
 mod kubernetes;
 mod lifetimes;

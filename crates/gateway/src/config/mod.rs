@@ -18,6 +18,7 @@ mod locate;
 pub mod native;
 mod secret;
 mod tls;
+mod unique;
 mod values;
 
 use std::collections::BTreeMap;
