@@ -13,6 +13,8 @@
 //! 5. session churn ([`churn`]); 6. a thousand sessions at once ([`thousand`]);
 //! 7. the targets of issue 12, met or missed ([`report`]).
 //!
+//! With `--soak SECONDS` it runs the soak instead ([`soak`], `scripts/soak`).
+//!
 //! Figures are medians of rounds, and ratios are taken within this run. Every server the bench
 //! starts is started through a link in the bench's own directory, so its command line carries
 //! that path: at the end no process may carry it ([`procfs::tagged`]). Progress goes to stderr.
@@ -29,6 +31,7 @@ mod report;
 mod run;
 mod servers;
 mod services;
+mod soak;
 mod stats;
 mod teardown;
 mod thousand;
@@ -40,6 +43,14 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--floor-relay") {
         if let Err(e) = floor::main(&args[2..]) {
             eprintln!("bench gateway: floor relay: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--soak") {
+        let seconds = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(3600);
+        if let Err(e) = run::soak(std::time::Duration::from_secs(seconds)) {
+            eprintln!("bench gateway: soak: {e:#}");
             std::process::exit(1);
         }
         return;

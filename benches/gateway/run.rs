@@ -38,6 +38,27 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
+/// The soak ([`crate::soak`]) for `run`: its table on stdout and in `target/soak-report.md`.
+pub fn soak(run: std::time::Duration) -> Result<()> {
+    raise_fd_limit()?;
+    let bins = bins::locate()?;
+    let result = crate::soak::run(&bins, run);
+    let left = leftovers(&bins);
+    let _ = std::fs::remove_dir_all(&bins.dir);
+    let table = result?;
+    left?;
+    println!("{table}");
+    let report = bins
+        .tether
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|t| t.join("soak-report.md"));
+    if let Some(path) = report {
+        std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn measure(bins: &Bins) -> Result<Results> {
     let servers = [Server::fixture(bins), Server::everything(bins)];
     let tables = |extra: &str| -> String { servers.iter().map(|s| s.table(s.name, &[], extra)).collect() };
