@@ -10,8 +10,12 @@ use std::process::Child;
 use crate::harness::{require, Cookie, Feature};
 use crate::ledger::{bystander, bystander_with_pid};
 
-/// Most bystanders placed at recycled pids over a run (each costs a few forks' worth of time).
-const MAX_RECYCLED: usize = 12;
+/// Most bystanders placed at recycled pids of closed rows (each costs a few forks' worth of time;
+/// these prove that nothing of Tether signals by a bare pid from its history).
+pub const ENDED_CAP: usize = 12;
+/// Most placed at a dead shim's pid whose row is still open when a sweep runs: the case a sweep
+/// trusting bare pids would get wrong, so it has room of its own.
+pub const SWEPT_CAP: usize = 48;
 
 /// The population.
 pub struct Bystanders {
@@ -39,11 +43,11 @@ impl Bystanders {
         }
     }
 
-    /// Places a bystander at `pid`, a recorded pid whose process died; returns whether it got
-    /// there (no pid reuse on this host, the cap reached, or other forks winning every race:
-    /// not).
-    pub fn recycle(&mut self, pid: i32) -> bool {
-        if !self.pid_reuse || self.recycled() >= MAX_RECYCLED {
+    /// Places a bystander at `pid`, a recorded pid whose process died, unless `cap` of them
+    /// already sit at recycled pids; returns whether it got there (no pid reuse on this host,
+    /// the cap reached, or other forks winning every race: not).
+    pub fn recycle(&mut self, pid: i32, cap: usize) -> bool {
+        if !self.pid_reuse || self.recycled() >= cap {
             return false;
         }
         match bystander_with_pid(&self.cookie, pid) {

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use super::plan::{Kind, Step};
 use super::scene::{self, WrapClient};
 use super::targets::{self, kill, pick};
-use super::Run;
+use super::{bystanders, Run};
 use crate::gateway::support::{Gateway, SLACK};
 use crate::harness::{eventually, Mode};
 
@@ -41,10 +41,17 @@ pub fn strike(run: &mut Run, step: Step, gw: Gateway, wrap: Option<&mut WrapClie
 }
 
 /// SIGKILLs the gateway, waits for it, and starts the next one.
-fn restart(run: &Run, mut gw: Gateway) -> Gateway {
+fn restart(run: &mut Run, mut gw: Gateway) -> Gateway {
     gw.signal(Signal::SIGKILL);
     gw.wait_exit(SLACK);
-    scene::gateway(&run.cookie, &run.config)
+    started(run)
+}
+
+/// Starts the run's gateway and counts what its start-up sweep did.
+pub fn started(run: &mut Run) -> Gateway {
+    let gw = scene::gateway(&run.cookie, &run.config);
+    run.tally.count_sweep(&gw.log());
+    gw
 }
 
 /// Every shim and watchdog, then the gateway, die at once (as in a power loss that spared the
@@ -68,7 +75,7 @@ fn power_loss_then_sweep(run: &mut Run, step: Step, mut gw: Gateway) -> Gateway 
     let freed: Vec<i32> = shims.iter().copied().filter(gone).collect();
     if step.recycle {
         if let Some(pid) = pick(&freed, step.victim) {
-            run.bystanders.recycle(pid);
+            run.bystanders.recycle(pid, bystanders::SWEPT_CAP);
         }
     }
     let launcher = format!("TETHER_FAILPOINT={}", step.sweep_point);
@@ -90,5 +97,5 @@ fn power_loss_then_sweep(run: &mut Run, step: Step, mut gw: Gateway) -> Gateway 
     }
     let _ = frozen.kill();
     let _ = frozen.wait();
-    scene::gateway(&run.cookie, &run.config)
+    started(run)
 }

@@ -83,7 +83,7 @@ fn chaos() {
 fn iteration(run: &mut Run, i: u32) {
     let step = Step::draw(&mut run.rng, run.sshd.is_some());
     eprintln!("chaos: iteration {i}: {step:?}");
-    let gw = scene::gateway(&run.cookie, &run.config);
+    let gw = kill::started(run);
     let clients = scene::sessions(&gw, step.sessions, run.sshd.is_some()).unwrap_or_else(|e| {
         run.tally.note(i, "a session did not start", &[e]);
         Vec::new()
@@ -133,7 +133,7 @@ fn iteration(run: &mut Run, i: u32) {
     if step.recycle {
         let dead = checks::dead_recorded_servers(&run.cookie);
         if let Some(pid) = targets::pick(&dead, run.rng.next()) {
-            run.bystanders.recycle(pid);
+            run.bystanders.recycle(pid, bystanders::ENDED_CAP);
         }
     }
 }

@@ -14,7 +14,7 @@ pub const ITERATIONS_VAR: &str = "TETHER_CHAOS_ITERATIONS";
 /// The seed when none is given: CI runs the same chaos every time.
 pub const DEFAULT_SEED: u64 = 0x7e7e_c4a0_5eed;
 /// Iterations when none are given: about a minute on a 2-core machine.
-pub const DEFAULT_ITERATIONS: u32 = 6;
+pub const DEFAULT_ITERATIONS: u32 = 8;
 
 /// A seeded SplitMix64 generator.
 pub struct Rng(u64);

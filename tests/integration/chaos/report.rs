@@ -26,6 +26,8 @@ pub struct Tally {
     pub ledger_checks: u32,
     /// Bystanders in all, and those at recycled pids.
     pub bystanders: (usize, usize),
+    /// Instances found orphaned, and processes killed, by the start-up sweeps.
+    pub swept: (u64, u64),
     /// Whether SSH instances ran.
     pub ssh: bool,
     /// Each failure, with its iteration: what survived or died, how.
@@ -38,6 +40,20 @@ impl Tally {
         for item in items {
             self.findings
                 .push(format!("seed {:#x} iteration {i}: {what}: {item}", self.seed));
+        }
+    }
+
+    /// Counts what a gateway's start-up sweep said it did (`serve.rs`'s `log_sweep` lines).
+    pub fn count_sweep(&mut self, log: &str) {
+        for line in log.lines() {
+            if let Some(rest) = line.split("start-up sweep: ").nth(1) {
+                if rest.contains("orphaned instance(s)") {
+                    let instances = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok());
+                    let killed = rest.split(", ").nth(1).and_then(|k| k.split(' ').next()?.parse().ok());
+                    self.swept.0 += instances.unwrap_or(0);
+                    self.swept.1 += killed.unwrap_or(0);
+                }
+            }
         }
     }
 
@@ -62,6 +78,10 @@ impl Tally {
             rows.push(format!("| killed: {} | {n} |", kind.name()));
         }
         rows.push(format!("| iterations with no live candidate | {} |", self.no_target));
+        rows.push(format!(
+            "| start-up sweeps: orphaned instances ended, processes killed | {}, {} |",
+            self.swept.0, self.swept.1
+        ));
         rows.push(format!(
             "| orphans (processes left carrying the cookie) | {} |",
             self.orphans

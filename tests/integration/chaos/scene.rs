@@ -84,8 +84,8 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    /// Starts calling `echo` round the clients (twins of them), answers ignored: the kill
-    /// makes some fail.
+    /// Starts calling `echo` round the clients (twins of them), answers ignored (the kill
+    /// makes some fail), until stopped or the gateway stops answering.
     pub fn start(clients: &[Client]) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -96,8 +96,10 @@ impl Traffic {
                 let c = &twins[(calls % twins.len() as u64) as usize];
                 let body = json!({"jsonrpc": "2.0", "id": calls + 100, "method": "tools/call",
                     "params": {"name": "echo", "arguments": {"text": "chaos"}}});
-                let _ = c.try_post(body.to_string().as_bytes());
                 calls += 1;
+                if c.try_post(body.to_string().as_bytes()).is_err() {
+                    break; // The gateway is gone: the next one gets its own clients.
+                }
             }
             calls
         });
