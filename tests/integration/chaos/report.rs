@@ -50,6 +50,7 @@ impl Tally {
                 if rest.contains("orphaned instance(s)") {
                     let instances = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok());
                     let killed = rest.split(", ").nth(1).and_then(|k| k.split(' ').next()?.parse().ok());
+                    eprintln!("chaos: {}", line.trim());
                     self.swept.0 += instances.unwrap_or(0);
                     self.swept.1 += killed.unwrap_or(0);
                 }
