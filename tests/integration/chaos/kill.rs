@@ -55,8 +55,9 @@ pub fn started(run: &mut Run) -> Gateway {
 }
 
 /// Every shim and watchdog, then the gateway, die at once (as in a power loss that spared the
-/// servers); a bystander may take a dead shim's pid; the next gateway is SIGKILLed while it
-/// sweeps (frozen at `step.sweep_point`); the one after must finish the sweep.
+/// servers); bystanders may take the pids of a dead shim and of a server that died after it,
+/// their rows still open; the next gateway is SIGKILLed while it sweeps (frozen at
+/// `step.sweep_point`); the one after must finish the sweep, and leave the bystanders alone.
 fn power_loss_then_sweep(run: &mut Run, step: Step, mut gw: Gateway) -> Gateway {
     let cookie = &run.cookie;
     let shims = targets::shims(cookie);
@@ -67,14 +68,22 @@ fn power_loss_then_sweep(run: &mut Run, step: Step, mut gw: Gateway) -> Gateway 
         kill(pid);
     }
     // The gateway (or a wrap's shell) reaps its dead shims while it lives: their pids are then
-    // free for a stranger. (This host's PID 1 reaps nothing: an orphan's pid is never freed.)
+    // free for a stranger.
     let gone = |p: &i32| !std::path::Path::new(&format!("/proc/{p}")).exists();
     eventually(SLACK, || shims.iter().all(gone));
     gw.signal(Signal::SIGKILL);
     gw.wait_exit(SLACK);
-    let freed: Vec<i32> = shims.iter().copied().filter(gone).collect();
     if step.recycle {
+        let freed: Vec<i32> = shims.iter().copied().filter(gone).collect();
         if let Some(pid) = pick(&freed, step.victim) {
+            run.bystanders.recycle(pid, bystanders::SWEPT_CAP);
+        }
+        // The servers died with their shims (pdeathsig); PID 1 reaps them (on this VM within a
+        // second or two), and a stranger takes one's pid while its row is still open: the
+        // sweep must find the recorded identity changed, and leave the stranger alone. (A
+        // server whose process group lives on keeps its pid from reuse: the local `ssh` of an
+        // SSH instance is the one whose pid frees.)
+        if let Some(pid) = pick(&targets::dead_servers(&run.cookie), step.victim) {
             run.bystanders.recycle(pid, bystanders::SWEPT_CAP);
         }
     }

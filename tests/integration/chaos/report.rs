@@ -28,6 +28,8 @@ pub struct Tally {
     pub bystanders: (usize, usize),
     /// Instances found orphaned, and processes killed, by the start-up sweeps.
     pub swept: (u64, u64),
+    /// Sweep actions that left a recorded pid alone: another process holds it.
+    pub strangers_spared: u64,
     /// Whether SSH instances ran.
     pub ssh: bool,
     /// Each failure, with its iteration: what survived or died, how.
@@ -53,6 +55,10 @@ impl Tally {
                     eprintln!("chaos: {}", line.trim());
                     self.swept.0 += instances.unwrap_or(0);
                     self.swept.1 += killed.unwrap_or(0);
+                }
+                if rest.contains("skipped (stranger)") {
+                    eprintln!("chaos: {}", line.trim());
+                    self.strangers_spared += 1;
                 }
             }
         }
@@ -82,6 +88,10 @@ impl Tally {
         rows.push(format!(
             "| start-up sweeps: orphaned instances ended, processes killed | {}, {} |",
             self.swept.0, self.swept.1
+        ));
+        rows.push(format!(
+            "| recorded pids held by a bystander, left alone by a sweep | {} |",
+            self.strangers_spared
         ));
         rows.push(format!(
             "| orphans (processes left carrying the cookie) | {} |",
