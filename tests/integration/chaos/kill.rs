@@ -33,7 +33,7 @@ pub fn strike(run: &mut Run, step: Step, gw: Gateway, wrap: Option<&mut WrapClie
             let text = scene::config(&run.cookie, run.sshd.as_ref(), run.generation);
             std::fs::write(&run.config, text).expect("rewriting the configuration");
             gw.signal(Signal::SIGHUP);
-            std::thread::sleep(run.rng.delay(RELOAD_WINDOW));
+            std::thread::sleep(run.plan.rng.delay(RELOAD_WINDOW));
             (true, restart(run, gw))
         }
         Kind::Sweep => (true, power_loss_then_sweep(run, step, gw)),

@@ -23,7 +23,7 @@ use crate::gateway::support::SLACK;
 use crate::harness::{eventually, Cookie};
 use crate::sshd::Sshd;
 use bystanders::Bystanders;
-use plan::{Rng, Step};
+use plan::Plan;
 use report::Tally;
 use scene::{Traffic, WrapClient};
 
@@ -43,7 +43,7 @@ pub struct Run {
     /// The strangers.
     bystanders: Bystanders,
     /// The seeded choices.
-    rng: Rng,
+    plan: Plan,
     /// What the run counted.
     tally: Tally,
 }
@@ -59,10 +59,11 @@ fn chaos() {
     let cookie = Cookie::new();
     let sshd = Sshd::start();
     let config = scene::write_config(&cookie, &scene::config(&cookie, sshd.as_ref(), 0));
+    let ssh = sshd.is_some();
     let mut run = Run {
         tally: Tally {
             seed,
-            ssh: sshd.is_some(),
+            ssh,
             ..Tally::default()
         },
         cookie,
@@ -70,7 +71,7 @@ fn chaos() {
         config,
         generation: 0,
         bystanders: Bystanders::start(BYSTANDERS),
-        rng: Rng::new(seed),
+        plan: Plan::new(seed, ssh),
     };
     for i in 0..iterations {
         iteration(&mut run, i);
@@ -81,7 +82,7 @@ fn chaos() {
 
 /// One iteration: start, call, kill, restart, end, check.
 fn iteration(run: &mut Run, i: u32) {
-    let step = Step::draw(&mut run.rng, run.sshd.is_some());
+    let step = run.plan.next_step();
     eprintln!("chaos: iteration {i}: {step:?}");
     let gw = kill::started(run);
     let clients = scene::sessions(&gw, step.sessions, run.sshd.is_some()).unwrap_or_else(|e| {
@@ -139,7 +140,7 @@ fn iteration(run: &mut Run, i: u32) {
     run.tally.note(i, "ledger check", &failed);
     if step.recycle {
         let dead = checks::dead_recorded_servers(&run.cookie);
-        if let Some(pid) = targets::pick(&dead, run.rng.next()) {
+        if let Some(pid) = targets::pick(&dead, run.plan.rng.next()) {
             run.bystanders.recycle(pid, bystanders::ENDED_CAP);
         }
     }

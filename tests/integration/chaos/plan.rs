@@ -125,10 +125,8 @@ pub struct Step {
 }
 
 impl Step {
-    /// Draws the next iteration; `ssh` says whether SSH instances run.
-    pub fn draw(rng: &mut Rng, ssh: bool) -> Step {
-        let kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|k| ssh || *k != Kind::SshClient).collect();
-        let kind = rng.pick(&kinds);
+    /// Draws the rest of an iteration that kills `kind`.
+    fn draw(rng: &mut Rng, kind: Kind) -> Step {
         Step {
             kind,
             wrap: kind == Kind::Client || rng.chance(30),
@@ -138,6 +136,42 @@ impl Step {
             sweep_point: rng.pick(&["sweep-acting", "sweep-closing"]),
             recycle: rng.chance(50),
         }
+    }
+}
+
+/// The iterations' plan: the kinds come from a shuffled bag of every kind, refilled when empty,
+/// so that any run of as many iterations as there are kinds kills each kind once, the short
+/// run included; the rest is drawn freely.
+pub struct Plan {
+    /// Every choice's source.
+    pub rng: Rng,
+    /// The kinds this host can run (no ssh client without sshd).
+    kinds: Vec<Kind>,
+    /// What is left of the current round.
+    bag: Vec<Kind>,
+}
+
+impl Plan {
+    /// The plan of `seed`; `ssh` says whether SSH instances run.
+    pub fn new(seed: u64, ssh: bool) -> Plan {
+        Plan {
+            rng: Rng::new(seed),
+            kinds: Kind::ALL.into_iter().filter(|k| ssh || *k != Kind::SshClient).collect(),
+            bag: Vec::new(),
+        }
+    }
+
+    /// The next iteration.
+    pub fn next_step(&mut self) -> Step {
+        if self.bag.is_empty() {
+            self.bag = self.kinds.clone();
+            for i in (1..self.bag.len()).rev() {
+                let j = self.rng.below(i as u64 + 1) as usize;
+                self.bag.swap(i, j);
+            }
+        }
+        let kind = self.bag.pop().unwrap_or(Kind::Gateway);
+        Step::draw(&mut self.rng, kind)
     }
 }
 
@@ -156,13 +190,17 @@ pub fn from_env() -> (u64, u32) {
 }
 
 #[test]
-fn a_seed_replays_the_same_plan() {
+fn a_seed_replays_the_same_plan_and_each_round_kills_every_kind() {
     let draw = |seed| {
-        let mut rng = Rng::new(seed);
-        (0..20)
-            .map(|_| format!("{:?}", Step::draw(&mut rng, true)))
-            .collect::<Vec<_>>()
+        let mut plan = Plan::new(seed, true);
+        (0..16).map(|_| plan.next_step()).collect::<Vec<_>>()
     };
-    assert_eq!(draw(7), draw(7));
-    assert_ne!(draw(7), draw(8));
+    let text = |steps: &[Step]| steps.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>();
+    assert_eq!(text(&draw(7)), text(&draw(7)));
+    assert_ne!(text(&draw(7)), text(&draw(8)));
+    for round in draw(7).chunks(Kind::ALL.len()) {
+        let mut kinds: Vec<Kind> = round.iter().map(|s| s.kind).collect();
+        kinds.sort();
+        assert_eq!(kinds, Kind::ALL.to_vec());
+    }
 }
