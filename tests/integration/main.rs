@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod cgroup_escape;
+mod chaos;
 mod container;
 mod doctor_advice;
 mod doctor_dead_shim;

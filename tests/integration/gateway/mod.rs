@@ -24,7 +24,7 @@ mod replicas;
 mod restart;
 mod routing;
 mod security;
-mod ssh;
+pub(crate) mod ssh;
 mod start_up;
 pub(crate) mod support;
 mod teardown;

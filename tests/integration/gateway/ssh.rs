@@ -11,7 +11,7 @@ use crate::harness::{Cookie, Mode, FIXTURE, ZOO};
 use crate::sshd::Sshd;
 
 /// A `[servers.remote]` table running the fixture with its zoo on the test's sshd.
-fn remote_server(sshd: &Sshd, cookie: &Cookie, lifetime: &str) -> String {
+pub(crate) fn remote_server(sshd: &Sshd, cookie: &Cookie, lifetime: &str) -> String {
     let flags = sshd.tether_flags();
     let value = |name: &str| {
         flags

@@ -144,6 +144,9 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
 
     // From here on the sweep acts: a ledger failure still returns what was done.
     let acted = (|| -> Result<(), SweepError> {
+        // The chaos driver freezes and SIGKILLs a sweep here (it has decided, not acted) and
+        // before it closes the rows (it has killed, not recorded): the next sweep must finish.
+        crate::failpoint::hit("sweep-acting");
         // Remote sides first, while a frozen local ssh client may still hold their connection: the
         // report then tells how the server itself ended.
         remote_kills::replay(ledger, &remote_due, dry_run, &mut report)?;
@@ -239,6 +242,7 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
                 report.push(action(inst, ActionKind::WouldCloseLost, None, reason));
             }
         } else {
+            crate::failpoint::hit("sweep-closing");
             close(ledger, &orphans, &lost, &cgroup_failures, &mut report)?;
             compact(ledger)?;
         }
