@@ -48,6 +48,9 @@ pub enum Command {
     Reload(cmd::admin::ReloadArgs),
     /// A running gateway's last instance teardowns: why, how long, how the shim exited.
     Teardowns(cmd::admin::TeardownsArgs),
+    /// Print a running gateway's dashboard address, with the token that logs a browser in
+    /// (the gateway runs with --admin-listen).
+    Dashboard(cmd::dashboard::DashboardArgs),
     /// End what dead Tether processes left behind: re-check each recorded identity, kill
     /// through pidfds, remove stale cgroups, sweep cookies; report every kill and every skip.
     Reap(cmd::reap::ReapArgs),

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Kill(args) => cmd::admin::kill(&args, state_dir),
         Command::Reload(args) => cmd::admin::reload(&args, state_dir),
         Command::Teardowns(args) => cmd::admin::teardowns(&args, state_dir),
+        Command::Dashboard(args) => cmd::dashboard::run(&args, state_dir),
         Command::Reap(args) => cmd::reap::run(&args, state_dir),
         Command::Serve(args) => cmd::serve::run(&args, state_dir),
         Command::Doctor(args) => cmd::doctor::run(&args, state_dir),

@@ -29,6 +29,30 @@ pub struct ServeArgs {
     /// session, instance, server, lifetime, pid, reason; for log collectors).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Also serve the admin API and the dashboard over HTTP on this loopback address (port 0:
+    /// any free one), every request with the admin token; `tether dashboard` prints the login URL.
+    #[arg(long, value_name = "ADDR", value_parser = loopback)]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// The admin token for --admin-listen, read from this file (for a scraper's
+    /// credentials file); default: 128 random bits made at every start.
+    #[arg(long, value_name = "FILE", requires = "admin_listen")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// A loopback address: the admin listener is for this host only.
+fn loopback(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|e| format!("{e}: expected an address and port, like 127.0.0.1:0"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{} is not a loopback address: the admin API and dashboard listen on this host only (127.0.0.1 or [::1])",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
 }
 
 /// The formats of the gateway's log.
@@ -60,6 +84,14 @@ impl ServeArgs {
             args.push("--log-format".into());
             args.push("json".into());
         }
+        if let Some(addr) = self.admin_listen {
+            args.push("--admin-listen".into());
+            args.push(addr.to_string().into());
+        }
+        if let Some(file) = &self.admin_token_file {
+            args.push("--admin-token-file".into());
+            args.push(file.clone().into_os_string());
+        }
         args
     }
 }
@@ -82,11 +114,40 @@ mod tests {
             vec!["--config", "/etc/tether/a b.toml", "--listen", "[::1]:7300"],
             vec!["-c", "x.json", "--stdio"],
             vec!["--stdio", "--log-format", "json"],
+            vec!["--admin-listen", "127.0.0.1:0"],
+            vec![
+                "--admin-listen",
+                "[::1]:9000",
+                "--admin-token-file",
+                "/etc/tether/admin token",
+            ],
         ] {
             let first = Cli::try_parse_from(std::iter::once("t").chain(given.iter().copied())).expect("parses");
             let again = Cli::try_parse_from(std::iter::once(OsString::from("t")).chain(first.serve.to_args()))
                 .expect("parses again");
             assert_eq!(format!("{:?}", first.serve), format!("{:?}", again.serve), "{given:?}");
         }
+    }
+
+    #[test]
+    fn the_admin_listener_is_loopback_only_and_its_token_file_needs_it() {
+        for refused in [
+            vec!["--admin-listen", "0.0.0.0:9000"],
+            vec!["--admin-listen", "192.168.1.2:9000"],
+            vec!["--admin-listen", "localhost"],
+            vec!["--admin-token-file", "t"],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("t").chain(refused.iter().copied())).is_err(),
+                "{refused:?}"
+            );
+        }
+        let err = Cli::try_parse_from(["t", "--admin-listen", "0.0.0.0:9000"])
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("not a loopback address")),
+            "{err:?}"
+        );
     }
 }

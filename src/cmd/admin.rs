@@ -46,7 +46,7 @@ pub struct ReloadArgs {
 }
 
 /// Prints `value` as JSON, or `text(value)`; an error answer goes to stderr with status 1.
-fn answer(asked: Result<(u16, Value), String>, json: bool, text: impl Fn(&Value) -> String) -> ExitCode {
+pub(super) fn answer(asked: Result<(u16, Value), String>, json: bool, text: impl Fn(&Value) -> String) -> ExitCode {
     match asked {
         Ok((200, v)) => {
             if json {

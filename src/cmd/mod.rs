@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod admin_client;
+pub mod dashboard;
 pub mod demo;
 pub mod doctor;
 mod ledger_trouble;

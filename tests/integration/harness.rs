@@ -17,7 +17,8 @@
 //! - `pid-reuse`: a writable `/proc/sys/kernel/ns_last_pid` (a stranger given a recorded pid);
 //! - `haproxy`: HAProxy (the load balancer in front of two gateway replicas, and `haproxy -c` of
 //!   the configuration in `packaging/kubernetes/`);
-//! - `pidns`: `unshare --pid --fork --mount-proc` (Tether as PID 1 of a PID namespace).
+//! - `pidns`: `unshare --pid --fork --mount-proc` (Tether as PID 1 of a PID namespace);
+//! - `browser`: Debian's chromium, node and the pinned playwright-core (the dashboard's test).
 //!
 //! `TETHER_TEST_PRETEND_MISSING` (same names) makes the tests see a feature as missing on a host
 //! that has it: requiring it then fails, and otherwise the fallbacks run here. For `cgroup` the

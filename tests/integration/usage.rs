@@ -56,6 +56,7 @@ fn every_subcommand_refuses_an_unknown_flag_with_125() {
         &["doctor", "--bogus"],
         &["demo", "--bogus"],
         &["settle-remote", "--bogus"],
+        &["dashboard", "--bogus"],
     ] {
         assert_usage_error(&cookie, args, "'--bogus'");
     }

@@ -27,6 +27,8 @@ pub const DRAIN: Duration = Duration::from_millis(500);
 const REAPER_TICK: Duration = Duration::from_millis(200);
 /// How often every instance's processes are counted (for `max_processes`).
 const COUNT_EVERY: Duration = Duration::from_secs(1);
+/// How often a running gateway compacts the ledger (see [`compact_ledger`]).
+const COMPACT_EVERY: Duration = Duration::from_secs(300);
 /// How often the configuration file is checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -302,6 +304,7 @@ pub async fn reaper(gw: Arc<Gateway>, mut stop: tokio::sync::watch::Receiver<boo
     let mut tick = tokio::time::interval(REAPER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_count = Instant::now() - COUNT_EVERY;
+    let mut last_compact = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -313,6 +316,26 @@ pub async fn reaper(gw: Arc<Gateway>, mut stop: tokio::sync::watch::Receiver<boo
             let gw = gw.clone();
             let _ = tokio::task::spawn_blocking(move || gw.pool.count_processes()).await;
         }
+        if last_compact.elapsed() >= COMPACT_EVERY {
+            last_compact = Instant::now();
+            if let Some(Ok(dir)) = gw.pool.options().ledger.dir() {
+                let _ = tokio::task::spawn_blocking(move || compact_ledger(&dir)).await;
+            }
+        }
+    }
+}
+
+/// Compacts the ledger in `dir` as a sweep does (closed instances older than a week, or beyond
+/// the newest ten thousand): a gateway may run for months between start-ups and start
+/// thousands of instances an hour, and its ledger must not grow with them.
+fn compact_ledger(dir: &std::path::Path) {
+    let compacted = tether_supervisor::ledger::Ledger::open(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|mut l| tether_supervisor::sweep::compact(&mut l).map_err(|e| e.to_string()));
+    match compacted {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!("ledger compacted: {n} closed instance(s) removed"),
+        Err(e) => tracing::warn!("compacting the ledger: {e}"),
     }
 }
 

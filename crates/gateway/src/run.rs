@@ -43,7 +43,7 @@ impl Signals {
 }
 
 /// Serves until asked to stop, then shuts down; returns why it stopped.
-pub async fn run(gw: Arc<Gateway>, door: Door, admin: Option<tokio::net::UnixListener>, signals: Signals) -> String {
+pub async fn run(gw: Arc<Gateway>, door: Door, admin: crate::admin::Listeners, signals: Signals) -> String {
     let Signals {
         mut term,
         mut int,
@@ -60,9 +60,7 @@ pub async fn run(gw: Arc<Gateway>, door: Door, admin: Option<tokio::net::UnixLis
             tokio::spawn(front::stdio::serve(gw.clone(), stop_tx.clone()));
         }
     }
-    if let Some(listener) = admin {
-        tokio::spawn(crate::admin::serve(gw.clone(), listener, stop_rx.clone()));
-    }
+    crate::admin::start(&gw, admin, &stop_rx);
     tokio::spawn(crate::aggregate::survey(gw.clone()));
     tokio::spawn(crate::aggregate::views::Views::watch(gw.clone()));
     let why = loop {

@@ -3,7 +3,7 @@
 //!
 //! A test that needs something of the host calls [`require`] first. Where the host has it, that
 //! is all. Where it lacks it, the test fails if the feature is named in `TETHER_TEST_REQUIRE`
-//! (a comma list, `cgroup,ssh,pidfs,pid-reuse,haproxy,pidns` in CI), and otherwise prints which test falls
+//! (a comma list, `cgroup,ssh,pidfs,pid-reuse,haproxy,pidns,browser` in CI), and otherwise prints which test falls
 //! back or skips, and why, and goes on without it. So a host that loses a feature (a read-only
 //! cgroup mount, a missing sshd) cannot turn a CI run into a quiet run of the fallbacks.
 //!
@@ -46,17 +46,30 @@ pub enum Feature {
     /// `pidns`: `unshare --pid --fork --mount-proc` (util-linux) runs a program as PID 1 of a
     /// new PID namespace (as root, or with unprivileged user namespaces).
     PidNs,
+    /// `browser`: Debian's chromium at [`CHROMIUM`], node, and playwright-core under
+    /// [`browser_modules`] (`scripts/install-test-deps`), for the dashboard's browser test.
+    Browser,
+}
+
+/// The browser the dashboard's test drives (Debian's `chromium` package).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Where `scripts/install-test-deps` puts playwright-core: `target/test-deps/browser/node_modules`
+/// of the workspace.
+pub fn browser_modules() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-deps/browser/node_modules")
 }
 
 impl Feature {
     /// Every feature, in the order the documentation lists them.
-    pub const ALL: [Feature; 6] = [
+    pub const ALL: [Feature; 7] = [
         Feature::Cgroup,
         Feature::Ssh,
         Feature::Pidfs,
         Feature::PidReuse,
         Feature::Haproxy,
         Feature::PidNs,
+        Feature::Browser,
     ];
 
     /// The name used in `TETHER_TEST_REQUIRE`.
@@ -68,6 +81,7 @@ impl Feature {
             Feature::PidReuse => "pid-reuse",
             Feature::Haproxy => "haproxy",
             Feature::PidNs => "pidns",
+            Feature::Browser => "browser",
         }
     }
 
@@ -80,6 +94,7 @@ impl Feature {
             Feature::PidReuse => "a writable ns_last_pid",
             Feature::Haproxy => "HAProxy",
             Feature::PidNs => "PID namespaces through unshare",
+            Feature::Browser => "a browser to test the dashboard in",
         }
     }
 
@@ -99,6 +114,7 @@ impl Feature {
                 .map(|_| ())
                 .ok_or_else(|| format!("no haproxy on PATH or at {}", HAPROXY_CANDIDATES.join(" or "))),
             Feature::PidNs => probe_pid_ns(),
+            Feature::Browser => probe_browser(),
         }
     }
 
@@ -177,6 +193,21 @@ fn probe_ssh() -> Result<(), String> {
     // sshd refuses to start without its privilege-separation directory; only root can make it.
     if !std::path::Path::new("/run/sshd").is_dir() && !nix::unistd::geteuid().is_root() {
         return Err("/run/sshd is missing and only root can create it".into());
+    }
+    Ok(())
+}
+
+fn probe_browser() -> Result<(), String> {
+    if !std::path::Path::new(CHROMIUM).is_file() {
+        return Err(format!("no {CHROMIUM} (apt-get install chromium)"));
+    }
+    on_path("node").ok_or("no node on PATH")?;
+    let playwright = browser_modules().join("playwright-core/package.json");
+    if !playwright.is_file() {
+        return Err(format!(
+            "no {} (scripts/install-test-deps installs it)",
+            playwright.display()
+        ));
     }
     Ok(())
 }

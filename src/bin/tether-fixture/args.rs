@@ -89,6 +89,31 @@ pub struct Args {
     #[arg(long)]
     pub bad_json_reply: bool,
 
+    /// From the start, write numbered lines to stderr without end (a thread does, blocking
+    /// whenever the reader is slower), while serving as usual: each line has a byte that is
+    /// not UTF-8, and every 5000th is preceded by 1 MiB without a newline.
+    #[arg(long)]
+    pub stderr_flood: bool,
+
+    /// At start, close stdout (the reader sees its end of file) and stay alive, serving
+    /// nothing, until killed.
+    #[arg(long)]
+    pub close_stdout_and_stay: bool,
+
+    /// Before each `tools/call` answer, send N `notifications/message` log messages.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub notification_flood: u64,
+
+    /// Before each `tools/call` answer, send answers to requests never sent (ids 987654321
+    /// and "never-sent").
+    #[arg(long)]
+    pub reply_unsolicited: bool,
+
+    /// Ignored: an argument a test can give any text (shell metacharacters) and read back
+    /// from `/proc/PID/cmdline`.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Vec<String>,
+
     /// Serve MCP over streamable HTTP at http://ADDR/mcp instead of stdio (ADDR like
     /// 127.0.0.1:0; the address bound is printed on stderr as `tether-fixture: listening on
     /// http://…/mcp`). Sessions, DELETE, a 404 for an unknown session; no GET stream (405).

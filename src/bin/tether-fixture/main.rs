@@ -18,6 +18,7 @@
 
 mod args;
 mod conversation;
+mod hostile;
 mod http;
 mod logging;
 mod media;
@@ -59,6 +60,7 @@ fn run_server(args: &Args) -> Result<()> {
     }
     let sleepers = zoo::spawn_all(args)?;
     zoo::announce(&sleepers)?;
+    hostile::before_serving(args)?;
     if let Some(addr) = args.http {
         return http::serve(addr, args);
     }

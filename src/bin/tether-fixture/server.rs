@@ -4,7 +4,7 @@
 //! cheap, and every line written is flushed at once so clients never wait on
 //! buffering. Plans from `rpc` are carried out here, and so are the
 //! misbehaviours that spoil answers (`--slow`, `--garbage`, `--exit-after`,
-//! `--bad-utf8-reply`, `--bad-json-reply`).
+//! `--bad-utf8-reply`, `--bad-json-reply`, and `hostile`'s floods and unsolicited answers).
 
 use crate::args::Args;
 use crate::plan::{Answer, Finish, Step};
@@ -179,6 +179,8 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
                 bytes
             }
         };
+        let before = crate::hostile::before_answer(self.args, tool_call)?;
+        self.out.write_all(&before).context("writing before an answer")?;
         if self.args.garbage {
             self.out.write_all(GARBAGE).context("writing garbage to stdout")?;
         }

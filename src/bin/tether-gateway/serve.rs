@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use mcp_tether::serve_args::ServeArgs;
+use tether_gateway::admin;
 use tether_gateway::config::{self, Config};
 use tether_gateway::gateway::Gateway;
 use tether_gateway::upstream::http::leftovers;
@@ -60,6 +61,10 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
     if let Some(addr) = args.listen {
         config = config.with_listen(addr)?;
     }
+    let admin_token = match &args.admin_token_file {
+        Some(file) => Some(admin::web::read_token(file).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let owner = ids::random_id().context("generating the gateway's owner id")?;
     let (ledger, left_open) = match start_ledger(state_dir, &owner) {
         Some((dir, ledger, left_open)) => (Some((dir, ledger)), left_open),
@@ -77,9 +82,9 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
         // The admin API, beside the ledger (nothing to administer is recorded without one);
         // bound before the front door says it serves, so that whoever reads that line can
         // administer at once.
-        let admin = ledger
+        let socket = ledger
             .as_ref()
-            .and_then(|(dir, _)| match tether_gateway::admin::bind(dir) {
+            .and_then(|(dir, _)| match admin::bind(dir) {
                 Ok(l) => Some(l),
                 Err(e) => {
                     tracing::warn!("no admin API (tether sessions, kill, reload): {e}");
@@ -104,17 +109,30 @@ fn serve(args: &ServeArgs, state_dir: Option<&Path>) -> anyhow::Result<()> {
             );
             Door::Http(listener)
         };
+        // The admin API and dashboard over HTTP, after the front door (whose line comes first).
+        let web = match args.admin_listen {
+            Some(addr) => {
+                let listener = admin::web::bind(addr, admin_token).await?;
+                let url = format!("http://{}/", listener.access().addr());
+                tracing::info!("admin API and dashboard at {url} (`tether dashboard` prints the login URL)");
+                Some(listener)
+            }
+            None => None,
+        };
         if let (false, Some((dir, _))) = (left_open.is_empty(), &ledger) {
             // The sessions with HTTP servers a dead gateway left open, ended beside serving.
             let (config, dir) = (config.clone(), dir.clone());
             tokio::spawn(async move { leftovers::close(left_open, &config, &dir).await });
         }
+        if socket.is_none() && web.is_some() {
+            tracing::warn!("`tether dashboard` cannot ask for the dashboard's login URL: give the admin token with --admin-token-file");
+        }
         let gw = Gateway::new(config, opts);
-        anyhow::Ok(tether_gateway::run(gw, door, admin, signals).await)
+        anyhow::Ok(tether_gateway::run(gw, door, admin::Listeners { socket, web }, signals).await)
     });
     if let Some((dir, mut l)) = ledger {
         // The admin socket goes with the gateway (the next one would replace it anyway).
-        let socket = tether_gateway::admin::socket_path(&dir);
+        let socket = admin::socket_path(&dir);
         if std::os::unix::net::UnixStream::connect(&socket).is_err() {
             let _ = std::fs::remove_file(socket);
         }
@@ -145,10 +163,16 @@ fn load(args: &ServeArgs, tether: &Path) -> anyhow::Result<Config> {
     Ok(config::embedded(fixture))
 }
 
+/// How long the gateway waits at start-up for the ledger's write lock before it runs without
+/// the ledger: writes hold it for well under a millisecond, so a lock held this long is a hung
+/// process, and waiting the ledger's own busy timeout on every write would stall the start-up
+/// and each instance's start by that much.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Opens the ledger, sweeps what dead Tether processes left (saying what it ended), and
 /// registers the gateway as an owner; returns it with the sessions with HTTP servers that dead
-/// gateways left open (for the gateway to end). Without a usable ledger the gateway runs on,
-/// unrecorded, and says so.
+/// gateways left open (for the gateway to end). Without a usable ledger (one it cannot open,
+/// or whose write lock another process holds) the gateway runs on, unrecorded, and says so.
 fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledger, Vec<InstanceRow>)> {
     let opened = location::state_dir(state_dir)
         .map_err(anyhow::Error::msg)
@@ -160,6 +184,14 @@ fn start_ledger(state_dir: Option<&Path>, owner: &str) -> Option<(PathBuf, Ledge
             return None;
         }
     };
+    if let Err(e) = ledger.check_write_lock(LOCK_WAIT) {
+        tracing::warn!(
+            "{e} (held for over {}s: `fuser {}` names the process holding it); running unrecorded: a crash of this gateway would leave the sweep nothing to go by",
+            LOCK_WAIT.as_secs(),
+            ledger.path().display()
+        );
+        return None;
+    }
     let swept = match sweep::sweep_locked(&mut ledger, &dir, false) {
         Ok(report) => Ok(report),
         // What was done before the ledger failed is still said.

@@ -82,6 +82,49 @@ pub fn request(
     Ok(Response { status, headers, body })
 }
 
+/// A POST whose body is `len` bytes of `byte`, written from another thread while the answer
+/// is read here, as a hostile client streams a huge message: the answer (a refusal) can come
+/// before the body is all sent, and the body's writer stops at the first failed write.
+pub fn post_endless(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    len: usize,
+    byte: u8,
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {len}\r\nConnection: close\r\n\r\n"));
+    stream.write_all(head.as_bytes())?;
+    let mut writer = stream.try_clone()?;
+    let body = std::thread::spawn(move || {
+        let chunk = vec![byte; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if writer.write_all(&chunk[..n]).is_err() {
+                return;
+            }
+            left -= n;
+        }
+    });
+    let mut stream = BufReader::new(stream);
+    let (status, headers) = read_head(&mut stream)?;
+    let body_read = read_body(&mut stream, &headers)?;
+    // Unblocks the writer if the gateway neither reads nor closes.
+    let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+    let _ = body.join();
+    Ok(Response {
+        status,
+        headers,
+        body: body_read,
+    })
+}
+
 fn send(
     addr: SocketAddr,
     method: &str,

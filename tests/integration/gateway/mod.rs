@@ -5,6 +5,8 @@ mod admin;
 mod aggregate;
 mod bad_input;
 mod caps;
+mod dashboard;
+mod hostile;
 mod http;
 mod kubernetes;
 mod lifetimes;

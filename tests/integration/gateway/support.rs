@@ -473,15 +473,27 @@ impl StdioGateway {
         writeln!(stdin, "{message}").expect("writing to the gateway's stdin");
     }
 
+    /// Writes raw bytes, as a hostile client would.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(bytes).expect("writing to the gateway's stdin");
+    }
+
+    /// Reads the next message the gateway writes.
+    pub fn next_message(&mut self) -> Value {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let n = self.stdout.read_line(&mut line).expect("reading the gateway's stdout");
+        assert!(n > 0, "stdout closed; log:\n{}", self.log.lines().join("\n"));
+        serde_json::from_str(&line).expect("a JSON line")
+    }
+
     /// Sends a request and reads lines until its answer.
     pub fn ask(&mut self, id: u64, method: &str, params: Value) -> Value {
-        use std::io::BufRead;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
         loop {
-            let mut line = String::new();
-            let n = self.stdout.read_line(&mut line).expect("reading the gateway's stdout");
-            assert!(n > 0, "stdout closed; log:\n{}", self.log.lines().join("\n"));
-            let v: Value = serde_json::from_str(&line).expect("a JSON line");
+            let v = self.next_message();
             if v["id"] == json!(id) {
                 return v;
             }

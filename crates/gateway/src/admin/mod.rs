@@ -17,25 +17,57 @@
 //! - `POST /v1/sweep`: sweeps the ledger as `tether reap` does (what dead Tethers left; never
 //!   this gateway's live instances) and answers with the report;
 //! - `GET /v1/teardowns`: the last instance ends, newest first ([`crate::teardowns`]);
-//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]);
+//! - `GET /v1/dashboard` (on the socket only): the dashboard's login URL, with the admin token,
+//!   when the gateway runs with `--admin-listen` (`tether dashboard` prints it).
 //!
 //! A unix socket works the same on macOS; a gateway that cannot make one (another gateway's on
 //! the same state directory, say) serves on without it and says so.
+//!
+//! With `--admin-listen ADDR` the same calls, and the dashboard, are also served over HTTP on a
+//! loopback address, each request with the admin token ([`web`], [`dashboard`]).
 
 pub mod call;
+pub mod dashboard;
 pub mod routes;
 pub mod trees;
+pub mod web;
 
+use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use serde_json::json;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::gateway::Gateway;
+
+/// Where the admin API is served: the unix socket, and the loopback HTTP listener.
+#[derive(Default)]
+pub struct Listeners {
+    /// `admin.sock` in the state directory ([`bind`]).
+    pub socket: Option<UnixListener>,
+    /// `--admin-listen` ([`web::bind`]).
+    pub web: Option<web::Listener>,
+}
+
+/// Serves the admin API on `listeners` until `stop`.
+pub fn start(gw: &Arc<Gateway>, listeners: Listeners, stop: &watch::Receiver<bool>) {
+    let access = listeners.web.as_ref().map(web::Listener::access);
+    if let Some(listener) = listeners.web {
+        tokio::spawn(web::serve(gw.clone(), listener, stop.clone()));
+    }
+    if let Some(listener) = listeners.socket {
+        tokio::spawn(serve(gw.clone(), listener, access, stop.clone()));
+    }
+}
 
 /// The admin socket of the state directory `dir`.
 pub fn socket_path(dir: &Path) -> PathBuf {
@@ -72,8 +104,14 @@ pub fn started() -> std::time::Instant {
     *STARTED.get_or_init(std::time::Instant::now)
 }
 
-/// Answers admin requests until `stop`; the socket is removed then.
-pub async fn serve(gw: Arc<Gateway>, listener: UnixListener, mut stop: watch::Receiver<bool>) {
+/// Answers admin requests until `stop`; the socket is removed then. `web` is the HTTP
+/// listener's access, for `GET /v1/dashboard`.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: UnixListener,
+    web: Option<Arc<web::Access>>,
+    mut stop: watch::Receiver<bool>,
+) {
     started();
     let path = listener
         .local_addr()
@@ -85,9 +123,9 @@ pub async fn serve(gw: Arc<Gateway>, listener: UnixListener, mut stop: watch::Re
             _ = stop.changed() => break,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let gw = gw.clone();
+        let (gw, web) = (gw.clone(), web.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| routes::handle(gw.clone(), req));
+            let service = service_fn(move |req| on_socket(gw.clone(), web.clone(), req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -96,4 +134,30 @@ pub async fn serve(gw: Arc<Gateway>, listener: UnixListener, mut stop: watch::Re
     if let Some(p) = path {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// One request on the socket: `GET /v1/dashboard`, which only the socket answers, else the
+/// calls both listeners answer.
+async fn on_socket<B>(
+    gw: Arc<Gateway>,
+    web: Option<Arc<web::Access>>,
+    req: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.method() != Method::GET || req.uri().path().trim_end_matches('/') != "/v1/dashboard" {
+        return routes::handle(gw, req).await;
+    }
+    let (status, body) = match web {
+        Some(access) => (StatusCode::OK, json!({ "url": access.login_url() })),
+        None => (
+            StatusCode::NOT_FOUND,
+            json!({ "error": "this gateway runs without --admin-listen, so it serves no dashboard (start it with `tether serve --admin-listen 127.0.0.1:PORT`; port 0 picks a free one)" }),
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }

@@ -187,7 +187,7 @@ async fn sweep(gw: &Gateway) -> Result<Value, (StatusCode, String)> {
 
 /// Ends the session whose id or key is `id`, else the instance whose id is or starts with it.
 fn end(gw: &Gateway, id: &str) -> Result<Value, (StatusCode, String)> {
-    const WHY: &str = "ended through the admin API (tether kill)";
+    const WHY: &str = "ended through the admin API (tether kill, the dashboard)";
     if let Some(s) = gw.sessions.all().into_iter().find(|s| s.id == id || s.key == id) {
         let instances: Vec<String> = gw
             .end_session(&s, Cause::Admin, WHY)

@@ -525,7 +525,8 @@ pub struct GatewayKeys {
     pub session_header: &'static str,
 }
 
-fn check_token(t: &str) -> Result<Secret, String> {
+/// A bearer token as Tether takes one: at least 16 characters, no spaces or control characters.
+pub fn check_token(t: &str) -> Result<Secret, String> {
     if t.len() < 16 {
         return Err("a token must be at least 16 characters (use 128 random bits, e.g. `openssl rand -hex 16`)".into());
     }

@@ -165,6 +165,9 @@ pub fn parse(path: &Path, text: &str) -> Result<(GatewayConfig, BTreeMap<String,
     let Value::Object(obj) = &root else {
         return Err(located(Invalid::new(&[], "expected a JSON object at the top")));
     };
+    if let Some(keys) = super::unique::first_duplicate(text) {
+        return Err(duplicate(path, text, obj, keys));
+    }
     let (servers_path, servers) = servers_of(obj).ok_or_else(|| {
         located(Invalid::new(
             &[],
@@ -205,6 +208,20 @@ pub fn parse(path: &Path, text: &str) -> Result<(GatewayConfig, BTreeMap<String,
         out.insert(name.clone(), server);
     }
     Ok((gateway, out))
+}
+
+/// The error for a key an object has twice (`keys` leads to it), at its second occurrence.
+fn duplicate(path: &Path, text: &str, obj: &serde_json::Map<String, Value>, mut keys: Vec<String>) -> ConfigError {
+    let key = keys.last().cloned().unwrap_or_default();
+    let parent = &keys[..keys.len().saturating_sub(1)];
+    let what = match servers_of(obj) {
+        Some((servers, _)) if servers.iter().eq(parent.iter()) => format!("server {key:?} is defined twice"),
+        _ => format!("the key {key:?} appears twice in one object"),
+    };
+    // The second occurrence: the last key searched for once more, after the first.
+    keys.push(key);
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    ConfigError::maybe_at(path, super::locate::key_path(text, &keys), what)
 }
 
 fn servers_of(obj: &serde_json::Map<String, Value>) -> Option<(Vec<&'static str>, &Value)> {
@@ -437,6 +454,16 @@ mod tests {
         assert!(e.message.contains("maxInstances"), "{e}");
         let e = parse_str("{\"mcpServers\": {\"a\": {\"command\": \"x\",,}}}").unwrap_err();
         assert!(e.position.is_some() && e.message.starts_with("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn a_server_defined_twice_is_named_at_its_second_definition() {
+        let e = parse_str("{\"mcpServers\": {\n  \"fx\": {\"command\": \"a\"},\n  \"fx\": {\"command\": \"b\"}\n}}")
+            .unwrap_err();
+        assert_eq!(e.position, Some((3, 3)), "{e}");
+        assert!(e.message.contains("server \"fx\" is defined twice"), "{e}");
+        let e = parse_str("{\"mcpServers\": {\"fx\": {\"command\": \"a\", \"command\": \"b\"}}}").unwrap_err();
+        assert!(e.message.contains("the key \"command\" appears twice"), "{e}");
     }
 
     #[test]

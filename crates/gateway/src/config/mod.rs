@@ -18,6 +18,7 @@ mod locate;
 pub mod native;
 mod secret;
 mod tls;
+mod unique;
 mod values;
 
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ use std::time::Duration;
 use tether_supervisor::ssh::SshTarget;
 
 pub use error::ConfigError;
-pub use fields::check_exposure;
+pub use fields::{check_exposure, check_token};
 pub use secret::Secret;
 
 /// The address `tether serve` listens on when the configuration names none.

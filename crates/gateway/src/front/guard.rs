@@ -54,7 +54,7 @@ pub fn check<'a>(
 }
 
 /// `localhost`, `127.0.0.1`, `[::1]`, with or without a port.
-fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
         // Only a port may follow the address: `[::1]evil.example` is not [::1].
         match rest.split_once(']') {
@@ -89,14 +89,25 @@ pub fn origin_allowed(cfg: &GatewayConfig, origin: &str) -> bool {
     {
         return true;
     }
-    match origin.split_once("://") {
-        Some(("http" | "https", host)) => is_loopback_host(host),
-        _ => false,
+    loopback_origin_host(origin).is_some()
+}
+
+/// The host (and port, if any) of a loopback origin: `http://localhost:3000` → `localhost:3000`.
+pub(crate) fn loopback_origin_host(origin: &str) -> Option<&str> {
+    match origin.trim_end_matches('/').split_once("://") {
+        Some(("http" | "https", host)) if is_loopback_host(host) => Some(host),
+        _ => None,
     }
 }
 
+/// The port of a `Host` header's value (`localhost:7300`, `[::1]:7300`), if it names one.
+pub(crate) fn host_port(host: &str) -> Option<u16> {
+    let (_, port) = host.rsplit_once(':')?;
+    port.bytes().all(|b| b.is_ascii_digit()).then(|| port.parse().ok())?
+}
+
 /// Compares without an early exit, so the time taken says nothing about where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0);

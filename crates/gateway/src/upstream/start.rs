@@ -12,13 +12,14 @@ use std::time::Duration;
 use tether_supervisor::launch::{Launch, LedgerChoice, Prepared, Scope, ServerCommand, StderrMode};
 use tether_supervisor::layers::Disabled;
 use tether_supervisor::ssh::SshServer;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::watch;
 
 use super::{reader, short, writer, Owner, State, Upstream};
 use crate::cause::Cause;
 use crate::config::{ServerConfig, StdioCommand, Transport};
 use crate::jsonrpc::{self, View};
+use crate::lines::Line;
 use crate::protocol::{self, ClientInit, ServerInit};
 
 /// How long a gone server's shim is given to report its exit status, for the error message.
@@ -108,6 +109,10 @@ fn record_end(
 /// SIGKILL's number, fixed by POSIX (the gateway links no libc crate).
 const SIGKILL: i32 = 9;
 
+/// The longest line of a server's stderr logged whole; past it only the line's first bytes are
+/// kept (see [`crate::lines`]).
+const STDERR_LINE_MAX: usize = 8 * 1024;
+
 /// Most messages queued for a server's stdin before requests to it are refused (a server that
 /// stopped reading must not make the gateway's memory grow).
 pub const OUTBOX: usize = 1024;
@@ -165,6 +170,12 @@ pub fn spawn(
     tokio::spawn(reader::read(Arc::downgrade(&up), stdout, opts.max_message));
     tokio::spawn(log_stderr(server.name.clone(), short(&up.id).to_string(), stderr));
     let weak = Arc::downgrade(&up);
+    // A local server's program, to say what a shell's 127 or 126 means (over SSH they would be
+    // the remote side's, not about `ssh`).
+    let program = match &server.transport {
+        Transport::Stdio(c) => Some(c.program.to_string_lossy().into_owned()),
+        _ => None,
+    };
     let (name, id, started) = (
         server.name.clone(),
         short(&up.id).to_string(),
@@ -175,7 +186,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let (status, sigkilled) = match child.wait().await {
             Ok(s) => (
-                describe_exit(s),
+                spawn_failure(describe_exit(s), s.code(), program.as_deref()),
                 std::os::unix::process::ExitStatusExt::signal(&s) == Some(SIGKILL),
             ),
             Err(e) => (format!("could not be waited for: {e}"), false),
@@ -239,6 +250,9 @@ impl Upstream {
         {
             Ok(a) => a,
             Err(why) => {
+                // The call's error names the server already, as the start error will.
+                let own = format!("server {:?}: ", self.server.name);
+                let why = why.strip_prefix(&own).map_or(why.clone(), str::to_string);
                 let why = if why.starts_with("no answer") {
                     format!(
                         "did not answer initialize within {}",
@@ -344,9 +358,24 @@ fn launch(
 
 /// A server's stderr (and its shim's messages), line by line into the gateway's log.
 async fn log_stderr(server: String, instance: String, stderr: tokio::process::ChildStderr) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(server = %server, instance = %instance, "stderr: {line}");
+    // Read to its end whatever comes: a line that is not UTF-8 is logged lossily and a line
+    // without end is cut, so a hostile server costs neither unbounded memory nor, by a pipe
+    // no longer read, a server blocked on its next write.
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match crate::lines::read_line(&mut reader, &mut line, STDERR_LINE_MAX).await {
+            Ok(Line::Whole) => {
+                let line = String::from_utf8_lossy(&line);
+                tracing::info!(server = %server, instance = %instance, "stderr: {line}");
+            }
+            Ok(Line::TooLong(n)) => {
+                let line = String::from_utf8_lossy(&line);
+                tracing::info!(server = %server, instance = %instance, "stderr: {line}… (a {n}-byte line, cut)");
+            }
+            Ok(Line::Eof) | Err(_) => return,
+        }
     }
 }
 
@@ -356,6 +385,17 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         (Some(c), _) => format!("exit status {c}"),
         (None, Some(s)) => format!("killed by signal {s}"),
         _ => status.to_string(),
+    }
+}
+
+/// The exit `status` described, with what a shell's 127 or 126 means when the server's
+/// `program` is known: the shim exits so when the program cannot be run, and the client sees
+/// this text, while the shim's own message is only in the gateway's log.
+fn spawn_failure(status: String, code: Option<i32>, program: Option<&str>) -> String {
+    match (code, program) {
+        (Some(127), Some(p)) => format!("{status}: command not found: {p:?}"),
+        (Some(126), Some(p)) => format!("{status}: cannot be executed: {p:?}"),
+        _ => status,
     }
 }
 

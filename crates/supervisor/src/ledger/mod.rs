@@ -151,6 +151,24 @@ impl Ledger {
             .map_err(sql(&self.path, "PRAGMA wal_checkpoint(PASSIVE)"))
     }
 
+    /// Takes the write lock and gives it back at once, waiting at most `within` for another
+    /// connection to let go of it; an error when it could not (`database is locked`). Writes
+    /// hold the lock well under a millisecond, so a lock held for seconds is a hung or stopped
+    /// process: a gateway checks this once at start-up rather than wait [`BUSY_TIMEOUT`] on
+    /// every write (its own and each shim's) while the lock stays held.
+    pub fn check_write_lock(&mut self, within: Duration) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        self.conn.busy_timeout(within).map_err(sql(&path, "busy_timeout"))?;
+        let taken = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| tx.rollback());
+        self.conn
+            .busy_handler(Some(wait_for_writer))
+            .map_err(sql(&path, "busy_handler"))?;
+        taken.map_err(sql(&path, "taking the write lock"))
+    }
+
     /// Leaves checkpoints to other connections unless the WAL grows large: for a shim, whose
     /// writes are on its client's start-up path (a checkpoint syncs the WAL and the database).
     /// Its watchdog, which closes its row off that path, checkpoints at the usual threshold.
@@ -255,7 +273,7 @@ fn create_private_file(path: &Path) -> Result<(), LedgerError> {
         .append(true)
         .mode(0o600)
         .open(path)
-        .map_err(io_err("creating"))?;
+        .map_err(io_err("opening for writing"))?;
     let mode = fs::metadata(path).map_err(io_err("stat"))?.permissions().mode();
     if mode & 0o077 != 0 {
         fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err("chmod 0600"))?;

@@ -195,14 +195,21 @@ impl Ledger {
         written
     }
 
-    /// Deletes closed instances (and ended owners) that ended before `before_ms`, keeping
-    /// instances whose remote kill may still be needed. Returns how many instances went.
-    pub fn compact(&mut self, before_ms: i64) -> Result<usize, LedgerError> {
+    /// Deletes closed instances (and ended owners) that ended before `before_ms`, and closed
+    /// instances beyond the `keep` that ended last, keeping instances whose remote kill may
+    /// still be needed. Returns how many instances went. The count bounds the file under churn:
+    /// a gateway that starts thousands of instances an hour would otherwise grow the ledger
+    /// for a week.
+    pub fn compact(&mut self, before_ms: i64, keep: usize) -> Result<usize, LedgerError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         self.write("compacting", |tx| {
             let gone = tx.execute(
-                "DELETE FROM instances WHERE state IN ('ended', 'reaped', 'lost') AND ended_ms < ?1
-                     AND (remote IS NULL OR coalesce(json_extract(remote, '$.settled'), 0) = 1)",
-                params![before_ms],
+                "DELETE FROM instances WHERE state IN ('ended', 'reaped', 'lost')
+                     AND (remote IS NULL OR coalesce(json_extract(remote, '$.settled'), 0) = 1)
+                     AND (ended_ms < ?1 OR id NOT IN (
+                         SELECT id FROM instances WHERE state IN ('ended', 'reaped', 'lost')
+                         ORDER BY ended_ms DESC LIMIT ?2))",
+                params![before_ms, keep],
             )?;
             tx.execute(
                 "DELETE FROM owners WHERE ended_ms IS NOT NULL AND ended_ms < ?1
@@ -298,6 +305,50 @@ mod tests {
             (second.state, second.end_reason.as_deref()),
             (InstanceState::Reaped, Some("swept"))
         );
+        drop(ledger);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Compaction keeps the newest closed rows up to its count, never an open row, and the
+    /// older ones go.
+    #[test]
+    fn compaction_keeps_the_newest_closed_rows_and_every_open_one() {
+        let dir = std::env::temp_dir().join(format!("tether-ledger-compact-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let mut ledger = Ledger::open(&dir).expect("a ledger");
+        for i in 0..6 {
+            let intent = Intent::held_by_this_process(&format!("row-{i}"), "owner", "test", "srv", Vec::new())
+                .expect("own identity");
+            ledger.record_intent(&intent).expect("the intent");
+            if i < 5 {
+                ledger.record_ended(&format!("row-{i}"), "done", None).expect("end");
+                // Distinct end times, in order.
+                let until = now_ms() + 2;
+                while now_ms() < until {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        assert_eq!(
+            ledger.compact(0, 2).expect("compact"),
+            3,
+            "three of five closed rows go"
+        );
+        let ids: Vec<String> = ledger
+            .all_instances()
+            .expect("read")
+            .into_iter()
+            .map(|r| r.intent.id)
+            .collect();
+        let mut ids = ids;
+        ids.sort();
+        assert_eq!(
+            ids,
+            ["row-3", "row-4", "row-5"],
+            "the two newest closed rows and the open one"
+        );
+        assert_eq!(ledger.compact(0, 2).expect("compact"), 0);
         drop(ledger);
         let _ = std::fs::remove_dir_all(&dir);
     }

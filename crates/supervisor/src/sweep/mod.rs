@@ -38,8 +38,18 @@ pub use lock::SweepLock;
 pub use report::{Action, ActionKind, Report};
 pub use unverified::sweep_without_ledger;
 
+/// Deletes the closed instances past [`KEEP_CLOSED`] or beyond the newest [`KEEP_CLOSED_ROWS`]
+/// (a sweep does it, and a long-running gateway every few minutes); returns how many went.
+pub fn compact(ledger: &mut Ledger) -> Result<usize, crate::ledger::LedgerError> {
+    let before = now_ms() - i64::try_from(KEEP_CLOSED.as_millis()).unwrap_or(i64::MAX);
+    ledger.compact(before, KEEP_CLOSED_ROWS)
+}
+
 /// How long closed instances stay in the ledger for `tether ps --all`.
 const KEEP_CLOSED: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How many closed instances stay at most, however recent: the ledger's size is bounded under
+/// any churn.
+pub const KEEP_CLOSED_ROWS: usize = 10_000;
 /// How long killed processes get to disappear before the sweep reports them anyway.
 const DEATH_PATIENCE: Duration = Duration::from_secs(5);
 /// Cookie passes: a carrier may fork while an earlier pass runs.
@@ -230,7 +240,7 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
             }
         } else {
             close(ledger, &orphans, &lost, &cgroup_failures, &mut report)?;
-            ledger.compact(now_ms() - i64::try_from(KEEP_CLOSED.as_millis()).unwrap_or(i64::MAX))?;
+            compact(ledger)?;
         }
         Ok(())
     })();

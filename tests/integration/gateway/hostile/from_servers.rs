@@ -1,0 +1,153 @@
+//! Hostile servers: a stderr that never ends (nor is UTF-8), a stdout closed by a process that
+//! stays alive, a flood of notifications, answers to requests never sent. Garbage, invalid UTF-8, truncated
+//! and oversized answers are `bad_input`'s; a server that stops reading is `teardown`'s.
+
+use serde_json::{json, Value};
+
+use super::super::support::{error_message, fixture_server, Gateway};
+use super::memory::{assert_grew_less_than, peak_rss_kib};
+use crate::harness::{eventually, Cookie, Mode};
+
+#[test]
+fn a_server_writing_to_stderr_without_end_or_utf8_is_served_and_costs_no_memory() {
+    let cookie = Cookie::new();
+    let config = format!(
+        "{}\n{}",
+        fixture_server("flood", &cookie, &["--stderr-flood"], ""),
+        fixture_server("fx", &cookie, &[], "")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut c = gw.client(Some("flood"));
+    c.initialize();
+    let before = peak_rss_kib(gw.pid());
+    // Lines that are not UTF-8, and lines of a megabyte, keep passing through the gateway's log.
+    assert!(
+        eventually(std::time::Duration::from_secs(40), || gw
+            .log
+            .lines()
+            .iter()
+            .rev()
+            .take(50)
+            .any(|l| flood_line(l).is_some_and(|n| n >= 20_000))),
+        "the flood never reached line 20000; the log ends:\n{}",
+        gw.log
+            .lines()
+            .iter()
+            .rev()
+            .take(5)
+            .map(|l| l.chars().take(300).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let log = gw.log();
+    assert!(log.contains("-byte line, cut) server=flood"), "no line was cut");
+    c.echo("served through the flood");
+    assert_grew_less_than(gw.pid(), before, 30, "a stderr flood");
+    let mut other = gw.client(Some("fx"));
+    other.initialize();
+    other.echo("and another server too");
+    gw.shut_down(&cookie);
+}
+
+/// Its stdout is shared with its shim (the server inherits the shim's), so the gateway sees no
+/// end of file when the server alone closes it: the server is one that never answers, ended at
+/// its `startup_timeout` (a call in flight would end at its `request_timeout`).
+/// The number of a stderr flood line logged whole (with its byte that is not UTF-8 replaced).
+fn flood_line(line: &str) -> Option<u64> {
+    let rest = line.split("stderr: tether-fixture: stderr flood line ").nth(1)?;
+    let (n, rest) = rest.split_once(' ')?;
+    rest.starts_with('\u{FFFD}').then(|| n.parse().ok()).flatten()
+}
+
+#[test]
+fn a_server_that_closes_stdout_and_stays_is_ended_at_its_startup_timeout() {
+    let cookie = Cookie::new();
+    let config = format!(
+        "{}
+{}",
+        fixture_server(
+            "mute",
+            &cookie,
+            &["--close-stdout-and-stay"],
+            "startup_timeout = \"2s\""
+        ),
+        fixture_server("fx", &cookie, &[], "")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut c = gw.client(Some("mute"));
+    let (_, answer) = c.try_initialize();
+    assert_eq!(
+        error_message(&answer),
+        "server \"mute\": did not answer initialize within 2s",
+        "{answer}"
+    );
+    // The process that stayed is ended with its instance: only the other server's is left.
+    let mut other = gw.client(Some("fx"));
+    other.initialize();
+    other.echo("served beside it");
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn a_notification_flood_reaches_its_caller_and_the_answer_follows() {
+    let cookie = Cookie::new();
+    let n = 20_000;
+    let config = format!(
+        "{}\n{}",
+        fixture_server(
+            "chatty",
+            &cookie,
+            &["--notification-flood", &n.to_string()],
+            "lifetime = \"session\""
+        ),
+        fixture_server("fx", &cookie, &[], "")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut c = gw.client(Some("chatty"));
+    c.initialize();
+    let before = peak_rss_kib(gw.pid());
+    let r = c.post(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "after the flood"}}}));
+    let messages = r.messages();
+    let notes = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/message")
+        .count();
+    let answer = messages.iter().find(|m| m["id"] == 9).cloned().unwrap_or(Value::Null);
+    assert_eq!(
+        answer.pointer("/result/content/0/text"),
+        Some(&json!("after the flood")),
+        "{answer}"
+    );
+    // A call's stream holds at most 256 messages: what a reader cannot take as fast as the
+    // server writes is dropped (the answer never is), and said at debug level.
+    assert!(notes > 0 && notes <= n, "{notes} notifications");
+    if notes < n {
+        gw.wait_log("a call's stream is full (256 messages): dropped an interim message");
+    }
+    assert_grew_less_than(gw.pid(), before, 50, "a notification flood");
+    let mut other = gw.client(Some("fx"));
+    other.initialize();
+    other.echo("another server serves on");
+    gw.shut_down(&cookie);
+}
+
+#[test]
+fn answers_to_requests_never_sent_are_dropped_and_the_real_answer_arrives() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("liar", &cookie, &["--reply-unsolicited"], ""),
+    );
+    let mut c = gw.client(Some("liar"));
+    c.initialize();
+    for text in ["one", "two"] {
+        let r = c.post(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": text}}}));
+        let messages = r.messages();
+        assert_eq!(messages.len(), 1, "only the answer: {messages:?}");
+        assert_eq!(messages[0].pointer("/result/content/0/text"), Some(&json!(text)));
+    }
+    gw.wait_log("an answer to no request in flight: 987654321");
+    gw.wait_log("an answer to no request in flight: \"never-sent\"");
+    gw.shut_down(&cookie);
+}
