@@ -20,6 +20,8 @@ pub mod aggregate;
 pub mod cause;
 pub mod config;
 pub mod front;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod gateway;
 pub mod handshake;
 pub mod jsonrpc;

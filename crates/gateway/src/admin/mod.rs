@@ -1,7 +1,7 @@
 //! The admin API: what an operator asks a running gateway, over HTTP/1.1 on a unix socket in
 //! the state directory (`admin.sock`, mode 0600 in a 0700 directory: only the gateway's user
 //! reaches it, so it needs no token). `tether sessions`, `tether kill` and `tether reload`
-//! speak it; [`routes`] has the calls:
+//! speak it; [`call`] tells which call a request is, [`routes`] answers it:
 //!
 //! - `GET /v1/gateway`: the gateway itself (pid, owner id in the ledger, version, uptime,
 //!   ledger file);
@@ -27,6 +27,7 @@
 //! With `--admin-listen ADDR` the same calls, and the dashboard, are also served over HTTP on a
 //! loopback address, each request with the admin token ([`web`], [`dashboard`]).
 
+pub mod call;
 pub mod dashboard;
 pub mod routes;
 pub mod trees;

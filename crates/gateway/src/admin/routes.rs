@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use tether_supervisor::ledger::Ledger;
 use tether_supervisor::sweep;
 
+use super::call::{call, Call};
 use super::trees::Containment;
 use crate::cause::Cause;
 use crate::config::Transport;
@@ -22,38 +23,38 @@ use crate::upstream::{Owner, State, Upstream};
 /// Answers one admin request.
 pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().trim_end_matches('/').to_string();
-    if req.method() == Method::GET && path == "/metrics" {
-        let scraped = {
-            let gw = gw.clone();
-            tokio::task::spawn_blocking(move || crate::metrics::scrape(&gw)).await
-        };
-        let text = scraped.unwrap_or_else(|e| format!("# the metrics could not be read: {e}\n"));
-        let mut r = Response::new(Full::new(Bytes::from(text)));
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        );
-        return Ok(r);
-    }
-    let answer = match (req.method(), path.as_str()) {
-        (&Method::GET, "/v1/gateway") => Ok(json!({
+    let answer = match call(req.method(), &path) {
+        Call::Metrics => {
+            let scraped = {
+                let gw = gw.clone();
+                tokio::task::spawn_blocking(move || crate::metrics::scrape(&gw)).await
+            };
+            let text = scraped.unwrap_or_else(|e| format!("# the metrics could not be read: {e}\n"));
+            let mut r = Response::new(Full::new(Bytes::from(text)));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            return Ok(r);
+        }
+        Call::Gateway => Ok(json!({
             "pid": std::process::id(),
             "owner": gw.pool.options().owner_id,
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_ms": millis(super::started().elapsed()),
             "ledger": gw.pool.options().ledger.dir().and_then(Result::ok).map(|d| d.join(tether_supervisor::ledger::FILE_NAME)),
         })),
-        (&Method::GET, "/v1/sessions") => Ok(Value::Array(gw.sessions.all().iter().map(|s| session(s)).collect())),
-        (&Method::GET, "/v1/instances") => Ok(instances(&gw).await),
-        (&Method::POST, "/v1/reload") => Ok(json!({"applied": gw.reload()})),
-        (&Method::POST, "/v1/sweep") => sweep(&gw).await,
-        (&Method::GET, "/v1/teardowns") => Ok(json!(crate::teardowns::recent())),
-        (&Method::DELETE, p) if p.starts_with("/v1/scopes/") => end(&gw, &p["/v1/scopes/".len()..]),
-        (_, "/v1/gateway" | "/v1/sessions" | "/v1/instances" | "/v1/reload" | "/v1/sweep" | "/v1/teardowns") => Err((
+        Call::Sessions => Ok(Value::Array(gw.sessions.all().iter().map(|s| session(s)).collect())),
+        Call::Instances => Ok(instances(&gw).await),
+        Call::Reload => Ok(json!({"applied": gw.reload()})),
+        Call::Sweep => sweep(&gw).await,
+        Call::Teardowns => Ok(json!(crate::teardowns::recent())),
+        Call::EndScope(id) => end(&gw, id),
+        Call::NotAllowed => Err((
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} {path}: not allowed", req.method()),
         )),
-        _ => Err((
+        Call::NotFound => Err((
             StatusCode::NOT_FOUND,
             format!(
                 "{path}: no such call (GET /v1/gateway, GET /v1/sessions, GET /v1/instances, DELETE /v1/scopes/ID, POST /v1/reload, POST /v1/sweep, GET /v1/teardowns, GET /metrics)"

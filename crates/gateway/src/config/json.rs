@@ -363,6 +363,14 @@ mod tests {
         parse(Path::new("/home/u/claude_desktop_config.json"), text)
     }
 
+    /// Found by fuzzing (config_json): a server named "" whose entry is refused hung the
+    /// parse while the error was being located.
+    #[test]
+    fn an_unnamed_server_with_an_error_is_refused_in_time() {
+        let e = parse_str(r#"{"mcpServers": {"": {"com{mand": "x", "diSabled": true}}}"#).unwrap_err();
+        assert!(e.position.is_some(), "{e}");
+    }
+
     #[test]
     fn claude_desktop_as_written() {
         let (_, s) = parse_str(

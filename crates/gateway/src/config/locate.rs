@@ -40,6 +40,11 @@ fn find_key(text: &str, key: &str, from: usize) -> Option<usize> {
     let candidates = [quoted.as_str(), key];
     let mut best: Option<usize> = None;
     for needle in candidates {
+        // An empty key (a server named "") is only found quoted: the empty needle is found
+        // everywhere and would never move the search on.
+        if needle.is_empty() {
+            continue;
+        }
         let mut start = from;
         while let Some(rel) = text.get(start..)?.find(needle) {
             let at = start + rel;
@@ -75,6 +80,18 @@ mod tests {
         let text = "[gateway]\nlisten = \"0.0.0.0:1\"\n\n[servers.github]\ncommand = \"npx\"\nlifetime = \"sesion\"\n";
         assert_eq!(key_path(text, &["servers", "github", "lifetime"]), Some((6, 1)));
         assert_eq!(key_path(text, &["gateway", "listen"]), Some((2, 1)));
+    }
+
+    /// Found by fuzzing (config_json): an entry named "" with an error in it hung the
+    /// gateway, searching for the empty key forever.
+    #[test]
+    fn an_empty_key_is_found_quoted() {
+        let text = "{\"mcpServers\": {\"\": {\"com{mand\": \"x\", \"diSabled\": true}}}";
+        assert_eq!(key_path(text, &["mcpServers", "", "diSabled"]), Some((1, 39)));
+        assert_eq!(
+            key_path("[servers.\"\"]\nx = 1\n", &["servers", "", "y"]),
+            Some((1, 10))
+        );
     }
 
     #[test]

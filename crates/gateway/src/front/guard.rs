@@ -56,7 +56,18 @@ pub fn check<'a>(
 /// `localhost`, `127.0.0.1`, `[::1]`, with or without a port.
 pub(crate) fn is_loopback_host(host: &str) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
+        // Only a port may follow the address: `[::1]evil.example` is not [::1].
+        match rest.split_once(']') {
+            Some((name, "")) => name,
+            Some((name, port))
+                if port
+                    .strip_prefix(':')
+                    .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                name
+            }
+            _ => return false,
+        }
     } else {
         host.rsplit_once(':').map_or(
             host,
@@ -141,6 +152,11 @@ mod tests {
             "evil.example.com:7300",
             "localhost.evil.com",
             "10.0.0.1:7300",
+            // Found by fuzzing (http_front): whatever followed the brackets was ignored.
+            "[::1]evil.example.com",
+            "[::1]:73\0\0\0\0\0\0\0\u{f}://evil.exampl",
+            "[::1]:7300:1",
+            "[::1",
         ] {
             assert!(
                 matches!(check(&c, Some(bad), None, None), Err(Refusal::Forbidden(_))),

@@ -527,13 +527,13 @@ fn session_of(
 
 /// What a client accepts.
 #[derive(Debug, Clone, Copy)]
-struct Accepts {
-    json: bool,
-    events: bool,
+pub(crate) struct Accepts {
+    pub(crate) json: bool,
+    pub(crate) events: bool,
 }
 
 impl Accepts {
-    fn of(headers: &HeaderMap) -> Accepts {
+    pub(crate) fn of(headers: &HeaderMap) -> Accepts {
         let mut a = Accepts {
             json: false,
             events: false,
@@ -576,14 +576,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            // Two hex digits: `u8::from_str_radix` alone would also take `+f`.
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -638,6 +641,17 @@ mod tests {
         assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
         assert_eq!(percent_decode("bad%2"), None);
         assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+    }
+
+    /// Found by fuzzing (http_front): `%+0` decoded to a NUL byte, as `u8::from_str_radix`
+    /// takes a sign.
+    #[test]
+    fn an_escape_is_two_hex_digits() {
+        assert_eq!(percent_decode("my%+0serv\u{5}r"), None);
+        assert_eq!(percent_decode("%+f"), None);
+        assert_eq!(percent_decode("%-1"), None);
+        assert_eq!(percent_decode("% f"), None);
     }
 
     #[test]
