@@ -110,15 +110,7 @@ pub fn run(bins: &Bins, run: Duration) -> Result<String> {
             let now = t.elapsed();
             if now >= next_sample {
                 next_sample += SAMPLE_EVERY;
-                samples.push(Sample {
-                    at: now,
-                    processes: procfs::descendants(gw.pid()).len(),
-                    fds: procfs::fds(gw.pid())?,
-                    rss_kib: procfs::rss(gw.pid())?,
-                    ledger_kib: file_kib(&ledger) + file_kib(&ledger.with_extension("sqlite3-wal")),
-                    sessions: sessions.load(Ordering::Relaxed),
-                    errors: errors.load(Ordering::Relaxed),
-                });
+                samples.push(sample(now, gw.pid(), &ledger, sessions, errors)?);
             }
             if now >= next_reload {
                 next_reload += RELOAD_EVERY;
@@ -144,17 +136,22 @@ pub fn run(bins: &Bins, run: Duration) -> Result<String> {
     poll::until(Duration::from_secs(10), Duration::from_millis(50), || {
         procfs::fds(gw.pid()).is_ok_and(|n| samples.first().is_some_and(|f| n <= f.fds))
     });
-    samples.push(Sample {
-        at: t.elapsed(),
-        processes: procfs::descendants(gw.pid()).len(),
-        fds: procfs::fds(gw.pid())?,
-        rss_kib: procfs::rss(gw.pid())?,
-        ledger_kib: file_kib(&ledger) + file_kib(&ledger.with_extension("sqlite3-wal")),
-        sessions: sessions.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-    });
+    samples.push(sample(t.elapsed(), gw.pid(), &ledger, &sessions, &errors)?);
     drop(gw);
     Ok(report(&samples))
+}
+
+/// The gateway `pid` at `at`, with the ledger's size and the clients' counts.
+fn sample(at: Duration, pid: u32, ledger: &Path, sessions: &AtomicU64, errors: &AtomicU64) -> Result<Sample> {
+    Ok(Sample {
+        at,
+        processes: procfs::descendants(pid).len(),
+        fds: procfs::fds(pid)?,
+        rss_kib: procfs::rss(pid)?,
+        ledger_kib: file_kib(ledger) + file_kib(&ledger.with_extension("sqlite3-wal")),
+        sessions: sessions.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+    })
 }
 
 fn file_kib(path: &Path) -> u64 {

@@ -94,21 +94,7 @@ impl Cookie {
 
     /// Live processes (not zombies) whose environment or command line holds the cookie.
     pub fn carriers(&self) -> Vec<i32> {
-        let me = std::process::id() as i32;
-        let needle = self.0.as_bytes();
-        tether_supervisor::process::procfs::all_pids()
-            .into_iter()
-            .filter(|&p| p != me)
-            .filter(|&p| {
-                let has = |file: &str| {
-                    std::fs::read(format!("/proc/{p}/{file}"))
-                        .map(|b| b.windows(needle.len()).any(|w| w == needle))
-                        .unwrap_or(false)
-                };
-                (has("environ") || has("cmdline"))
-                    && tether_supervisor::process::procfs::state_of(p).is_some_and(|s| s != 'Z')
-            })
-            .collect()
+        carrying(&self.0)
     }
 
     /// Waits up to `within` for every carrier to be gone; on failure kills them and panics
@@ -360,14 +346,7 @@ impl<'a> WrapBuilder<'a> {
     /// The same, run by `launcher` (a program and its arguments that run the rest as a command,
     /// such as `unshare --pid --fork`); empty for none.
     pub fn command_via(&self, launcher: &[&str]) -> Command {
-        let mut cmd = match launcher.split_first() {
-            Some((program, rest)) => {
-                let mut cmd = Command::new(program);
-                cmd.args(rest).arg(TETHER);
-                cmd
-            }
-            None => Command::new(TETHER),
-        };
+        let mut cmd = tether_via(launcher);
         cmd.args(self.argv());
         self.set_env(&mut cmd);
         cmd
@@ -522,6 +501,37 @@ fn parse_ready(line: &str) -> Option<Ready> {
         }
     }
     Some(Ready { pid: pid?, sleepers })
+}
+
+/// Live processes (not zombies, not this test process) whose environment or command line holds
+/// `needle`.
+pub fn carrying(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let needle = needle.as_bytes();
+    tether_supervisor::process::procfs::all_pids()
+        .into_iter()
+        .filter(|&p| p != me)
+        .filter(|&p| {
+            let has = |file: &str| {
+                std::fs::read(format!("/proc/{p}/{file}")).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            };
+            (has("environ") || has("cmdline"))
+                && tether_supervisor::process::procfs::state_of(p).is_some_and(|s| s != 'Z')
+        })
+        .collect()
+}
+
+/// `tether`, run by `launcher` (a program and its arguments that run the rest as a command,
+/// such as `unshare --pid --fork`); plain `tether` for none.
+pub fn tether_via(launcher: &[&str]) -> Command {
+    match launcher.split_first() {
+        Some((program, rest)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(rest).arg(TETHER);
+            cmd
+        }
+        None => Command::new(TETHER),
+    }
 }
 
 /// Runs `tether ARGS…` to completion against the test's own ledger.

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::http;
 use super::support::{fixture_server, Client, Gateway, SLACK};
-use crate::harness::{eventually, require, tether_json_ok, Cookie, Feature, Mode, StderrLog, ZOO};
+use crate::harness::{carrying, eventually, require, tether_json_ok, Cookie, Feature, Mode, StderrLog, ZOO};
 
 /// The marker before the HAProxy configuration in the operations guide.
 const MARKER: &str = "<!-- tested: haproxy.cfg";
@@ -45,23 +45,6 @@ fn free_address() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
-}
-
-/// Live processes whose environment or command line holds `needle`.
-fn carrying(needle: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    tether_supervisor::process::procfs::all_pids()
-        .into_iter()
-        .filter(|&p| p != me)
-        .filter(|&p| {
-            let has = |file: &str| {
-                std::fs::read(format!("/proc/{p}/{file}"))
-                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            };
-            (has("environ") || has("cmdline"))
-                && tether_supervisor::process::procfs::state_of(p).is_some_and(|s| s != 'Z')
-        })
-        .collect()
 }
 
 /// Who served a `whoami`: the replica (its cookie, which everything it starts carries) and the

@@ -99,14 +99,7 @@ impl Gateway {
         config: &std::path::Path,
         args: &[&str],
     ) -> (Child, StderrLog) {
-        let mut cmd = match launcher.split_first() {
-            Some((program, rest)) => {
-                let mut cmd = Command::new(program);
-                cmd.args(rest).arg(TETHER);
-                cmd
-            }
-            None => Command::new(TETHER),
-        };
+        let mut cmd = crate::harness::tether_via(launcher);
         cmd.args(["serve", "--config"]).arg(config).args(args);
         cookie.set_env(&mut cmd);
         if let Some(off) = mode.disable() {
