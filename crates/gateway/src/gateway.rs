@@ -182,6 +182,13 @@ impl Gateway {
             tracing::info!("reload: serving the embedded default, no file to read again");
             return false;
         };
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            tracing::error!(
+                "reload refused, the configuration in force stays: {} is empty (being written?)",
+                path.display()
+            );
+            return false;
+        }
         match config::load(path) {
             Ok(new) => self.apply(new),
             Err(e) => {
@@ -350,6 +357,10 @@ pub async fn watch_config(gw: Arc<Gateway>, mut stop: tokio::sync::watch::Receiv
         })
     };
     let mut last = stamp(&path);
+    // A change is applied once the file has stayed the same for a tick: a writer that truncates
+    // the file and then writes it must not be caught in between (a file cut short can be a
+    // valid configuration with servers missing, whose sessions the reload would end).
+    let mut pending = None;
     let mut tick = tokio::time::interval(WATCH_EVERY);
     loop {
         tokio::select! {
@@ -357,10 +368,15 @@ pub async fn watch_config(gw: Arc<Gateway>, mut stop: tokio::sync::watch::Receiv
             _ = stop.changed() => return,
         }
         let now = stamp(&path);
-        if now != last && now.is_some() {
+        if now == last || now.is_none() {
+            pending = None;
+        } else if pending == Some(now) {
             last = now;
+            pending = None;
             tracing::info!("{} changed: reloading", path.display());
             gw.reload();
+        } else {
+            pending = Some(now);
         }
     }
 }

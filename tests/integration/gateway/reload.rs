@@ -1,6 +1,6 @@
 //! Reload (SIGHUP, or the configuration file changing): exactly the instances of removed or
 //! changed servers end; the other servers' instances and sessions go on undisturbed; a file
-//! that does not validate changes nothing.
+//! that does not validate, or is empty, changes nothing.
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -102,6 +102,12 @@ fn a_removed_server_s_sessions_get_a_clean_error_and_a_bad_file_changes_nothing(
         gw.log()
     );
     assert_eq!(ids(&cookie, "b").len(), 1, "nothing was applied");
+    // An empty file (a writer that truncated it and has not written yet) is not a
+    // configuration without servers: refused, nothing changes.
+    std::fs::write(&gw.config, "").expect("truncate");
+    gw.signal(Signal::SIGHUP);
+    gw.wait_log("is empty (being written?)");
+    assert_eq!(ids(&cookie, "a"), a, "nothing was applied");
     // Now b goes away.
     let without_b = format!(
         "{}\n{}",
