@@ -1,5 +1,6 @@
 //! The front door's defaults: Host checked on a loopback bind (DNS rebinding), Origin checked
-//! on every request, a bearer token when one is configured, the GET stream tied to its session.
+//! on every request, a bearer token when one is configured, the GET stream tied to its session,
+//! slow clients cut off.
 
 use super::http::{self, EventStream};
 use super::support::{fixture_server, Gateway, SLACK};
@@ -147,5 +148,54 @@ fn a_page_of_an_allowed_origin_gets_cors_headers_and_a_foreign_one_none() {
     .expect("OPTIONS");
     assert_eq!(foreign.status, 403);
     assert_eq!(foreign.header("access-control-allow-origin"), None);
+    gw.shut_down(&cookie);
+}
+
+/// Slow loris: a connection that trickles its headers, or promises a body it never sends, is
+/// closed (or answered 408) within the request timeout, and the gateway serves on meanwhile.
+#[test]
+fn slow_clients_are_cut_off_and_the_gateway_serves_on() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let limit = Duration::from_secs(10);
+    let open = || {
+        let s = std::net::TcpStream::connect(gw.addr).expect("connect");
+        s.set_read_timeout(Some(limit * 3)).expect("read timeout");
+        s
+    };
+    // Headers that never end, and a body that never comes.
+    let mut headers = open();
+    headers
+        .write_all(b"POST /mcp/fx HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .expect("half the headers");
+    let mut body = open();
+    write!(
+        body,
+        "POST /mcp/fx HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 100\r\n\r\n{{\"jsonrpc\"",
+        gw.addr
+    )
+    .expect("headers and ten bytes");
+    let t = Instant::now();
+    // The gateway serves others meanwhile.
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    c.echo("not held up");
+    let mut answer = String::new();
+    let _ = body.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a body that never comes gets 408: {answer:?}"
+    );
+    assert!(answer.contains("did not arrive within 10s"), "{answer:?}");
+    let mut rest = Vec::new();
+    let closed = headers.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok() && t.elapsed() < limit * 3,
+        "headers that never end: the connection is closed ({closed:?} after {:?}, {:?})",
+        t.elapsed(),
+        String::from_utf8_lossy(&rest)
+    );
     gw.shut_down(&cookie);
 }

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -162,7 +161,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: Listener, mut stop: watch::Receiv
         let (gw, access) = (gw.clone(), access.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(gw.clone(), access.clone(), req));
-            let _ = http1::Builder::new()
+            let _ = crate::front::http1_server()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

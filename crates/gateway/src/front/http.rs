@@ -208,7 +208,20 @@ async fn post(gw: &Gateway, endpoint: Endpoint, tag: u64, req: Request<Incoming>
     let version = header(&headers, PROTOCOL_VERSION).map(str::trim);
     let modern = version == Some(crate::modern::REVISION);
     let max = gw.config().gateway.max_message_size;
-    let bytes = match http_body_util::Limited::new(body, max).collect().await {
+    let body = tokio::time::timeout(
+        super::REQUEST_TIMEOUT,
+        http_body_util::Limited::new(body, max).collect(),
+    );
+    let Ok(collected) = body.await else {
+        return plain(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the request body did not arrive within {}",
+                humantime::format_duration(super::REQUEST_TIMEOUT)
+            ),
+        );
+    };
+    let bytes = match collected {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return json_error(

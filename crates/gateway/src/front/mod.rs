@@ -18,6 +18,20 @@ use tokio::sync::watch;
 
 use crate::gateway::Gateway;
 
+/// How long a client has to send a request's headers, and then its body ([`http`]): a client
+/// that opens connections and trickles bytes (slow loris) must not hold them, and their fds,
+/// for ever.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The HTTP/1.1 connection settings of every TCP listener (the front door, the admin API over
+/// HTTP): headers within [`REQUEST_TIMEOUT`], or the connection is closed.
+pub fn http1_server() -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT);
+    b
+}
+
 /// Accepts HTTP connections until `stop`; each is served on its own task.
 pub async fn serve_http(gw: Arc<Gateway>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     loop {
@@ -38,10 +52,7 @@ pub async fn serve_http(gw: Arc<Gateway>, listener: TcpListener, mut stop: watch
         let gw = gw.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| http::handle(gw.clone(), req));
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(e) = http1_server().serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!("connection: {e}");
             }
         });
