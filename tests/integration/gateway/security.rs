@@ -199,3 +199,50 @@ fn slow_clients_are_cut_off_and_the_gateway_serves_on() {
     );
     gw.shut_down(&cookie);
 }
+
+/// Nothing a client sends becomes a server's environment: headers named like dangerous
+/// variables, and an `env` in initialize's `_meta` or in a call's arguments, are not in the
+/// environment of the instance the session starts (read from `/proc`).
+#[test]
+fn nothing_from_a_client_reaches_a_server_s_environment() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server("fx", &cookie, &[], "lifetime = \"session\""),
+    );
+    let planted = [
+        ("LD_PRELOAD", "/tmp/tether-test-evil.so"),
+        ("NODE_OPTIONS", "--require=/tmp/tether-test-evil.js"),
+        ("PYTHONPATH", "/tmp/tether-test-evil"),
+    ];
+    let env: serde_json::Map<String, serde_json::Value> = planted
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"},
+        "_meta": {"env": env}, "env": env}});
+    let mut c = gw.client(Some("fx"));
+    let r = c.post_raw(init.to_string().as_bytes(), &planted);
+    assert_eq!(r.status, 200, "{}", r.text());
+    c.session = r.header("mcp-session-id").map(str::to_string);
+    assert!(c.session.is_some(), "a session: {}", r.text());
+    c.call_tool("echo", serde_json::json!({"text": "x", "env": env}));
+    let servers: Vec<i32> = cookie
+        .carriers_except(&[gw.pid()])
+        .into_iter()
+        .filter(|&p| crate::harness::is_named(p, "tether-fixture"))
+        .collect();
+    assert!(!servers.is_empty(), "the session's server runs");
+    for pid in servers {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("its environment");
+        for (name, value) in planted {
+            assert!(
+                !environ.windows(value.len()).any(|w| w == value.as_bytes()),
+                "{name}={value} reached server {pid}"
+            );
+        }
+    }
+    gw.shut_down(&cookie);
+}
