@@ -246,3 +246,60 @@ fn nothing_from_a_client_reaches_a_server_s_environment() {
     }
     gw.shut_down(&cookie);
 }
+
+/// A secret in a server's configured environment reaches the server, and nowhere else an
+/// operator looks: not the log (at debug level), the metrics, the admin API's answers (the
+/// dashboard shows those) or `tether ps`.
+#[test]
+fn a_configured_secret_is_in_no_log_metric_or_admin_answer() {
+    let cookie = Cookie::new();
+    let secret = "tether-test-secret-5a1f9c";
+    let gw = Gateway::start(
+        &cookie,
+        Mode::Cgroup,
+        &fixture_server(
+            "fx",
+            &cookie,
+            &[],
+            &format!("lifetime = \"session\"\nenv = {{ API_KEY = \"{secret}\" }}"),
+        ),
+    );
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    c.echo("with a secret");
+    let server = cookie
+        .carriers_except(&[gw.pid()])
+        .into_iter()
+        .find(|&p| crate::harness::is_named(p, "tether-fixture"))
+        .expect("the server");
+    let environ = std::fs::read(format!("/proc/{server}/environ")).expect("its environment");
+    assert!(
+        environ.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the server gets its secret"
+    );
+    let mut seen = vec![gw.log()];
+    for path in [
+        "/metrics",
+        "/v1/gateway",
+        "/v1/sessions",
+        "/v1/instances",
+        "/v1/teardowns",
+    ] {
+        seen.push(super::metrics::admin(&cookie, "GET", path).1);
+    }
+    for args in [
+        &["ps"][..],
+        &["ps", "--json"],
+        &["ps", "--ledger"],
+        &["sessions", "--json"],
+    ] {
+        seen.push(String::from_utf8_lossy(&crate::harness::tether_run(&cookie, args).stdout).into_owned());
+    }
+    assert_eq!(c.delete(), 200);
+    seen.push(super::metrics::admin(&cookie, "GET", "/v1/teardowns").1);
+    seen.push(gw.log());
+    for text in &seen {
+        assert!(!text.contains(secret), "the secret leaked into: {text}");
+    }
+    gw.shut_down(&cookie);
+}
