@@ -133,12 +133,18 @@ pub fn run(bins: &Bins, run: Duration) -> Result<String> {
     })?;
     // The abandoned sessions end at their idle timeout, the shared instances at theirs.
     settle(gw.pid())?;
-    poll::until(Duration::from_secs(10), Duration::from_millis(50), || {
+    // Connections whose client went away close as the gateway notices; a call that was in
+    // flight to an instance that died ends at its request_timeout (60 s).
+    poll::until(Duration::from_secs(75), Duration::from_millis(200), || {
         procfs::fds(gw.pid()).is_ok_and(|n| samples.first().is_some_and(|f| n <= f.fds))
     });
     samples.push(sample(t.elapsed(), gw.pid(), &ledger, &sessions, &errors)?);
+    let kinds = fd_kinds(gw.pid());
     drop(gw);
-    Ok(report(&samples))
+    Ok(format!(
+        "{}\nThe gateway's fds at the end, by kind: {kinds}\n",
+        report(&samples)
+    ))
 }
 
 /// The gateway `pid` at `at`, with the ledger's size and the clients' counts.
@@ -152,6 +158,31 @@ fn sample(at: Duration, pid: u32, ledger: &Path, sessions: &AtomicU64, errors: &
         sessions: sessions.load(Ordering::Relaxed),
         errors: errors.load(Ordering::Relaxed),
     })
+}
+
+/// The gateway's fds by what they are (socket, pipe, anon_inode, file), for a count that did
+/// not come back.
+fn fd_kinds(pid: u32) -> String {
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for fd in dir.flatten() {
+            let target = std::fs::read_link(fd.path())
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let kind = target.split(':').next().unwrap_or("?").to_string();
+            let kind = if kind.starts_with('/') {
+                "file".to_string()
+            } else {
+                kind
+            };
+            *kinds.entry(kind).or_default() += 1;
+        }
+    }
+    kinds
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn file_kib(path: &Path) -> u64 {
