@@ -129,9 +129,9 @@ fn serve(program: Pid, watched: &SigSet) -> ! {
     let mut signals = match SignalFd::with_flags(watched, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
         Ok(fd) => Some(fd),
         Err(e) => {
-            // Without it the init can still reap (polling) but not forward: the program is
-            // then stopped only by SIGKILL (to it, or to the whole namespace).
-            tracing::error!("init: no signalfd ({e}); signals to PID 1 will not reach the gateway");
+            // Without it the init waits for the blocked signals themselves (sigwait): it still
+            // reaps and forwards, but cannot bound its wait for the last children.
+            tracing::warn!("init: no signalfd ({e}); waiting for signals without one");
             None
         }
     };
@@ -141,7 +141,8 @@ fn serve(program: Pid, watched: &SigSet) -> ! {
         if status.is_some() {
             break;
         }
-        for sig in wait_signals(signals.as_mut(), None) {
+        let arrived = wait_signals(signals.as_mut(), None).unwrap_or_else(|| wait_blocked(watched));
+        for sig in arrived {
             // Unreaped (its status is not in yet), so the pid is still the program's.
             let _ = kill(program, sig);
         }
@@ -160,7 +161,10 @@ fn serve(program: Pid, watched: &SigSet) -> ! {
             );
             break;
         }
-        let arrived = wait_signals(signals.as_mut(), Some(deadline - now));
+        // Without a timed wait the rest is left to the namespace's end, as at the deadline.
+        let Some(arrived) = wait_signals(signals.as_mut(), Some(deadline - now)) else {
+            break;
+        };
         if arrived
             .iter()
             .any(|s| matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT))
@@ -192,16 +196,10 @@ fn reap_all(program: Pid) -> (Option<i32>, bool) {
 }
 
 /// Waits for signals (up to `timeout`, or until one comes) and returns those to forward; a
-/// SIGCHLD just ends the wait. Without a signalfd, sleeps a little and returns none.
-fn wait_signals(signals: Option<&mut SignalFd>, timeout: Option<Duration>) -> Vec<Signal> {
-    let Some(fd) = signals else {
-        std::thread::sleep(
-            timeout
-                .unwrap_or(Duration::from_millis(100))
-                .min(Duration::from_millis(100)),
-        );
-        return Vec::new();
-    };
+/// SIGCHLD just ends the wait. `None` when it cannot wait with a timeout (no signalfd, or
+/// poll failed): the caller then waits without one ([`wait_blocked`]) or stops waiting.
+fn wait_signals(signals: Option<&mut SignalFd>, timeout: Option<Duration>) -> Option<Vec<Signal>> {
+    let fd = signals?;
     let timeout = match timeout {
         None => PollTimeout::NONE,
         Some(t) => PollTimeout::try_from(t.as_millis().saturating_add(1)).unwrap_or(PollTimeout::MAX),
@@ -211,7 +209,7 @@ fn wait_signals(signals: Option<&mut SignalFd>, timeout: Option<Duration>) -> Ve
         Ok(_) | Err(Errno::EINTR) => {}
         Err(e) => {
             tracing::warn!("init: poll: {e}");
-            std::thread::sleep(Duration::from_millis(100));
+            return None;
         }
     }
     let mut out = Vec::new();
@@ -221,7 +219,16 @@ fn wait_signals(signals: Option<&mut SignalFd>, timeout: Option<Duration>) -> Ve
             _ => {}
         }
     }
-    out
+    Some(out)
+}
+
+/// Waits, with no timeout, for the next of the `watched` signals (they are blocked, so they
+/// wait to be taken): the signal to forward, if it is one, else none (a child's exit).
+fn wait_blocked(watched: &SigSet) -> Vec<Signal> {
+    match watched.wait() {
+        Ok(sig) if FORWARDED.contains(&sig) => vec![sig],
+        _ => Vec::new(),
+    }
 }
 
 /// Points the init's stdin and stdout at /dev/null: the program's client (a `--stdio` one, or

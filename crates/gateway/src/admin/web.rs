@@ -143,21 +143,9 @@ pub async fn bind(addr: SocketAddr, token: Option<Secret>) -> std::io::Result<Li
 }
 
 /// Answers admin requests over HTTP until `stop`.
-pub async fn serve(gw: Arc<Gateway>, listener: Listener, mut stop: watch::Receiver<bool>) {
+pub async fn serve(gw: Arc<Gateway>, listener: Listener, stop: watch::Receiver<bool>) {
     let Listener { listener, access } = listener;
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => return,
-        };
-        let stream = match accepted {
-            Ok((s, _)) => s,
-            Err(e) => {
-                tracing::warn!("admin listener: accepting a connection: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    crate::front::accept_until(listener, stop, "admin listener", |stream| {
         let (gw, access) = (gw.clone(), access.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(gw.clone(), access.clone(), req));
@@ -165,7 +153,8 @@ pub async fn serve(gw: Arc<Gateway>, listener: Listener, mut stop: watch::Receiv
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
-    }
+    })
+    .await;
 }
 
 /// Answers one request: the checks, the login, the page, else the admin API's call.

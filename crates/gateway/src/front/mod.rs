@@ -32,22 +32,35 @@ pub fn http1_server() -> http1::Builder {
     b
 }
 
-/// Accepts HTTP connections until `stop`; each is served on its own task.
-pub async fn serve_http(gw: Arc<Gateway>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// Accepts connections on `listener` until `stop`, handing each to `serve` (which spawns its
+/// task); `what` names the listener in the log. Every TCP listener of the gateway (the front
+/// door, the admin API over HTTP) accepts this way.
+pub async fn accept_until(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    what: &str,
+    serve: impl Fn(tokio::net::TcpStream),
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => return,
         };
-        let (stream, _peer) = match accepted {
-            Ok(a) => a,
+        match accepted {
+            Ok((stream, _peer)) => serve(stream),
             Err(e) => {
-                // Out of fds, say: back off a little rather than spin.
-                tracing::warn!("accepting a connection: {e}");
+                // Out of fds, say: the error repeats until one is free, so back off a little
+                // rather than spin on it.
+                tracing::warn!("{what}: accepting a connection: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
             }
-        };
+        }
+    }
+}
+
+/// Accepts HTTP connections until `stop`; each is served on its own task.
+pub async fn serve_http(gw: Arc<Gateway>, listener: TcpListener, stop: watch::Receiver<bool>) {
+    accept_until(listener, stop, "front door", |stream| {
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         tokio::spawn(async move {
@@ -56,5 +69,6 @@ pub async fn serve_http(gw: Arc<Gateway>, listener: TcpListener, mut stop: watch
                 tracing::debug!("connection: {e}");
             }
         });
-    }
+    })
+    .await;
 }
