@@ -33,6 +33,8 @@ pub fn strike(run: &mut Run, step: Step, gw: Gateway, wrap: Option<&mut WrapClie
             let text = scene::config(&run.cookie, run.sshd.as_ref(), run.generation);
             std::fs::write(&run.config, text).expect("rewriting the configuration");
             gw.signal(Signal::SIGHUP);
+            // Not a wait for anything: the drawn moment inside the reload at which the kill
+            // lands (the chaos is in when, so it is a drawn time, not an event).
             std::thread::sleep(run.plan.rng.delay(RELOAD_WINDOW));
             (true, restart(run, gw))
         }
