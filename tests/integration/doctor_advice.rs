@@ -1,5 +1,5 @@
 //! `tether doctor` finds the orphans a double crash leaves (shim *and* watchdog SIGKILLed on a
-//! host without cgroups), and the fix it prints, run as printed by a shell, ends them.
+//! host without cgroups, and without the keeper that would end them), and the fix it prints, run as printed by a shell, ends them.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -18,7 +18,7 @@ fn doctor(cookie: &Cookie) -> (bool, serde_json::Value) {
 #[test]
 fn doctor_names_each_orphan_and_its_fix_works() {
     let cookie = Cookie::new();
-    let mut w = WrapBuilder::new(&cookie, Mode::NoCgroup).fixture(ZOO).spawn();
+    let mut w = WrapBuilder::new(&cookie, Mode::NoKeeper).fixture(ZOO).spawn();
     let ready = w.wait_ready();
     let env_i = ready.sleepers_of("env-i");
     // Wait until the shim recorded the scrubbed escapee: only the ledger can find it later.

@@ -187,8 +187,11 @@ pub fn describe(pid: i32) -> String {
 pub enum Mode {
     /// Every layer on; the cgroup must be in force where the host has one.
     Cgroup,
-    /// The cgroup layer forced off: group + subreaper + pidfd + pdeathsig + cookie.
+    /// The cgroup layer forced off: group + subreaper + keeper + pidfd + pdeathsig + cookie.
     NoCgroup,
+    /// The cgroup layer and the keeper forced off: the layers without a cgroup as they were
+    /// before the keeper, for the tests of what the watchdog and the sweep do alone.
+    NoKeeper,
     /// cgroup and subreaper both off: only group, pidfd, pdeathsig and cookie remain.
     Bare,
 }
@@ -201,6 +204,7 @@ impl Mode {
             Mode::Cgroup if Feature::Cgroup.pretended_missing() => Some("cgroup"),
             Mode::Cgroup => None,
             Mode::NoCgroup => Some("cgroup"),
+            Mode::NoKeeper => Some("cgroup,keeper"),
             Mode::Bare => Some("cgroup,subreaper"),
         }
     }
@@ -445,6 +449,25 @@ impl Wrapped {
         self.child.id() as i32
     }
 
+    /// The shim's pid: `tether` itself, or under a keeper (no cgroup) the keeper's child that
+    /// is not the watchdog, once it exists.
+    pub fn shim_pid(&self) -> i32 {
+        let top = self.pid();
+        let mut shim = None;
+        let found = eventually(Duration::from_secs(10), || {
+            shim = if is_named(top, "tether-keeper") {
+                tether_supervisor::process::procfs::children_of(top)
+                    .into_iter()
+                    .find(|&p| is_named(p, "tether"))
+            } else {
+                is_named(top, "tether").then_some(top)
+            };
+            shim.is_some()
+        });
+        assert!(found, "no shim under tether {top}");
+        shim.unwrap_or(top)
+    }
+
     /// Waits for `tether` to exit, then (bounded) for its stderr to reach EOF.
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         self.stderr.wait_exit(&mut self.child, within)
@@ -471,8 +494,9 @@ impl Wrapped {
                     assert!(!has("cgroup"), "{line}");
                 }
             }
-            Mode::NoCgroup => assert!(!has("cgroup") && has("subreaper"), "{line}"),
-            Mode::Bare => assert!(!has("cgroup") && !has("subreaper"), "{line}"),
+            Mode::NoCgroup => assert!(!has("cgroup") && has("subreaper") && has("keeper"), "{line}"),
+            Mode::NoKeeper => assert!(!has("cgroup") && has("subreaper") && !has("keeper"), "{line}"),
+            Mode::Bare => assert!(!has("cgroup") && !has("subreaper") && !has("keeper"), "{line}"),
         }
     }
 }

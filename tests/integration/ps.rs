@@ -18,7 +18,8 @@ fn lists_the_whole_tree(mode: Mode) {
     assert_eq!(owners.len(), 1, "{listing:#}");
     let owner = &owners[0];
     assert_eq!(owner["kind"], "wrap");
-    assert_eq!(owner["pid"], w.pid());
+    // The owner row is the shim's own (under a keeper, the keeper's child).
+    assert_eq!(owner["pid"], w.shim_pid());
     assert_eq!(owner["alive"], true);
     let inst = &owner["instances"][0];
     assert_eq!(inst["server"], "tether-fixture");

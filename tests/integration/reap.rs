@@ -1,5 +1,6 @@
 //! `tether reap` after the worst: the shim and its client SIGKILLed together, on a host
-//! without cgroups (forced off), at random moments of the instance's life and at the exact
+//! without cgroups (forced off, and the keeper with them: it would leave the sweep nothing to
+//! find, see `shim_killed.rs` for what it does), at random moments of the instance's life and at the exact
 //! moments between the ledger's intent and identity writes (failpoints). Whatever the watchdog
 //! could not reach, an `env -i` + `setsid` double fork above all, is the sweep's to end: after
 //! `tether reap`, nothing of the tree survives and every kill is in the report.
@@ -28,7 +29,7 @@ enum Moment {
     AfterReady(Duration),
 }
 
-/// A client (`sh`) running `tether wrap` over the zoo, with cgroups forced off.
+/// A client (`sh`) running `tether wrap` over the zoo, with cgroups and the keeper forced off.
 struct Client {
     sh: Child,
     /// Lines of the shared stderr (the fixture's ready line among them).
@@ -47,7 +48,7 @@ fn cookie_zoo() -> Vec<&'static str> {
 
 fn start(cookie: &Cookie, failpoint: Option<&str>, zoo: &[&str]) -> Client {
     // Not `exec`: the shell stays, as the client, the shim's parent.
-    let mut cmd = WrapBuilder::new(cookie, Mode::NoCgroup)
+    let mut cmd = WrapBuilder::new(cookie, Mode::NoKeeper)
         .grace(Duration::from_millis(300))
         .fixture(zoo)
         .command_via_sh("\"$@\"; exit $?");

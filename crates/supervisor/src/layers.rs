@@ -22,14 +22,18 @@ pub enum Layer {
     Pdeathsig,
     /// `TETHER_INSTANCE`/`TETHER_OWNER` in every process's environment, for /proc sweeps.
     Cookie,
+    /// Without a cgroup: a living subreaper above the shim that ends what a SIGKILLed shim
+    /// leaves (see `shim::keeper`).
+    Keeper,
 }
 
 impl Layer {
     /// Every layer, in the order they are applied.
-    pub const ALL: [Layer; 6] = [
+    pub const ALL: [Layer; 7] = [
         Layer::Group,
         Layer::Subreaper,
         Layer::Cgroup,
+        Layer::Keeper,
         Layer::Pidfd,
         Layer::Pdeathsig,
         Layer::Cookie,
@@ -44,6 +48,7 @@ impl Layer {
             Layer::Pidfd => "pidfd",
             Layer::Pdeathsig => "pdeathsig",
             Layer::Cookie => "cookie",
+            Layer::Keeper => "keeper",
         }
     }
 }
@@ -56,7 +61,7 @@ impl fmt::Display for Layer {
 
 /// A layer name that is not one of [`Layer::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown containment layer {0:?} (known: group, subreaper, cgroup, pidfd, pdeathsig, cookie)")]
+#[error("unknown containment layer {0:?} (known: group, subreaper, cgroup, keeper, pidfd, pdeathsig, cookie)")]
 pub struct UnknownLayer(String);
 
 impl FromStr for Layer {

@@ -35,7 +35,7 @@ pub struct WrapArgs {
     pub max_procs: Option<u32>,
 
     /// Switch a containment layer off (repeatable; also TETHER_DISABLE=a,b): group, subreaper,
-    /// cgroup, pidfd, pdeathsig, cookie.
+    /// cgroup, keeper, pidfd, pdeathsig, cookie.
     #[arg(long = "disable", value_name = "LAYER", value_delimiter = ',')]
     pub disable: Vec<String>,
 

@@ -11,7 +11,7 @@ use super::scene::{self, WrapClient};
 use super::targets::{self, kill, pick};
 use super::{bystanders, Run};
 use crate::gateway::support::{Gateway, SLACK};
-use crate::harness::{eventually, Mode};
+use crate::harness::eventually;
 
 /// Longest wait between a reload's SIGHUP and the gateway's SIGKILL.
 const RELOAD_WINDOW: Duration = Duration::from_millis(400);
@@ -24,6 +24,7 @@ pub fn strike(run: &mut Run, step: Step, gw: Gateway, wrap: Option<&mut WrapClie
     match step.kind {
         Kind::Shim => (one(targets::shims(cookie)), gw),
         Kind::Watchdog => (one(targets::named(cookie, "tether-watchdog")), gw),
+        Kind::Keeper => (one(targets::named(cookie, "tether-keeper")), gw),
         Kind::SshClient => (one(targets::named(cookie, "ssh")), gw),
         Kind::Server => (one(targets::servers(cookie)), gw),
         Kind::Client => (wrap.is_some_and(|w| w.kill(cookie)), gw),
@@ -51,12 +52,12 @@ fn restart(run: &mut Run, mut gw: Gateway) -> Gateway {
 
 /// Starts the run's gateway and counts what its start-up sweep did.
 pub fn started(run: &mut Run) -> Gateway {
-    let gw = scene::gateway(&run.cookie, &run.config);
+    let gw = scene::gateway(&run.cookie, &run.config, run.mode);
     run.tally.count_sweep(&gw.log());
     gw
 }
 
-/// Every shim and watchdog, then the gateway, die at once (as in a power loss that spared the
+/// Every shim, watchdog and keeper, then the gateway, die at once (as in a power loss that spared the
 /// servers); bystanders may take the pids of a dead shim and of a server that died after it,
 /// their rows still open; the next gateway is SIGKILLed while it sweeps (frozen at
 /// `step.sweep_point`); the one after must finish the sweep, and leave the bystanders alone.
@@ -65,6 +66,7 @@ fn power_loss_then_sweep(run: &mut Run, step: Step, mut gw: Gateway) -> Gateway 
     let shims = targets::shims(cookie);
     for pid in targets::named(cookie, "tether-watchdog")
         .into_iter()
+        .chain(targets::named(cookie, "tether-keeper"))
         .chain(shims.iter().copied())
     {
         kill(pid);
@@ -93,7 +95,7 @@ fn power_loss_then_sweep(run: &mut Run, step: Step, mut gw: Gateway) -> Gateway 
     let (mut frozen, log) = Gateway::spawn_via(
         &["env", &launcher],
         &run.cookie,
-        Mode::Cgroup,
+        run.mode,
         &run.config,
         &["--listen", "127.0.0.1:0"],
     );

@@ -4,8 +4,10 @@
 //! nothing carrying the run's cookie survives, that no bystander was signalled, and that the
 //! ledger is sound and agrees with `/proc`. `docs/chaos.md` says how to run and replay it.
 //!
+//! Two runs: `chaos` with a cgroup per instance, `chaos_without_cgroups` with cgroups forced
+//! off (keepers above the shims, and a keeper among the participants killed).
 //! `TETHER_CHAOS_SEED` (decimal or `0x…`) and `TETHER_CHAOS_ITERATIONS` choose the run; the
-//! defaults are CI's short run. The seed is printed first: a failure replays with it.
+//! defaults are CI's short run (one round: every kind killed once). The seed is printed first: a failure replays with it.
 
 mod bystanders;
 mod checks;
@@ -20,7 +22,7 @@ use std::path::PathBuf;
 use nix::sys::signal::Signal;
 
 use crate::gateway::support::SLACK;
-use crate::harness::{eventually, Cookie};
+use crate::harness::{eventually, Cookie, Mode};
 use crate::sshd::Sshd;
 use bystanders::Bystanders;
 use plan::Plan;
@@ -44,26 +46,43 @@ pub struct Run {
     bystanders: Bystanders,
     /// The seeded choices.
     plan: Plan,
+    /// Cgroups on (`Mode::Cgroup`), or forced off (`Mode::NoCgroup`: keepers above the shims).
+    mode: Mode,
     /// What the run counted.
     tally: Tally,
 }
 
 #[test]
 fn chaos() {
-    let (seed, iterations) = plan::from_env();
-    eprintln!(
-        "chaos: seed {seed:#x}, {iterations} iterations (replay: {}={seed:#x} {}={iterations})",
-        plan::SEED_VAR,
-        plan::ITERATIONS_VAR
-    );
+    run_chaos(Mode::Cgroup, plan::DEFAULT_SEED);
+}
+
+/// The same chaos with cgroups forced off: what a SIGKILLed shim leaves must end by its keeper
+/// (and the keeper itself is a participant to kill).
+#[test]
+fn chaos_without_cgroups() {
+    run_chaos(Mode::NoCgroup, plan::DEFAULT_SEED_NO_CGROUP);
+}
+
+fn run_chaos(mode: Mode, default_seed: u64) {
+    let (seed, iterations) = plan::from_env(default_seed);
+    let keepers = mode == Mode::NoCgroup;
     let cookie = Cookie::new();
     let sshd = Sshd::start();
     let config = scene::write_config(&cookie, &scene::config(&cookie, sshd.as_ref(), 0));
     let ssh = sshd.is_some();
+    let plan = Plan::new(seed, ssh, keepers);
+    let iterations = iterations.unwrap_or_else(|| plan.round());
+    eprintln!(
+        "chaos: seed {seed:#x}, {iterations} iterations, {mode:?} (replay: {}={seed:#x} {}={iterations})",
+        plan::SEED_VAR,
+        plan::ITERATIONS_VAR
+    );
     let mut run = Run {
         tally: Tally {
             seed,
             ssh,
+            keepers,
             ..Tally::default()
         },
         cookie,
@@ -71,7 +90,8 @@ fn chaos() {
         config,
         generation: 0,
         bystanders: Bystanders::start(BYSTANDERS),
-        plan: Plan::new(seed, ssh),
+        plan,
+        mode,
     };
     for i in 0..iterations {
         iteration(&mut run, i);
@@ -89,7 +109,7 @@ fn iteration(run: &mut Run, i: u32) {
         run.tally.note(i, "a session did not start", &[e]);
         Vec::new()
     });
-    let mut wrap = step.wrap.then(|| WrapClient::start(&run.cookie));
+    let mut wrap = step.wrap.then(|| WrapClient::start(&run.cookie, run.mode));
     let traffic = Traffic::start(&clients);
     // Not a wait for anything: the iteration's drawn moment of the kill, traffic running.
     std::thread::sleep(step.moment);

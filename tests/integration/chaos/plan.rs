@@ -13,8 +13,8 @@ pub const SEED_VAR: &str = "TETHER_CHAOS_SEED";
 pub const ITERATIONS_VAR: &str = "TETHER_CHAOS_ITERATIONS";
 /// The seed when none is given: CI runs the same chaos every time.
 pub const DEFAULT_SEED: u64 = 0x7e7e_c4a0_5eed;
-/// Iterations when none are given: about a minute on a 2-core machine.
-pub const DEFAULT_ITERATIONS: u32 = 8;
+/// The same for the run with cgroups forced off.
+pub const DEFAULT_SEED_NO_CGROUP: u64 = 0x7e7e_4ee9_e45d;
 
 /// A seeded SplitMix64 generator.
 pub struct Rng(u64);
@@ -75,11 +75,13 @@ pub enum Kind {
     Sweep,
     /// The gateway SIGKILLed while a reload ends the instances of a changed server.
     Reload,
+    /// One instance's keeper (no cgroup only): its shim must end the tree on its own.
+    Keeper,
 }
 
 impl Kind {
     /// Every kind, in the report's order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Gateway,
         Kind::Shim,
         Kind::Watchdog,
@@ -88,6 +90,7 @@ impl Kind {
         Kind::Server,
         Kind::Sweep,
         Kind::Reload,
+        Kind::Keeper,
     ];
 
     /// The kind's name in the report.
@@ -101,6 +104,7 @@ impl Kind {
             Kind::Server => "server",
             Kind::Sweep => "gateway during a sweep",
             Kind::Reload => "gateway during a reload",
+            Kind::Keeper => "keeper",
         }
     }
 }
@@ -145,20 +149,29 @@ impl Step {
 pub struct Plan {
     /// Every choice's source.
     pub rng: Rng,
-    /// The kinds this host can run (no ssh client without sshd).
+    /// The kinds this run can kill (no ssh client without sshd, no keeper with a cgroup).
     kinds: Vec<Kind>,
     /// What is left of the current round.
     bag: Vec<Kind>,
 }
 
 impl Plan {
-    /// The plan of `seed`; `ssh` says whether SSH instances run.
-    pub fn new(seed: u64, ssh: bool) -> Plan {
+    /// The plan of `seed`; `ssh` says whether SSH instances run, `keepers` whether instances
+    /// run under keepers (cgroups off).
+    pub fn new(seed: u64, ssh: bool, keepers: bool) -> Plan {
         Plan {
             rng: Rng::new(seed),
-            kinds: Kind::ALL.into_iter().filter(|k| ssh || *k != Kind::SshClient).collect(),
+            kinds: Kind::ALL
+                .into_iter()
+                .filter(|k| (ssh || *k != Kind::SshClient) && (keepers || *k != Kind::Keeper))
+                .collect(),
             bag: Vec::new(),
         }
+    }
+
+    /// How many kinds one round kills: the short run's length.
+    pub fn round(&self) -> u32 {
+        self.kinds.len() as u32
     }
 
     /// The next iteration.
@@ -175,8 +188,9 @@ impl Plan {
     }
 }
 
-/// The seed and iteration count from the environment, or the defaults.
-pub fn from_env() -> (u64, u32) {
+/// The seed and iteration count from the environment; the seed's default is `default_seed`,
+/// the count's (`None`) one round of the plan's kinds.
+pub fn from_env(default_seed: u64) -> (u64, Option<u32>) {
     let seed = std::env::var(SEED_VAR).ok().map(|s| {
         let s = s.trim();
         s.strip_prefix("0x")
@@ -186,14 +200,14 @@ pub fn from_env() -> (u64, u32) {
     let iterations = std::env::var(ITERATIONS_VAR)
         .ok()
         .map(|s| s.trim().parse().unwrap_or_else(|e| panic!("{ITERATIONS_VAR}={s}: {e}")));
-    (seed.unwrap_or(DEFAULT_SEED), iterations.unwrap_or(DEFAULT_ITERATIONS))
+    (seed.unwrap_or(default_seed), iterations)
 }
 
 #[test]
 fn a_seed_replays_the_same_plan_and_each_round_kills_every_kind() {
     let draw = |seed| {
-        let mut plan = Plan::new(seed, true);
-        (0..16).map(|_| plan.next_step()).collect::<Vec<_>>()
+        let mut plan = Plan::new(seed, true, true);
+        (0..2 * Kind::ALL.len()).map(|_| plan.next_step()).collect::<Vec<_>>()
     };
     let text = |steps: &[Step]| steps.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>();
     assert_eq!(text(&draw(7)), text(&draw(7)));

@@ -32,6 +32,8 @@ pub struct Tally {
     pub strangers_spared: u64,
     /// Whether SSH instances ran.
     pub ssh: bool,
+    /// Whether cgroups were forced off (instances under keepers).
+    pub keepers: bool,
     /// Each failure, with its iteration: what survived or died, how.
     pub findings: Vec<String>,
 }
@@ -72,6 +74,14 @@ impl Tally {
             format!("| seed | `{:#x}` |", self.seed),
             format!("| iterations | {} |", self.iterations),
             format!(
+                "| cgroups | {} |",
+                if self.keepers {
+                    "forced off (keepers above the shims)"
+                } else {
+                    "on (one per instance)"
+                }
+            ),
+            format!(
                 "| SSH instances | {} |",
                 if self.ssh {
                     "yes (test sshd on localhost)"
@@ -80,7 +90,7 @@ impl Tally {
                 }
             ),
         ];
-        for kind in Kind::ALL {
+        for kind in Kind::ALL.into_iter().filter(|k| self.keepers || *k != Kind::Keeper) {
             let n = self.killed.get(&kind).copied().unwrap_or(0);
             rows.push(format!("| killed: {} | {n} |", kind.name()));
         }
@@ -112,9 +122,13 @@ impl Tally {
     pub fn publish(&self) {
         let table = self.table();
         println!("\n{table}");
-        let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .map(|t| t.join("chaos-report.md"));
+        let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().map(|t| {
+            t.join(if self.keepers {
+                "chaos-report-no-cgroup.md"
+            } else {
+                "chaos-report.md"
+            })
+        });
         if let Some(path) = target {
             if let Err(e) = std::fs::write(&path, &table) {
                 eprintln!("chaos: cannot write {}: {e}", path.display());

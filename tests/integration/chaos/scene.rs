@@ -45,8 +45,8 @@ pub fn write_config(cookie: &Cookie, text: &str) -> PathBuf {
 }
 
 /// Starts a gateway on the run's configuration (its start-up sweep runs first).
-pub fn gateway(cookie: &Cookie, path: &std::path::Path) -> Gateway {
-    Gateway::start_file(cookie, Mode::Cgroup, path.to_path_buf(), &[])
+pub fn gateway(cookie: &Cookie, path: &std::path::Path, mode: Mode) -> Gateway {
+    Gateway::start_file(cookie, mode, path.to_path_buf(), &[])
 }
 
 /// Opens a session on `server` and makes one call; the client, or why not.
@@ -125,9 +125,9 @@ pub struct WrapClient {
 
 impl WrapClient {
     /// Starts it and waits until the zoo runs under it (its server leads a ledger row).
-    pub fn start(cookie: &Cookie) -> WrapClient {
+    pub fn start(cookie: &Cookie, mode: Mode) -> WrapClient {
         let before = targets::servers(cookie).len();
-        let shell = WrapBuilder::new(cookie, Mode::Cgroup)
+        let shell = WrapBuilder::new(cookie, mode)
             .fixture(ZOO)
             .command_via_sh("sleep 1000000 | \"$@\"")
             .stdin(Stdio::null())

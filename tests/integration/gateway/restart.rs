@@ -68,8 +68,8 @@ fn the_start_up_sweep_ends_and_names_what_a_dead_gateway_s_shims_left() {
         c.initialize();
         c.echo("soon orphaned");
         cookie.wait_for_carriers(1 + PER_INSTANCE);
-        // Power-loss style: the gateway, its shims and their watchdogs die at once; the servers
-        // and their escapees are left running.
+        // Power-loss style: the gateway, its shims, their watchdogs and keepers (without a
+        // cgroup) die at once; the servers and their escapees are left running.
         let ps = crate::harness::tether_json_ok(&cookie, "ps", &["--ledger"]);
         let holders: Vec<i32> = ps["owners"]
             .as_array()
@@ -80,7 +80,12 @@ fn the_start_up_sweep_ends_and_names_what_a_dead_gateway_s_shims_left() {
             .collect();
         let watchdogs: Vec<i32> = tether_supervisor::process::procfs::all_pids()
             .into_iter()
-            .filter(|&p| crate::harness::is_named(p, "tether-watchdog") && cookie.carriers().contains(&p))
+            .filter(|&p| {
+                let tether = ["tether-watchdog", "tether-keeper"]
+                    .iter()
+                    .any(|n| crate::harness::is_named(p, n));
+                tether && cookie.carriers().contains(&p)
+            })
             .collect();
         for pid in watchdogs.iter().chain(&holders).chain(std::iter::once(&gw.pid())) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGKILL);

@@ -8,10 +8,15 @@
 //! parent's pidfd and the lifeline, drives the [`teardown`] state machine when a trigger fires,
 //! and finishes once nothing of the tree is alive, returning the server's exit status.
 //!
+//! Where no cgroup holds the tree, the process first splits: the original stays above as the
+//! [`keeper`], a subreaper that ends what a SIGKILLed shim leaves, and the child goes on as the
+//! shim.
+//!
 //! The shim never starts an async runtime or a thread: `fork`, `PR_SET_PDEATHSIG` and signal
 //! masks all assume one thread, and [`wrap_main`] refuses to run in a process that has more
 //! (see `crate::fork`).
 
+mod keeper;
 mod ledger_writer;
 pub mod lifeline;
 mod running;
@@ -109,6 +114,8 @@ fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> ShimError {
 /// wrap`'s): it forks, and refuses with an error when the process has several threads.
 pub fn wrap_main(cfg: ShimConfig) -> Result<ServerExit, ShimError> {
     crate::fork::ensure_single_threaded("run a shim").map_err(os("checking the shim's threads"))?;
-    let instance = setup::start(cfg)?;
-    Ok(instance.run())
+    match setup::start(cfg)? {
+        setup::Started::Shim(instance) => Ok(instance.run()),
+        setup::Started::Keeper(keeper, signals) => Ok(keeper.run(signals)),
+    }
 }

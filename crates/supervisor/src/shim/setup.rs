@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::keeper::{self, Keeper, Link, Side};
 use super::ledger_writer::LedgerWriter;
 use super::running::{Instance, Stage};
 use super::signals::{self, Signals};
@@ -87,11 +88,20 @@ impl Drop for Partial {
     }
 }
 
-/// Sets the instance up and starts its server.
-pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
+/// What this process turned out to be.
+pub(super) enum Started {
+    /// The shim, its server started.
+    Shim(Box<Instance>),
+    /// The keeper above the shim (see [`super::keeper`]), with the signals to forward.
+    Keeper(Keeper, Signals),
+}
+
+/// Sets the instance up and starts its server (splitting off a keeper first where no cgroup
+/// holds the tree).
+pub(super) fn start(mut cfg: ShimConfig) -> Result<Started, ShimError> {
     // First, before anything can take time: who the client is, so that its death during set-up
     // is still seen; and SIGCHLD back to default, so our children are ours to reap.
-    let parent = watch::watch_parent(cfg.disabled.allows(Layer::Pidfd));
+    let mut parent = watch::watch_parent(cfg.disabled.allows(Layer::Pidfd));
     signals::reset_sigchld().map_err(|e| os("resetting SIGCHLD")(e.into()))?;
     let signals = Signals::block().map_err(|e| os("blocking signals")(e.into()))?;
     // An SSH server: the local server is the ssh client, its stderr comes through the shim.
@@ -131,6 +141,24 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
         .flatten();
     if let (None, Some(max)) = (&cgroup, cfg.max_procs) {
         tracing::warn!("--max-procs {max} is not enforced: the cgroup layer is not in force");
+    }
+    // Without a cgroup, a keeper above the shim ends what a SIGKILL of the shim would leave.
+    let mut link = None;
+    if cgroup.is_none() && allow(Layer::Keeper) {
+        if !layers.active.contains(&Layer::Subreaper) {
+            layers
+                .missing
+                .push((Layer::Keeper, "it needs the subreaper layer".into()));
+        } else {
+            match keeper::split(&mut parent) {
+                Ok(Side::Keeper(keeper)) => return Ok(Started::Keeper(keeper, signals)),
+                Ok(Side::Shim(l)) => {
+                    layers.active.push(Layer::Keeper);
+                    link = Some(l);
+                }
+                Err(e) => layers.missing.push((Layer::Keeper, format!("forking it: {e}"))),
+            }
+        }
     }
     let use_pidfd = allow(Layer::Pidfd) && pidfd::supported();
     if use_pidfd {
@@ -178,7 +206,12 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
         failure: String::new(),
     };
     match Watchdog::start(charge) {
-        Ok(w) => partial.watchdog = Some(w),
+        Ok(w) => {
+            if let Some(link) = link.as_mut() {
+                link.tell_watchdog(w.pid());
+            }
+            partial.watchdog = Some(w);
+        }
         Err(e) => {
             partial.failure = format!("forking the watchdog failed: {e}");
             return Err(os("forking the watchdog")(e));
@@ -235,7 +268,10 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
         cookie,
         watchdog.as_ref().map(Watchdog::pid),
     );
-    let watch = Watch::new(cfg.lifeline.take(), parent);
+    let watch = match link {
+        Some(Link { hangup, .. }) => Watch::new(cfg.lifeline.take(), None).under_keeper(hangup),
+        None => Watch::new(cfg.lifeline.take(), parent),
+    };
     let parent_gone = watch.parent_already_gone();
     let mut instance = Instance {
         id: cfg.instance,
@@ -254,7 +290,7 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Instance, ShimError> {
     if parent_gone {
         instance.trigger(Trigger::ParentExited, Instant::now());
     }
-    Ok(instance)
+    Ok(Started::Shim(Box::new(instance)))
 }
 
 /// The instance's cgroup directories, for the watchdog: v2 first, then a v1 pids one.

@@ -47,6 +47,9 @@ pub struct Watch {
     lifeline: Option<OwnedFd>,
     /// The parent: its pid at start and, where supported, a pidfd on it.
     parent: Option<(i32, Option<Pidfd>)>,
+    /// Under a keeper: the link's read end, whose EOF stands for the parent's exit (see
+    /// `super::keeper`).
+    keeper: Option<OwnedFd>,
 }
 
 /// How an fd may report a hang-up.
@@ -85,7 +88,27 @@ impl Watch {
             stdout,
             lifeline,
             parent,
+            keeper: None,
         }
+    }
+
+    /// The keeper's watch: its parent alone (the client's pipes are the shim's to watch).
+    pub fn parent_only(parent: Option<(i32, Option<Pidfd>)>) -> Watch {
+        Watch {
+            stdin: None,
+            stdout: false,
+            lifeline: None,
+            parent,
+            keeper: None,
+        }
+    }
+
+    /// Watches the keeper's link instead of a parent: the keeper is the shim's parent, and it
+    /// closes the link when its own parent is gone, or dies.
+    pub fn under_keeper(mut self, link: OwnedFd) -> Watch {
+        self.parent = None;
+        self.keeper = Some(link);
+        self
     }
 
     /// True when the parent was already gone when the watch started.
@@ -125,6 +148,10 @@ impl Watch {
         }
         if let Some((_, Some(pidfd))) = &self.parent {
             fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+            kinds.push(Some(Event::ParentExited));
+        }
+        if let Some(fd) = &self.keeper {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::empty()));
             kinds.push(Some(Event::ParentExited));
         }
         for (fd, ev) in extra {
@@ -167,7 +194,10 @@ impl Watch {
                 Event::StdinClosed => self.stdin = None,
                 Event::StdoutClosed => self.stdout = false,
                 Event::LifelineClosed => self.lifeline = None,
-                Event::ParentExited => self.parent = None,
+                Event::ParentExited => {
+                    self.parent = None;
+                    self.keeper = None;
+                }
                 Event::Signal(_) | Event::Ready => {}
             }
         }
