@@ -75,6 +75,46 @@ fn a_configured_token_is_required() {
 }
 
 #[test]
+fn a_session_is_bound_to_the_token_that_opened_it_across_a_token_rotation() {
+    let cookie = Cookie::new();
+    let with_token = |token: &str| {
+        format!(
+            "[gateway]\ntoken = \"{token}\"\n\n{}",
+            fixture_server("fx", &cookie, &[], "")
+        )
+    };
+    let (old, new) = ("old-token-0123456789abcdef", "new-token-0123456789abcdef");
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &with_token(old));
+    let mut c = gw.client(Some("fx"));
+    c.token = Some(old.into());
+    c.initialize();
+    c.echo("opened with the old token");
+    let sid = c.session.clone().expect("session");
+    // Its id is 128 random bits, in hex: nothing to guess from.
+    assert!(sid.len() >= 32 && sid.chars().all(|ch| ch.is_ascii_hexdigit()), "{sid}");
+    std::fs::write(&gw.config, with_token(new)).expect("rewriting the configuration");
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
+    gw.wait_log("reload applied");
+    let list = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    // The old token no longer opens the door; the new one opens it, but not onto this session.
+    assert_eq!(c.post(&list).status, 401);
+    c.token = Some(new.into());
+    let r = c.post(&list);
+    assert_eq!(
+        r.status,
+        404,
+        "a session is unknown to a token that did not open it: {}",
+        r.text()
+    );
+    // A session opened with the new token is served.
+    let mut fresh = gw.client(Some("fx"));
+    fresh.token = Some(new.into());
+    fresh.initialize();
+    fresh.echo("opened with the new token");
+    gw.shut_down(&cookie);
+}
+
+#[test]
 fn the_get_stream_belongs_to_its_session_and_ends_with_it() {
     let cookie = Cookie::new();
     let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));

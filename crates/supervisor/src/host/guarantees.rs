@@ -65,6 +65,7 @@ pub fn derive(checks: &[Check], pids_via: Option<PidsVia>) -> Vec<Guarantee> {
         why: why.to_string(),
     };
 
+    let subreaper = ok(CheckId::Subreaper);
     let p = "SIGKILL of the shim leaves nothing behind";
     let shim_sigkill = match (cgroup, ok(CheckId::CgroupKill)) {
         (true, true) => holds(
@@ -76,6 +77,12 @@ pub fn derive(checks: &[Check], pids_via: Option<PidsVia>) -> Vec<Guarantee> {
             GuaranteeId::ShimSigkill,
             p,
             "Its watchdog SIGKILLs every member of the instance cgroup through pidfds (there is no cgroup.kill here).",
+        ),
+        (false, _) if subreaper => holds(
+            GuaranteeId::ShimSigkill,
+            p,
+            "With no instance cgroup, the shim runs under a keeper, a subreaper above it that kills whatever the \
+             shim's death orphans (a SIGKILL of both at once leaves the cookie sweep and the ledger).",
         ),
         (false, _) if ok(CheckId::Proc) => degrades(
             GuaranteeId::ShimSigkill,
@@ -98,11 +105,10 @@ pub fn derive(checks: &[Check], pids_via: Option<PidsVia>) -> Vec<Guarantee> {
             p,
             "Cgroup membership is inherited by every fork and cannot be left without privileges.",
         ),
-        (false, true) => degrades(
+        (false, true) => holds(
             GuaranteeId::Escapees,
             p,
-            "The subreaper takes them back while the shim lives, but after a shim SIGKILL only the cookie sweep is \
-             left, and `env -i` erased the cookie.",
+            "The subreaper takes them back while the shim lives, and after a shim SIGKILL the keeper above it does.",
         ),
         (false, false) => degrades(
             GuaranteeId::Escapees,
@@ -204,11 +210,22 @@ mod tests {
         let mut checks = all_ok();
         checks[1] = Check::not_ok(CheckId::CgroupWritable, Status::Missing, "", "fix");
         let gs = derive(&checks, None);
-        assert_eq!(verdict(&gs, GuaranteeId::ShimSigkill), Verdict::Degrades);
-        assert_eq!(verdict(&gs, GuaranteeId::Escapees), Verdict::Degrades);
+        // The keeper carries these two.
+        assert_eq!(verdict(&gs, GuaranteeId::ShimSigkill), Verdict::Holds);
+        assert_eq!(verdict(&gs, GuaranteeId::Escapees), Verdict::Holds);
         assert_eq!(verdict(&gs, GuaranteeId::PidsCap), Verdict::Degrades);
         assert_eq!(verdict(&gs, GuaranteeId::PidReuse), Verdict::Holds);
         assert_eq!(verdict(&gs, GuaranteeId::UniqueIdentity), Verdict::Holds);
+    }
+
+    #[test]
+    fn no_cgroup_and_no_subreaper_leaves_no_keeper() {
+        let mut checks = all_ok();
+        checks[1] = Check::not_ok(CheckId::CgroupWritable, Status::Missing, "", "fix");
+        checks[5] = Check::not_ok(CheckId::Subreaper, Status::Missing, "", "fix");
+        let gs = derive(&checks, None);
+        assert_eq!(verdict(&gs, GuaranteeId::ShimSigkill), Verdict::Degrades);
+        assert_eq!(verdict(&gs, GuaranteeId::Escapees), Verdict::Degrades);
     }
 
     #[test]
