@@ -115,6 +115,49 @@ fn a_session_is_bound_to_the_token_that_opened_it_across_a_token_rotation() {
 }
 
 #[test]
+fn state_files_and_sockets_are_the_gateway_user_s_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let cookie = Cookie::new();
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    c.echo("something in the ledger");
+    let dir = cookie.state_dir();
+    let mode = |p: &std::path::Path| std::fs::symlink_metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("the state directory").flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // The test's own configuration file lives there too; it is not the gateway's.
+        if name.ends_with(".toml") {
+            continue;
+        }
+        assert_eq!(mode(&path) & 0o077, 0, "{name} is open to others: {:o}", mode(&path));
+        seen.push(name);
+    }
+    for needed in ["ledger.sqlite3", "ledger.sqlite3-wal", "admin.sock"] {
+        assert!(seen.iter().any(|n| n == needed), "{needed} not found in {seen:?}");
+    }
+    // And another user really cannot read the ledger (becoming one takes root).
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: the modes above are the check");
+        gw.shut_down(&cookie);
+        return;
+    }
+    let mut cat = std::process::Command::new("setpriv");
+    cat.args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(dir.join("ledger.sqlite3"));
+    let other = cookie.set_env(&mut cat).output().expect("setpriv");
+    assert!(!other.status.success(), "nobody read the ledger");
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("Permission denied"),
+        "{other:?}"
+    );
+    gw.shut_down(&cookie);
+}
+
+#[test]
 fn the_get_stream_belongs_to_its_session_and_ends_with_it() {
     let cookie = Cookie::new();
     let gw = Gateway::start(&cookie, Mode::Cgroup, &fixture_server("fx", &cookie, &[], ""));
