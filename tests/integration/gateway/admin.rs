@@ -135,6 +135,46 @@ fn sessions_kill_and_reload_through_the_admin_socket() {
 }
 
 #[test]
+fn without_a_cgroup_the_tree_shows_the_keeper_above_the_shim() {
+    let cookie = Cookie::new();
+    let gw = Gateway::start(
+        &cookie,
+        Mode::NoCgroup,
+        &fixture_server("fx", &cookie, &["--children", "2"], "lifetime = \"session\""),
+    );
+    let mut c = gw.client(Some("fx"));
+    c.initialize();
+    c.echo("a tree under a keeper");
+    // The gateway, and the instance: keeper, shim, watchdog, the server and its two children.
+    cookie.wait_for_carriers(7);
+    let listing = tether_json_ok(&cookie, "sessions", &[]);
+    let instance = &listing["instances"][0];
+    let tree = instance["tree"].as_array().expect("a tree");
+    let mut shown: Vec<i32> = tree
+        .iter()
+        .filter_map(|p| p["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
+        .collect();
+    shown.sort_unstable();
+    let mut carriers = cookie.carriers_except(&[gw.pid()]);
+    carriers.sort_unstable();
+    assert_eq!(shown, carriers, "{instance:#}");
+    assert_eq!(tree[0]["found_by"], "keeper", "the gateway's child: {instance:#}");
+    let found_by = |what: &str| tree.iter().filter(|p| p["found_by"] == what).count();
+    assert_eq!(
+        [found_by("shim"), found_by("watchdog"), found_by("server")],
+        [1, 1, 1],
+        "{instance:#}"
+    );
+    let layers = instance["layers"].to_string();
+    assert!(
+        layers.contains("\"keeper\"") && !layers.contains("\"cgroup\""),
+        "{instance:#}"
+    );
+    assert_eq!(c.delete(), 200);
+    gw.shut_down(&cookie);
+}
+
+#[test]
 fn instances_show_their_process_trees_and_ps_shows_the_live_gateway() {
     let cookie = Cookie::new();
     let gw = Gateway::start(

@@ -97,7 +97,8 @@ pub struct ProcessView {
     pub age_secs: Option<f64>,
     /// CPU time used, user and system, in milliseconds.
     pub cpu_ms: Option<u64>,
-    /// How it was found: `server`, `descendant`, `cgroup`, `adopted`, `cookie`.
+    /// How it was found: `server`, `descendant`, `cgroup`, `adopted`, `cookie`; in a live
+    /// instance's tree also `shim`, `keeper` (above the shim, without a cgroup), `watchdog`.
     pub found_by: &'static str,
     /// Its command line.
     pub cmdline: String,
@@ -123,18 +124,43 @@ impl ProcessView {
 /// `shim` and its descendants, alive, the shim first: an instance's tree as its shim holds it
 /// (the shim is the subreaper of its tree, so escapees from the process group stay in it).
 pub fn tree_of(shim: i32) -> Vec<ProcessView> {
-    let Some(me) = ProcessView::of_live(shim, "shim") else {
+    // Without a cgroup the process a gateway started is the shim's keeper, with the shim as its
+    // child (see `shim::keeper`).
+    let keeper = procfs::comm(shim).as_deref() == Some(crate::shim::KEEPER_NAME);
+    let Some(me) = ProcessView::of_live(shim, if keeper { "keeper" } else { "shim" }) else {
         return Vec::new();
     };
     // The shim's watchdog is its child running the same executable (so is a nested `tether
-    // wrap` server: the ledger's view, which knows the server, corrects that one).
+    // wrap` server: the ledger's view, which knows the server, corrects that one); so is the
+    // shim under a keeper.
     let exe = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let shim_exe = exe(shim);
-    let children: HashSet<i32> = procfs::children_of(shim).into_iter().collect();
+    let top_exe = exe(shim);
+    let same_exe_children = |of: i32| -> HashSet<i32> {
+        procfs::children_of(of)
+            .into_iter()
+            .filter(|&c| top_exe.is_some() && exe(c) == top_exe)
+            .collect()
+    };
+    let shims: HashSet<i32> = if keeper {
+        same_exe_children(shim)
+    } else {
+        HashSet::new()
+    };
+    let watchdogs: HashSet<i32> = if keeper {
+        shims.iter().flat_map(|&s| same_exe_children(s)).collect()
+    } else {
+        same_exe_children(shim)
+    };
     let mut tree = vec![me];
     tree.extend(procfs::descendants_of(shim).into_iter().filter_map(|pid| {
-        let watchdog = children.contains(&pid) && shim_exe.is_some() && exe(pid) == shim_exe;
-        ProcessView::of_live(pid, if watchdog { "watchdog" } else { "descendant" })
+        let kind = if shims.contains(&pid) {
+            "shim"
+        } else if watchdogs.contains(&pid) {
+            "watchdog"
+        } else {
+            "descendant"
+        };
+        ProcessView::of_live(pid, kind)
     }));
     tree
 }

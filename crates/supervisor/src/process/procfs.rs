@@ -6,6 +6,13 @@
 use std::fs;
 use std::io;
 
+/// A process's command name (`/proc/PID/comm`), or `None` when it is gone.
+pub fn comm(pid: i32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim_end().to_string())
+}
+
 /// The pids of this process's direct children, zombies included, from
 /// `/proc/self/task/*/children`, or by scanning every `/proc/PID/stat` for our pid as parent
 /// on kernels built without that file.

@@ -44,6 +44,9 @@ use super::watch::{Event, Watch};
 use crate::process::pidfd::Pidfd;
 use crate::process::procfs;
 
+/// The keeper's command name in `ps` ([`crate::shim::KEEPER_NAME`]).
+const KEEPER_COMM: &std::ffi::CStr = c"tether-keeper";
+
 /// How long the keeper keeps killing what a dead shim left before it gives up on processes
 /// that cannot die (uninterruptible sleep) and leaves them to the sweep.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -115,7 +118,7 @@ pub(super) fn split(parent: &mut Option<(i32, Option<Pidfd>)>) -> io::Result<Sid
         }
         ForkResult::Parent { child } => {
             drop((hangup, news_out));
-            let _ = nix::sys::prctl::set_name(c"tether-keeper");
+            let _ = nix::sys::prctl::set_name(KEEPER_COMM);
             release_client_stdio();
             Ok(Side::Keeper(Keeper {
                 shim: child,
@@ -288,6 +291,11 @@ fn parse_identity(line: &[u8]) -> Option<(i32, u64)> {
 #[cfg(test)]
 mod tests {
     use super::parse_identity;
+
+    #[test]
+    fn the_keeper_is_named_as_the_inventory_looks_for_it() {
+        assert_eq!(super::KEEPER_COMM.to_str(), Ok(crate::shim::KEEPER_NAME));
+    }
 
     #[test]
     fn the_watchdog_s_identity_reads_back() {

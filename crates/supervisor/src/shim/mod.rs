@@ -38,6 +38,9 @@ use crate::layers::Disabled;
 use crate::ssh::SshServer;
 
 pub use signals::FORWARDED_AS_IS;
+
+/// The keeper's command name, as `ps` and `/proc/PID/comm` show it (see `keeper`).
+pub const KEEPER_NAME: &str = "tether-keeper";
 pub use spawn::SpawnError;
 pub use teardown::{Trigger, MAX_GRACE};
 pub use tree::ServerExit;
