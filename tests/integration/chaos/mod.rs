@@ -111,8 +111,7 @@ fn iteration(run: &mut Run, i: u32) {
     });
     let mut wrap = step.wrap.then(|| WrapClient::start(&run.cookie, run.mode));
     let traffic = Traffic::start(&clients);
-    // Not a wait for anything: the iteration's drawn moment of the kill, traffic running.
-    std::thread::sleep(step.moment);
+    traffic.reach(step.calls);
     let (killed, gw) = kill::strike(run, step, gw, wrap.as_mut());
     let calls = traffic.stop();
     if killed {

@@ -7,6 +7,9 @@
 
 use std::time::Duration;
 
+/// The most calls an iteration's traffic makes before the kill (about 800 ms of calls here).
+const MAX_CALLS: u64 = 60;
+
 /// The environment variable that sets the seed.
 pub const SEED_VAR: &str = "TETHER_CHAOS_SEED";
 /// The environment variable that sets the number of iterations.
@@ -118,8 +121,9 @@ pub struct Step {
     pub wrap: bool,
     /// How many clients hold sessions on the per-session server.
     pub sessions: u64,
-    /// How long the traffic runs before the kill.
-    pub moment: Duration,
+    /// How many calls the traffic makes before the kill: the moment, counted in the work done
+    /// rather than in time, so that it means the same on a fast machine and a loaded one.
+    pub calls: u64,
     /// Which candidate of `kind` dies, when there are several (index modulo their number).
     pub victim: u64,
     /// The failpoint a [`Kind::Sweep`] freezes the sweeping gateway at.
@@ -135,7 +139,7 @@ impl Step {
             kind,
             wrap: kind == Kind::Client || rng.chance(30),
             sessions: 1 + rng.below(2),
-            moment: rng.delay(Duration::from_millis(800)),
+            calls: rng.below(MAX_CALLS + 1),
             victim: rng.next(),
             sweep_point: rng.pick(&["sweep-acting", "sweep-closing"]),
             recycle: rng.chance(50),

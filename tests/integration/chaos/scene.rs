@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -79,6 +79,10 @@ pub fn sessions(gw: &Gateway, sessions: u64, ssh: bool) -> Result<Vec<Client>, S
 pub struct Traffic {
     /// Set to stop.
     stop: Arc<AtomicBool>,
+    /// Calls made so far.
+    made: Arc<AtomicU64>,
+    /// Set when the thread stopped by itself (no clients, or the gateway stopped answering).
+    over: Arc<AtomicBool>,
     /// The thread, joined by [`Traffic::stop`].
     thread: Option<JoinHandle<u64>>,
 }
@@ -88,7 +92,9 @@ impl Traffic {
     /// makes some fail), until stopped or the gateway stops answering.
     pub fn start(clients: &[Client]) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let made = Arc::new(AtomicU64::new(0));
+        let over = Arc::new(AtomicBool::new(false));
+        let (flag, count, done) = (Arc::clone(&stop), Arc::clone(&made), Arc::clone(&over));
         let twins: Vec<Client> = clients.iter().map(Client::twin).collect();
         let thread = std::thread::spawn(move || {
             let mut calls = 0u64;
@@ -97,16 +103,29 @@ impl Traffic {
                 let body = json!({"jsonrpc": "2.0", "id": calls + 100, "method": "tools/call",
                     "params": {"name": "echo", "arguments": {"text": "chaos"}}});
                 calls += 1;
-                if c.try_post(body.to_string().as_bytes()).is_err() {
+                let answered = c.try_post(body.to_string().as_bytes()).is_ok();
+                count.store(calls, Ordering::SeqCst);
+                if !answered {
                     break; // The gateway is gone: the next one gets its own clients.
                 }
             }
+            done.store(true, Ordering::SeqCst);
             calls
         });
         Traffic {
             stop,
+            made,
+            over,
             thread: Some(thread),
         }
+    }
+
+    /// Waits until `calls` calls were made (or the traffic stopped by itself): the iteration's
+    /// moment of the kill.
+    pub fn reach(&self, calls: u64) {
+        eventually(SETTLE, || {
+            self.made.load(Ordering::SeqCst) >= calls || self.over.load(Ordering::SeqCst)
+        });
     }
 
     /// Stops it; returns how many calls it made.
