@@ -40,6 +40,12 @@ pub fn dead_identity(cookie: &Cookie) -> ProcessIdentity {
 /// parent (an sshd session, on a loaded host) reaps it. Then other forks of a busy host may win
 /// the race for it; each loss is retried until the deadline.
 pub fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Result<Child, String> {
+    spawned_with_pid(pid, || bystander(cookie))
+}
+
+/// Makes the next fork of this host get `pid` (as [`bystander_with_pid`]) for the process
+/// `spawn` starts.
+pub fn spawned_with_pid(pid: i32, mut spawn: impl FnMut() -> Child) -> Result<Child, String> {
     let within = Duration::from_secs(20);
     let proc_entry = std::path::PathBuf::from(format!("/proc/{pid}"));
     if !eventually(within, || !proc_entry.exists()) {
@@ -55,7 +61,7 @@ pub fn bystander_with_pid(cookie: &Cookie, pid: i32) -> Result<Child, String> {
         if std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).is_err() {
             return false;
         }
-        let mut child = bystander(cookie);
+        let mut child = spawn();
         if child.id() as i32 == pid {
             got = Some(child);
             return true;

@@ -28,6 +28,7 @@ mod ssh_adopted;
 mod ssh_crash;
 mod ssh_errors;
 mod ssh_expiry;
+mod ssh_group_reuse;
 mod ssh_remote;
 mod ssh_starting;
 mod ssh_tether;

@@ -107,8 +107,9 @@ fn as_pid1_tether_wrap_reaps_every_orphan_and_ends_on_sigterm() {
     if !supported() {
         return;
     }
-    // Bare: no subreaper asked for, so the orphans land on the shim as PID 1 only.
-    for mode in [Mode::Cgroup, Mode::Bare] {
+    // Bare: no subreaper asked for, so the orphans land on the shim as PID 1 only. NoCgroup:
+    // PID 1 is the keeper, and the orphans land on the shim under it (a subreaper).
+    for mode in [Mode::Cgroup, Mode::Bare, Mode::NoCgroup] {
         let cookie = Cookie::new();
         let launcher = launcher();
         let launcher: Vec<&str> = launcher.iter().map(String::as_str).collect();
@@ -125,10 +126,21 @@ fn as_pid1_tether_wrap_reaps_every_orphan_and_ends_on_sigterm() {
             .expect("the server's first line");
         assert_eq!(line.trim(), "ready", "{mode:?}");
         let sleepers = |members: &[i32]| members.iter().filter(|&&p| is_named(p, "sleep")).count();
-        // The orphans exist, each a child of PID 1 (the shim) ...
-        ns.wait_until("five orphaned sleeps, children of PID 1", |m| {
+        // The orphans exist, each a child of PID 1 (the shim, or the shim under the keeper) ...
+        let mut shim = ns.init;
+        if mode == Mode::NoCgroup {
+            let found = crate::harness::eventually(SLACK, || {
+                let child = procfs::children_of(ns.init)
+                    .into_iter()
+                    .find(|&p| is_named(p, "tether"));
+                shim = child.unwrap_or(ns.init);
+                child.is_some()
+            });
+            assert!(found, "no shim under the keeper: {}", ns.describe());
+        }
+        ns.wait_until("five orphaned sleeps, children of the shim", |m| {
             m.iter()
-                .filter(|&&p| is_named(p, "sleep") && procfs::parent_of(p) == Some(ns.init))
+                .filter(|&&p| is_named(p, "sleep") && procfs::parent_of(p) == Some(shim))
                 .count()
                 == 5
         });
@@ -136,7 +148,12 @@ fn as_pid1_tether_wrap_reaps_every_orphan_and_ends_on_sigterm() {
         ns.wait_until("every orphan reaped", |m| {
             sleepers(m) == 0 && m.iter().all(|&p| procfs::state_of(p) != Some('Z'))
         });
-        assert!(is_named(ns.init, "tether"), "PID 1 is the shim: {}", ns.describe());
+        let pid1 = if mode == Mode::NoCgroup {
+            "tether-keeper"
+        } else {
+            "tether"
+        };
+        assert!(is_named(ns.init, pid1), "PID 1 is {pid1}: {}", ns.describe());
         // PID 1 has no default signal actions: the shim's own handling ends it.
         ns.signal_init(Signal::SIGTERM);
         let status = wrapped.wait_exit(SLACK);
@@ -148,7 +165,8 @@ fn as_pid1_tether_wrap_reaps_every_orphan_and_ends_on_sigterm() {
         );
         ns.wait_empty();
         cookie.assert_none_survive(SLACK);
-        // As PID 1 the shim closes its row itself (its watchdog dies with the namespace).
+        // As PID 1 (or under a keeper that is) the shim closes its row itself (its watchdog dies
+        // with the namespace).
         let rows = Ledger::open(&cookie.state_dir())
             .and_then(|l| l.all_instances())
             .expect("the ledger");

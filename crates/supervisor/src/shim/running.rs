@@ -292,8 +292,11 @@ impl Instance {
         // hold the client, so the watchdog does it after this shim's exit. Not the row of a
         // shim inside another instance (it carries that instance's cookie) or running as PID
         // 1: the outer instance, or the container, ends everything as soon as this shim exits,
-        // its watchdog too, maybe before the watchdog wrote; that shim closes its row itself.
-        let keep_row = std::env::var_os(INSTANCE_VAR).is_some() || std::process::id() == 1;
+        // its watchdog too, maybe before the watchdog wrote; that shim closes its row itself. So
+        // does a shim whose parent is PID 1: its keeper may be (and a keeper killed, whose shim
+        // init adopted, changes nothing but who closes the row).
+        let keep_row =
+            std::env::var_os(INSTANCE_VAR).is_some() || std::process::id() == 1 || nix::unistd::getppid().as_raw() == 1;
         let reason = reason.filter(|_| self.ledger.is_open());
         let handover = Handover {
             sweep,

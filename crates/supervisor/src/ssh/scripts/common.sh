@@ -50,11 +50,34 @@ pick_step() {
 	if sleep 0.05 2>/dev/null; then step=0.05 step_ms=50; else step=1 step_ms=1000; fi
 }
 
+# signal_server SIG TARGET PID START: sends SIG to TARGET (the server PID, or -PGID for its
+# group) only while TARGET is provably still the server's. PID and the group id are pinned while
+# the server is unreaped (alive, or a zombie, with the same START); once it is reaped (bash reaps
+# its jobs as they exit) the number is free, and a stranger may already lead a group by it: then
+# the group is signalled only if one of its members carries the cookie (a group with a member
+# is never renumbered), and a lone pid not at all. Fails when nothing was signalled.
+signal_server() {
+	if proc_stat "$3" && [ "$st_start" = "$4" ]; then
+		kill -s "$1" -- "$2" 2>/dev/null
+		return
+	fi
+	case $2 in -*) ;; *) return 1 ;; esac
+	for f in $(grep -lsF -e "TETHER_REMOTE_COOKIE=$cookie" /proc/[0-9]*/environ); do
+		p=${f#/proc/} p=${p%/environ}
+		[ "$p" = "$$" ] && continue
+		if proc_stat "$p" && [ "$st_pgrp" = "${2#-}" ]; then
+			kill -s "$1" -- "$2" 2>/dev/null
+			return
+		fi
+	done
+	return 1
+}
+
 # stop TARGET PID START: SIGTERM TARGET (a pid, or -PGID for a whole group), wait up to
-# $grace_ms for the leader PID to exit, then SIGKILL TARGET. Sets leader to term (it exited
-# within the grace) or kill.
+# $grace_ms for the leader PID to exit, then SIGKILL TARGET (each through signal_server). Sets
+# leader to term (it exited within the grace) or kill.
 stop() {
-	kill -s TERM -- "$1" 2>/dev/null
+	signal_server TERM "$1" "$2" "$3"
 	waited=0 leader=term
 	while alive "$2" "$3"; do
 		if [ "$waited" -ge "$grace_ms" ]; then
@@ -64,7 +87,7 @@ stop() {
 		sleep "$step"
 		waited=$((waited + step_ms))
 	done
-	kill -s KILL -- "$1" 2>/dev/null
+	signal_server KILL "$1" "$2" "$3"
 }
 
 # sweep_cookie: SIGKILLs every process whose environment carries the cookie (escapees that

@@ -136,7 +136,7 @@ sweep_stdio() {
 
 # finish STATUS: kills whatever the server left, sweeps, exits.
 finish() {
-	kill -s KILL -- "$target" 2>/dev/null
+	signal_server KILL "$target" "$pid" "$start"
 	sweep_cookie
 	sweep_stdio
 	exit "$1"
@@ -161,6 +161,7 @@ trap 'stop "$target" "$pid" "$start"; finish 143' TERM
 
 wait "$pid"
 status=$?
-kill -s KILL -- "$target" 2>/dev/null
+# The server is reaped now: its group is signalled only while a member of ours holds it.
+signal_server KILL "$target" "$pid" "$start"
 wait "$watcher"
 finish "$status"
