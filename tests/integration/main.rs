@@ -26,6 +26,7 @@ mod reap_stale_cgroups;
 mod shim_killed;
 mod ssh_adopted;
 mod ssh_crash;
+mod ssh_env;
 mod ssh_errors;
 mod ssh_expiry;
 mod ssh_remote;

@@ -1,0 +1,206 @@
+//! An SSH server's environment travels in the channel, never in a command line: the remote
+//! wrapper, run by dash and by bash --posix over a real sshd, reads the environment header from
+//! its stdin, gives the server every value exactly, starts it on the bytes right after the
+//! header, and starts nothing when the header is cut short. Meanwhile a watcher reads every
+//! `/proc/*/cmdline` of the host (the "remote" host is this one), pass after pass, and finds
+//! the variable's name (in the wrapper's and ssh's command lines, as it should be) but never
+//! its value. The gateway's side is `gateway/ssh.rs`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::Value;
+use tether_supervisor::ssh::env_header;
+use tether_supervisor::ssh::scripts::Shell;
+
+use crate::ssh_remote::{bash, dash, with_both_shells, Case, PATIENCE};
+
+/// The name of the variable that holds the value with `token`: its own per test, so that the
+/// watcher's sighting of it comes from this test's processes, never a neighbour's; not holding
+/// the token (only its last digits), so that the watcher's two needles stay apart.
+pub fn secret_name(token: &str) -> String {
+    format!("TETHER_TEST_SECRET_{}", &token[token.len() - 8..])
+}
+
+/// How long survivors of a teardown may take to be gone.
+const CLEANUP: Duration = Duration::from_secs(3);
+
+/// A value a shell would mangle in every way it can (spaces, both quotes, `$`, backquotes,
+/// backslashes, `printf` escapes, newlines, non-ASCII), holding `token`, which nothing but the
+/// value holds: the watcher looks for the token.
+pub fn tricky_value(token: &str) -> String {
+    format!(" {token} it's \"q\" $HOME $(id) `id` \\ \\n \\\\ %s %b \\c\nsecond line\r\n é日本 ✓ \n\n")
+}
+
+/// A fresh token.
+pub fn token() -> String {
+    format!("tok{}", tether_supervisor::ids::random_id().expect("a random id"))
+}
+
+/// The value of `name` in `pid`'s environment, as bytes.
+pub fn env_var(pid: i32, name: &str) -> Option<Vec<u8>> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    environ
+        .split(|&b| b == 0)
+        .find_map(|e| e.strip_prefix(prefix.as_bytes()))
+        .map(<[u8]>::to_vec)
+}
+
+/// Reads every `/proc/*/cmdline`, pass after pass on a thread of its own, until finished, and
+/// notes which process's command line held which needle.
+pub struct ArgvWatch {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Seen>,
+}
+
+/// What an [`ArgvWatch`] saw.
+pub struct Seen {
+    /// Complete passes over `/proc`.
+    pub passes: usize,
+    /// For each needle, the command lines (lossily decoded, their first 300 characters) that
+    /// held it.
+    pub hits: Vec<(String, Vec<String>)>,
+}
+
+impl Seen {
+    /// The command lines that held `needle`.
+    pub fn holding(&self, needle: &str) -> &[String] {
+        self.hits
+            .iter()
+            .find(|(n, _)| n == needle)
+            .map_or(&[], |(_, h)| h.as_slice())
+    }
+}
+
+impl ArgvWatch {
+    /// Starts watching for `needles`.
+    pub fn start(needles: &[&str]) -> ArgvWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let needles: Vec<String> = needles.iter().map(|n| n.to_string()).collect();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Seen {
+                passes: 0,
+                hits: needles.iter().map(|n| (n.clone(), Vec::new())).collect(),
+            };
+            // No pause between passes: a command line that lives for a moment (the remote
+            // login shell's, before its exec) must be caught too.
+            while !flag.load(Ordering::Relaxed) {
+                for pid in tether_supervisor::process::procfs::all_pids() {
+                    let Ok(argv) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                        continue;
+                    };
+                    for (needle, hits) in &mut seen.hits {
+                        if !argv.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                            continue;
+                        }
+                        // The start of the command line names the process; the wrapper's
+                        // script would drown the report.
+                        let shown: String = String::from_utf8_lossy(&argv)
+                            .replace('\0', " ")
+                            .chars()
+                            .take(300)
+                            .collect();
+                        if hits.len() < 50 && !hits.contains(&shown) {
+                            hits.push(shown);
+                        }
+                    }
+                }
+                seen.passes += 1;
+            }
+            seen
+        });
+        ArgvWatch { stop, thread }
+    }
+
+    /// Stops and reports.
+    pub fn finish(self) -> Seen {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the watcher thread")
+    }
+
+    /// Stops, and checks that `value_token` was in no command line while `name` was seen in
+    /// one (the proof that the passes saw the processes of the run while they lived).
+    pub fn assert_only_the_name_was_seen(self, name: &str, value_token: &str) {
+        let seen = self.finish();
+        assert!(seen.passes > 0, "the watcher never finished a pass");
+        assert_eq!(
+            seen.holding(value_token),
+            &[] as &[String],
+            "a value was in a command line ({} passes)",
+            seen.passes
+        );
+        assert!(
+            !seen.holding(name).is_empty(),
+            "{name} was in no command line in {} passes: the watcher missed the run",
+            seen.passes
+        );
+    }
+}
+
+with_both_shells!(
+    the_server_gets_the_values_from_the_header_and_no_argv_holds_them,
+    a_header_cut_short_starts_nothing,
+);
+
+fn the_server_gets_the_values_from_the_header_and_no_argv_holds_them(shell: &Shell) {
+    let Some(case) = Case::new() else { return };
+    let token = token();
+    let (name, secret) = (secret_name(&token), tricky_value(&token));
+    let env = vec![
+        (name.clone(), secret.clone()),
+        ("TETHER_TEST_EMPTY".into(), String::new()),
+    ];
+    let names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+    let watch = ArgvWatch::start(&[&token, &name]);
+    let mut r = case.start_with_env(shell, &names, &case.fixture(&[]));
+    // All at once, as the gateway does: the wrapper must stop reading where the header ends.
+    let mut input = env_header::encode(&env).expect("a header");
+    input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}\n");
+    r.send(&input);
+    let id = r.identity();
+    let reply: Value = serde_json::from_str(&r.read_line(PATIENCE)).expect("a JSON reply");
+    assert_eq!(
+        reply["id"], 7,
+        "the server's input begins right after the header: {reply}"
+    );
+    // It answered: the exec is done, the pid is the server's.
+    assert_eq!(
+        env_var(id.pid, &name).as_deref(),
+        Some(secret.as_bytes()),
+        "the exact value"
+    );
+    assert_eq!(env_var(id.pid, "TETHER_TEST_EMPTY").as_deref(), Some(&b""[..]));
+    let environ = std::fs::read(format!("/proc/{}/environ", id.pid)).expect("the server's environment");
+    assert!(
+        !environ.split(|&b| b == 0).any(|e| e.starts_with(b"TETHER_ENV_")),
+        "the wrapper's parking names are gone by the exec"
+    );
+    watch.assert_only_the_name_was_seen(&name, &token);
+    r.stdin.take();
+    let status = r.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", r.stderr_lines().join("\n"));
+    case.assert_clean(CLEANUP);
+}
+
+fn a_header_cut_short_starts_nothing(shell: &Shell) {
+    let Some(case) = Case::new() else { return };
+    let name = secret_name(&token());
+    let mut r = case.start_with_env(shell, std::slice::from_ref(&name), &case.fixture(&[]));
+    r.send(format!("{name}=half a value").as_bytes());
+    r.stdin.take();
+    let status = r.wait_exit(PATIENCE);
+    let stderr = r.stderr_lines();
+    assert_eq!(status.code(), Some(125), "stderr:\n{}", stderr.join("\n"));
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.starts_with("tether-remote: the input ended inside the environment header")),
+        "{stderr:#?}"
+    );
+    assert!(!stderr.iter().any(|l| l.starts_with("TETHER-REMOTE-ID")), "{stderr:#?}");
+    case.assert_clean(CLEANUP);
+}
