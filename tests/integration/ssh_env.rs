@@ -110,6 +110,8 @@ impl ArgvWatch {
                     }
                 }
                 seen.passes += 1;
+                // Lets the processes under watch run on a loaded machine; no wait.
+                std::thread::yield_now();
             }
             seen
         });

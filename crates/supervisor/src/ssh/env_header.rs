@@ -11,8 +11,9 @@
 //!
 //! The format, one line each: `NAME=ENCODED` for each name the wrapper was given, in that order,
 //! then `TETHER-ENV-END`. ENCODED is the value with every backslash doubled and every newline
-//! written `\n`, which `printf %b` turns back into the exact bytes (spaces, quotes, `$`,
-//! non-ASCII and newlines included). Only NUL cannot pass: no environment can hold it.
+//! written `\n`, which the wrapper turns back into the exact bytes (spaces, quotes, `$`,
+//! non-ASCII and newlines included) by parameter expansion, without a fork per variable. Only
+//! NUL cannot pass: no environment can hold it.
 
 use std::fmt::Write as _;
 
@@ -134,6 +135,7 @@ mod tests {
             ("LINES", "\nfirst\r\nlast\n\n"),
             ("UNICODE", "é日本 ✓"),
             ("EMPTY", ""),
+            ("TRAILING_BACKSLASH", "ends in \\"),
         ]);
         let mut input = encode(&values).unwrap();
         input.extend_from_slice(b"{\"jsonrpc\":\"2.0\"}\nafter\n");
@@ -182,8 +184,9 @@ mod tests {
     #[allow(clippy::disallowed_methods)] // A test may run a shell to check what it reads.
     fn a_short_or_wrong_header_is_refused() {
         let script = format!("{COMMON_SCRIPT}{ENV_HEADER_SCRIPT}read_env_header \"$1\"; echo started");
-        let cases: [(&str, &[u8]); 5] = [
+        let cases: [(&str, &[u8]); 6] = [
             ("A B", b"A=1\n"),
+            ("A", b"A=x\\q\nTETHER-ENV-END\n"),
             ("A", b"A=1\n"),
             ("A", b"B=1\nTETHER-ENV-END\n"),
             ("A", b"A=1\nNOT-THE-END\n"),
