@@ -11,11 +11,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde_json::Value;
-use tether_supervisor::ssh::env_header;
-use tether_supervisor::ssh::scripts::Shell;
+use std::io::{BufRead, BufReader, Write};
 
-use crate::ssh_remote::{bash, dash, with_both_shells, Case, PATIENCE};
+use serde_json::Value;
+use tether_supervisor::launch::{Launch, LedgerChoice, ServerCommand, StderrMode};
+use tether_supervisor::process::procfs;
+use tether_supervisor::ssh::scripts::Shell;
+use tether_supervisor::ssh::{env_header, SshServer};
+
+use crate::harness::{Cookie, FIXTURE, TETHER};
+use crate::ssh_remote::{bash, dash, with_both_shells, Case, GRACE, PATIENCE};
+use crate::sshd::Sshd;
 
 /// The name of the variable that holds the value with `token`: its own per test, so that the
 /// watcher's sighting of it comes from this test's processes, never a neighbour's; not holding
@@ -47,6 +53,17 @@ pub fn env_var(pid: i32, name: &str) -> Option<Vec<u8>> {
         .split(|&b| b == 0)
         .find_map(|e| e.strip_prefix(prefix.as_bytes()))
         .map(<[u8]>::to_vec)
+}
+
+/// Of `pids`, the fixtures started by the remote wrapper (they carry its cookie): the server,
+/// and any sleepers that kept its environment.
+pub fn remote_fixtures(pids: Vec<i32>) -> Vec<i32> {
+    pids.into_iter()
+        .filter(|&p| {
+            crate::harness::is_named(p, "tether-fixture")
+                && procfs::environ_value(p, b"TETHER_REMOTE_COOKIE=").is_some()
+        })
+        .collect()
 }
 
 /// Reads every `/proc/*/cmdline`, pass after pass on a thread of its own, until finished, and
@@ -205,4 +222,59 @@ fn a_header_cut_short_starts_nothing(shell: &Shell) {
     );
     assert!(!stderr.iter().any(|l| l.starts_with("TETHER-REMOTE-ID")), "{stderr:#?}");
     case.assert_clean(CLEANUP);
+}
+
+/// The library's own way: `Launch::spawn` writes the header before anything its caller sends,
+/// through `tether wrap --remote-env-from-stdin` (names only) and ssh to the wrapper.
+#[test]
+fn launch_spawn_writes_the_header_before_the_callers_messages() {
+    let Some(sshd) = Sshd::start() else { return };
+    let tag = Cookie::new();
+    let token = token();
+    let (name, secret) = (secret_name(&token), tricky_value(&token));
+    let server = SshServer {
+        target: sshd.target(),
+        command: vec![FIXTURE.into(), "--tag".into(), tag.0.clone().into()],
+        env: vec![(name.clone(), secret.clone())],
+        env_from_stdin: Vec::new(),
+    };
+    let id = || tether_supervisor::ids::random_id().expect("an id");
+    let mut launch = Launch::new(TETHER.into(), ServerCommand::Ssh(Box::new(server)), id(), id());
+    launch.grace = GRACE;
+    launch.stderr = StderrMode::Null;
+    launch.ledger = LedgerChoice::At(tag.state_dir());
+    let watch = ArgvWatch::start(&[&token, &name]);
+    let mut shim = launch.spawn().expect("launching the shim");
+    let mut stdin = shim.stdin.take().expect("the server's stdin");
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}\n")
+        .expect("writing a ping");
+    // The answer is read on a thread of its own, so the wait has a deadline.
+    let stdout = shim.stdout.take().expect("the server's stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(PATIENCE).expect("an answer to the ping");
+    let reply: Value = serde_json::from_str(&line).expect("a JSON reply");
+    assert_eq!(
+        reply["id"], 3,
+        "the server's input begins right after the header: {reply}"
+    );
+    let remote = remote_fixtures(tag.carriers());
+    assert_eq!(remote.len(), 1, "one remote server: {remote:?}");
+    assert_eq!(
+        env_var(remote[0], &name).as_deref(),
+        Some(secret.as_bytes()),
+        "the exact value"
+    );
+    watch.assert_only_the_name_was_seen(&name, &token);
+    // The lifeline's cut ends it all, here and on the host (ssh's status, whatever it is, is
+    // not the point).
+    drop(stdin);
+    shim.end();
+    shim.wait().expect("the shim's status");
+    tag.assert_none_survive(CLEANUP);
 }

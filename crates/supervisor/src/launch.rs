@@ -229,8 +229,9 @@ impl Launch {
                     args.extend(["--ssh-identity".into(), file.clone().into_os_string()]);
                 }
                 // Names only: the values go in the header, on stdin (see `prepare`).
-                for (k, _) in &ssh.env {
-                    args.extend(["--remote-env-from-stdin".into(), k.into()]);
+                let names = ssh.env.iter().map(|(k, _)| k).chain(&ssh.env_from_stdin);
+                for name in names {
+                    args.extend(["--remote-env-from-stdin".into(), name.into()]);
                 }
                 &ssh.command
             }
@@ -246,6 +247,14 @@ impl Launch {
     /// dropped; drop it once spawned.
     pub fn prepare(&self) -> io::Result<Prepared> {
         let stdin_first = match &self.server {
+            // One header, one writer: the values this Launch holds, or names whose values the
+            // caller writes itself, not both.
+            ServerCommand::Ssh(ssh) if !ssh.env.is_empty() && !ssh.env_from_stdin.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an SSH server's env and env_from_stdin cannot both be set: the header is written by one side",
+                ));
+            }
             ServerCommand::Ssh(ssh) if !ssh.env.is_empty() => {
                 crate::ssh::env_header::encode(&ssh.env).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
             }
@@ -463,5 +472,17 @@ mod tests {
         assert!(!format!("{l:?}").contains("s3cret"), "Debug shows no value");
         let prepared = l.prepare().unwrap();
         assert_eq!(prepared.stdin_first, b"API_KEY=s3cret value\nTETHER-ENV-END\n");
+        // Names whose values the caller writes itself pass on; with values too, refused.
+        let mut l = l;
+        if let ServerCommand::Ssh(ssh) = &mut l.server {
+            ssh.env.clear();
+            ssh.env_from_stdin = vec!["OWN".into()];
+        }
+        assert!(l.prepare().unwrap().stdin_first.is_empty());
+        assert!(l.args().contains(&"OWN".into()));
+        if let ServerCommand::Ssh(ssh) = &mut l.server {
+            ssh.env = vec![("A".into(), "1".into())];
+        }
+        assert_eq!(l.prepare().err().map(|e| e.kind()), Some(io::ErrorKind::InvalidInput));
     }
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tether_supervisor::process::procfs;
 
 use super::support::{toml_str, Gateway, SLACK};
 use crate::harness::{Cookie, Mode, FIXTURE, ZOO};
@@ -100,14 +99,7 @@ fn an_ssh_servers_secret_env_reaches_it_in_the_channel_and_no_command_line() {
     c.echo("with a secret, over ssh");
     cookie.wait_for_carriers(1 + 5);
     // The remote fixture and the sleepers that kept its environment.
-    let remote: Vec<i32> = cookie
-        .carriers_except(&[gw.pid()])
-        .into_iter()
-        .filter(|&p| {
-            crate::harness::is_named(p, "tether-fixture")
-                && procfs::environ_value(p, b"TETHER_REMOTE_COOKIE=").is_some()
-        })
-        .collect();
+    let remote = crate::ssh_env::remote_fixtures(cookie.carriers_except(&[gw.pid()]));
     assert!(!remote.is_empty(), "no remote server found");
     for &p in &remote {
         let value = crate::ssh_env::env_var(p, &name);

@@ -30,7 +30,8 @@ pub struct SshServer {
     pub env: Vec<(String, String)>,
     /// Environment variables whose values the supervisor writes on stdin, in the environment
     /// header, before anything else: the wrapper is given their names and reads the values
-    /// before it starts the server.
+    /// before it starts the server. (In a Launch: names whose header the caller writes itself,
+    /// instead of `env`.)
     #[serde(default)]
     pub env_from_stdin: Vec<String>,
 }
