@@ -5,6 +5,7 @@
 // for the library.
 #![allow(clippy::disallowed_methods)]
 
+mod argv_watch;
 mod cgroup_escape;
 mod chaos;
 mod container;

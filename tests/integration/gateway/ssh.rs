@@ -92,7 +92,7 @@ fn an_ssh_servers_secret_env_reaches_it_in_the_channel_and_no_command_line() {
         remote_server(&sshd, &cookie, "session"),
         toml_str(&secret)
     );
-    let watch = crate::ssh_env::ArgvWatch::start(&[&token, &name]);
+    let watch = crate::argv_watch::ArgvWatch::start(&[&token, &name]);
     let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
     let mut c = gw.client(Some("remote"));
     c.initialize();
