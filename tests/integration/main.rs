@@ -5,6 +5,7 @@
 // for the library.
 #![allow(clippy::disallowed_methods)]
 
+mod argv_watch;
 mod cgroup_escape;
 mod chaos;
 mod container;
@@ -26,6 +27,7 @@ mod reap_stale_cgroups;
 mod shim_killed;
 mod ssh_adopted;
 mod ssh_crash;
+mod ssh_env;
 mod ssh_errors;
 mod ssh_expiry;
 mod ssh_group_reuse;

@@ -44,7 +44,7 @@ fn adopted_before_it_looks(shell: &Shell) {
     let tag = Cookie::new();
     let cookie = tether_supervisor::ids::random_id().expect("a cookie");
     let server = [FIXTURE.into(), "--tag".into(), tag.0.clone().into()];
-    let line = scripts::wrapper_command(shell, &cookie, GRACE, &server).expect("the wrapper's command");
+    let line = scripts::wrapper_command(shell, &cookie, GRACE, &[], &server).expect("the wrapper's command");
     let (gate_read, gate_write): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("a gate");
     let gate = gate_read.as_raw_fd();
     let mut cmd = Command::new("python3");

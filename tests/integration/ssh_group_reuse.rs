@@ -18,24 +18,9 @@ use tether_supervisor::process::procfs;
 use tether_supervisor::ssh::scripts::{Shell, COMMON_SCRIPT};
 
 use crate::harness::{eventually, require, Cookie, Feature};
-use crate::ssh_remote::{bash, dash};
+use crate::ssh_remote::{bash, dash, with_both_shells};
 
 const SLACK: Duration = Duration::from_secs(5);
-
-macro_rules! with_both_shells {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn dash() {
-                super::$scenario(&super::dash());
-            }
-            #[test]
-            fn bash() {
-                super::$scenario(&super::bash());
-            }
-        }
-    )*};
-}
 
 with_both_shells!(
     a_reaped_server_s_group_taken_by_a_stranger_is_left_alone,

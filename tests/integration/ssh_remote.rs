@@ -41,6 +41,24 @@ pub fn bash() -> Shell {
     }
 }
 
+/// Runs each scenario once with dash and once with bash --posix as the shell of the scripts
+/// (the invoking module has `dash` and `bash` in scope).
+macro_rules! with_both_shells {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn dash() {
+                super::$scenario(&super::dash());
+            }
+            #[test]
+            fn bash() {
+                super::$scenario(&super::bash());
+            }
+        }
+    )*};
+}
+pub(crate) use with_both_shells;
+
 /// One test's sshd, tag and cookie.
 pub struct Case {
     /// The fixture's `--tag`.
@@ -75,7 +93,13 @@ impl Case {
 
     /// `ssh -T … <wrapper> server…`, with piped stdio.
     pub fn start_server(&self, shell: &Shell, server: &[OsString]) -> Remote {
-        let command = scripts::wrapper_command(shell, &self.cookie.0, GRACE, server).expect("wrapper command");
+        self.start_with_env(shell, &[], server)
+    }
+
+    /// [`Case::start_server`], the wrapper reading `env_names` from the header first.
+    pub fn start_with_env(&self, shell: &Shell, env_names: &[String], server: &[OsString]) -> Remote {
+        let command =
+            scripts::wrapper_command(shell, &self.cookie.0, GRACE, env_names, server).expect("wrapper command");
         Remote::spawn(self.sshd.ssh(command))
     }
 

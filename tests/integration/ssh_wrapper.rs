@@ -17,26 +17,10 @@ use tether_supervisor::ssh::scripts::{self, Shell};
 use tether_supervisor::ssh::RemoteIdentity;
 
 use crate::harness::{eventually, which, FIXTURE, ZOO, ZOO_ESCAPEES, ZOO_SLEEPERS};
-use crate::ssh_remote::{bash, dash, Case, Remote, GRACE, PATIENCE};
+use crate::ssh_remote::{bash, dash, with_both_shells, Case, Remote, GRACE, PATIENCE};
 
 /// How long survivors of a teardown may take to be gone.
 const CLEANUP: Duration = Duration::from_secs(3);
-
-/// Runs each scenario once with dash and once with bash --posix as the shell of the scripts.
-macro_rules! with_both_shells {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn dash() {
-                super::$scenario(&super::dash());
-            }
-            #[test]
-            fn bash() {
-                super::$scenario(&super::bash());
-            }
-        }
-    )*};
-}
 
 with_both_shells!(
     identity_first_then_json_rpc,
@@ -312,7 +296,11 @@ fn without_setsid_the_sweeps_still_clean_up(shell: &Shell) {
         "--env-i-escapee",
         "--tough-children",
     ];
-    let mut argv: Vec<OsString> = vec![case.cookie.0.clone().into(), GRACE.as_millis().to_string().into()];
+    let mut argv: Vec<OsString> = vec![
+        case.cookie.0.clone().into(),
+        GRACE.as_millis().to_string().into(),
+        OsString::new(), // no environment header
+    ];
     argv.extend(case.fixture(&flags));
     let mut cmd = Command::new(bin.join(&shell.program));
     cmd.args(&shell.flags)

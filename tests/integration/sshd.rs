@@ -27,6 +27,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tether_supervisor::process::procfs;
+use tether_supervisor::ssh::SshTarget;
 
 use tether_supervisor::testing::sshd_binary;
 
@@ -149,6 +150,22 @@ impl Sshd {
             flags.extend(["--ssh-option".to_string(), o]);
         }
         flags
+    }
+
+    /// The [`SshTarget`] that [`Sshd::tether_flags`] describe, for a `Launch` of the test's own.
+    pub fn target(&self) -> SshTarget {
+        let flags = self.tether_flags();
+        let options: Vec<String> = flags
+            .windows(2)
+            .filter(|w| w[0] == "--ssh-option")
+            .map(|w| w[1].clone())
+            .collect();
+        let mut target = SshTarget::parse(&self.destination())
+            .and_then(|t| t.with_options(&options))
+            .expect("the test sshd's target");
+        target.config_file = Some("/dev/null".into());
+        target.identity_file = Some(self.dir.join("client_key"));
+        target
     }
 
     /// `user@127.0.0.1:port`, as Tether names the host in messages.

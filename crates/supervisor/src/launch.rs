@@ -6,6 +6,9 @@
 //! the write end ([`Lifeline`], close-on-exec so no other child inherits it). Dropping the
 //! lifeline, on purpose or because the supervisor died, makes the shim end the whole tree. The
 //! server's stdin and stdout are the caller's to speak MCP over; the shim never touches them.
+//! An SSH server's environment is the one thing the caller writes there first (the header,
+//! [`Prepared::stdin_first`]): its values must stay out of every command line, and the stdin
+//! pipe reaches the remote wrapper without any process in between.
 //!
 //! Two ways to start it: [`Launch::spawn`] with `std::process` (blocking callers: `tether
 //! demo`, tests), or [`Launch::prepare`], which hands the ready [`std::process::Command`] to
@@ -15,7 +18,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io;
+use std::io::{self, Write as _};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -225,8 +228,10 @@ impl Launch {
                 if let Some(file) = &ssh.target.identity_file {
                     args.extend(["--ssh-identity".into(), file.clone().into_os_string()]);
                 }
-                for (k, v) in &ssh.env {
-                    args.extend(["--remote-env".into(), format!("{k}={v}").into()]);
+                // Names only: the values go in the header, on stdin (see `prepare`).
+                let names = ssh.env.iter().map(|(k, _)| k).chain(&ssh.env_from_stdin);
+                for name in names {
+                    args.extend(["--remote-env-from-stdin".into(), name.into()]);
                 }
                 &ssh.command
             }
@@ -241,6 +246,20 @@ impl Launch {
     /// long as the instance may live. The command holds the lifeline's read end until it is
     /// dropped; drop it once spawned.
     pub fn prepare(&self) -> io::Result<Prepared> {
+        let stdin_first = match &self.server {
+            // One header, one writer: the values this Launch holds, or names whose values the
+            // caller writes itself, not both.
+            ServerCommand::Ssh(ssh) if !ssh.env.is_empty() && !ssh.env_from_stdin.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an SSH server's env and env_from_stdin cannot both be set: the header is written by one side",
+                ));
+            }
+            ServerCommand::Ssh(ssh) if !ssh.env.is_empty() => {
+                crate::ssh::env_header::encode(&ssh.env).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+            }
+            _ => Vec::new(),
+        };
         let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let mut command = Command::new(&self.tether);
         command.args(self.args()).stdin(Stdio::piped()).stdout(Stdio::piped());
@@ -257,14 +276,28 @@ impl Launch {
         Ok(Prepared {
             command,
             lifeline: Lifeline { _write_end: write_end },
+            stdin_first,
         })
     }
 
-    /// Starts the shim with `std::process`.
+    /// Starts the shim with `std::process`, and writes [`Prepared::stdin_first`] (a write that
+    /// blocks until ssh has read it, should it be larger than the pipe).
     pub fn spawn(&self) -> io::Result<Launched> {
-        let Prepared { mut command, lifeline } = self.prepare()?;
+        let Prepared {
+            mut command,
+            lifeline,
+            stdin_first,
+        } = self.prepare()?;
         #[allow(clippy::disallowed_methods)] // The supervisor is the one place allowed to spawn.
         let mut child = command.spawn()?;
+        if let (Some(stdin), false) = (child.stdin.as_mut(), stdin_first.is_empty()) {
+            if let Err(e) = stdin.write_all(&stdin_first) {
+                // The shim ends its tree on the lifeline's EOF.
+                drop(lifeline);
+                let _ = child.wait();
+                return Err(io::Error::new(e.kind(), format!("writing the environment header: {e}")));
+            }
+        }
         Ok(Launched {
             stdin: child.stdin.take(),
             stdout: child.stdout.take(),
@@ -281,6 +314,10 @@ pub struct Prepared {
     pub command: Command,
     /// The lifeline's write end.
     pub lifeline: Lifeline,
+    /// What the caller writes on the shim's stdin before anything else: an SSH server's
+    /// environment header ([`crate::ssh::env_header`]), empty for any other server. It holds
+    /// the environment's values: never log it.
+    pub stdin_first: Vec<u8>,
 }
 
 /// The write end of an instance's lifeline: dropping it ends the instance.
@@ -408,5 +445,44 @@ mod tests {
         ] {
             assert!(joined.contains(part), "{part:?} missing from {joined}");
         }
+    }
+
+    #[test]
+    fn an_ssh_servers_env_values_go_on_stdin_and_only_names_in_argv() {
+        let ssh = crate::ssh::SshServer {
+            target: crate::ssh::SshTarget::parse("u@h").unwrap(),
+            command: vec!["node".into()],
+            env: vec![("API_KEY".into(), "s3cret value".into())],
+            env_from_stdin: Vec::new(),
+        };
+        let l = Launch::new(
+            "/bin/tether".into(),
+            ServerCommand::Ssh(Box::new(ssh)),
+            "0123456789abcdef".into(),
+            "fedcba9876543210".into(),
+        );
+        let joined = l
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(joined.contains("--remote-env-from-stdin API_KEY -- node"), "{joined}");
+        assert!(!joined.contains("s3cret"), "{joined}");
+        assert!(!format!("{l:?}").contains("s3cret"), "Debug shows no value");
+        let prepared = l.prepare().unwrap();
+        assert_eq!(prepared.stdin_first, b"API_KEY=s3cret value\nTETHER-ENV-END\n");
+        // Names whose values the caller writes itself pass on; with values too, refused.
+        let mut l = l;
+        if let ServerCommand::Ssh(ssh) = &mut l.server {
+            ssh.env.clear();
+            ssh.env_from_stdin = vec!["OWN".into()];
+        }
+        assert!(l.prepare().unwrap().stdin_first.is_empty());
+        assert!(l.args().contains(&"OWN".into()));
+        if let ServerCommand::Ssh(ssh) = &mut l.server {
+            ssh.env = vec![("A".into(), "1".into())];
+        }
+        assert_eq!(l.prepare().err().map(|e| e.kind()), Some(io::ErrorKind::InvalidInput));
     }
 }

@@ -70,9 +70,17 @@ pub struct WrapArgs {
     #[arg(long, value_name = "FILE", requires = "ssh")]
     pub ssh_identity: Option<PathBuf>,
 
-    /// An environment variable for the remote server (repeatable).
+    /// An environment variable for the remote server (repeatable). The value is in the command
+    /// lines of this process, of ssh and of the remote wrapper, where `ps` shows it to every
+    /// user of both hosts: secrets belong in a gateway's configured `env`.
     #[arg(long = "remote-env", value_name = "NAME=VALUE", requires = "ssh")]
     pub remote_env: Vec<String>,
+
+    /// An environment variable for the remote server whose value the supervisor writes on
+    /// stdin before anything else, in Tether's environment header (repeatable; for a program
+    /// that starts `tether wrap` and holds its stdin, as the gateway does).
+    #[arg(long = "remote-env-from-stdin", value_name = "NAME", requires = "ssh")]
+    pub remote_env_from_stdin: Vec<String>,
 
     /// Instance id to use (32 hex digits; random by default).
     #[arg(long, hide = true)]
@@ -175,5 +183,6 @@ fn ssh_server(args: &WrapArgs) -> anyhow::Result<Option<SshServer>> {
         target,
         command: args.command.clone(),
         env,
+        env_from_stdin: args.remote_env_from_stdin.clone(),
     }))
 }

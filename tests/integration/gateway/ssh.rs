@@ -73,3 +73,65 @@ fn an_ssh_session_instance_ends_remotely_with_its_session_and_with_the_gateway()
     assert!(next.wait_exit(SLACK + REMOTE).success(), "{}", next.log());
     cookie.assert_none_survive(REMOTE);
 }
+
+/// A secret in an SSH server's configured `env` reaches the remote server exactly, through the
+/// channel: while the instance lives, no command line on the host (the gateway's, the shim's,
+/// ssh's, the remote login shell's, the wrapper's; every `/proc/*/cmdline`, pass after pass)
+/// holds the value, and the log does not either.
+#[test]
+fn an_ssh_servers_secret_env_reaches_it_in_the_channel_and_no_command_line() {
+    let Some(sshd) = Sshd::start() else { return };
+    let cookie = Cookie::new();
+    let token = crate::ssh_env::token();
+    let (name, secret) = (
+        crate::ssh_env::secret_name(&token),
+        crate::ssh_env::tricky_value(&token),
+    );
+    let config = format!(
+        "{}env = {{ {name} = {}, TETHER_TEST_EMPTY = \"\" }}\n",
+        remote_server(&sshd, &cookie, "session"),
+        toml_str(&secret)
+    );
+    let watch = crate::argv_watch::ArgvWatch::start(&[&token, &name]);
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut c = gw.client(Some("remote"));
+    c.initialize();
+    c.echo("with a secret, over ssh");
+    cookie.wait_for_carriers(1 + 5);
+    // The remote fixture and the sleepers that kept its environment.
+    let remote = crate::ssh_env::remote_fixtures(cookie.carriers_except(&[gw.pid()]));
+    assert!(!remote.is_empty(), "no remote server found");
+    for &p in &remote {
+        let value = crate::ssh_env::env_var(p, &name);
+        assert_eq!(value.as_deref(), Some(secret.as_bytes()), "pid {p}: the exact value");
+        assert_eq!(
+            crate::ssh_env::env_var(p, "TETHER_TEST_EMPTY").as_deref(),
+            Some(&b""[..])
+        );
+    }
+    watch.assert_only_the_name_was_seen(&name, &token);
+    let ps = crate::harness::tether_run(&cookie, &["ps", "--json"]);
+    assert!(ps.status.success(), "{ps:?}");
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains(&token),
+        "the value is not in tether ps"
+    );
+    assert_eq!(c.delete(), 200);
+    assert!(!gw.log().contains(&token), "the value is not in the log");
+    gw.shut_down(&cookie);
+    // Nor in the ledger (the database and its journal; the configuration file the test wrote
+    // is in the same directory, and holds it of course).
+    let mut read = 0;
+    for entry in std::fs::read_dir(cookie.state_dir()).expect("the state directory") {
+        let path = entry.expect("an entry").path();
+        let is_ledger = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("ledger"));
+        if let (true, Ok(bytes)) = (is_ledger, std::fs::read(&path)) {
+            let found = bytes.windows(token.len()).any(|w| w == token.as_bytes());
+            assert!(!found, "the value is in {}", path.display());
+            read += 1;
+        }
+    }
+    assert!(read > 0, "no ledger file in {}", cookie.state_dir().display());
+}

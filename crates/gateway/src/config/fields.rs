@@ -225,6 +225,10 @@ fn transport(name: &str, f: &ServerFields, base: &Path) -> Result<Transport, Inv
                             format!("server {name:?}: cwd is not supported for an ssh server (cd in the remote command instead)"),
                         ));
                     }
+                    for (k, _) in &command.env {
+                        tether_supervisor::ssh::env_header::check_name(k)
+                            .map_err(|e| Invalid::new(&["env", k], format!("server {name:?}: {e}")))?;
+                    }
                     Ok(Transport::Ssh {
                         target: Box::new(target),
                         command,

@@ -236,6 +236,17 @@ args = ["/srv/server.mjs"]
     }
 
     #[test]
+    fn an_ssh_servers_env_name_the_remote_wrapper_keeps_is_refused() {
+        let e = parse_str("[servers.r]\nssh = \"h\"\ncommand = \"x\"\nenv = { TETHER_ENV_A = \"1\" }\n").unwrap_err();
+        assert!(
+            e.message.contains("TETHER_ENV_A") && e.message.contains("reserved"),
+            "{e}"
+        );
+        // A local server's environment has no wrapper: the name is fine there.
+        assert!(parse_str("[servers.l]\ncommand = \"x\"\nenv = { TETHER_ENV_A = \"1\" }\n").is_ok());
+    }
+
+    #[test]
     fn a_typo_is_named_with_its_position() {
         let e = parse_str("[servers.a]\ncommand = \"x\"\nlifetme = \"session\"\n").unwrap_err();
         assert_eq!(e.position, Some((3, 1)), "{e}");

@@ -137,6 +137,7 @@ pub fn spawn(
                     .iter()
                     .map(|(k, v)| (k.clone(), v.expose().to_string()))
                     .collect(),
+                env_from_stdin: Vec::new(),
             })),
             command,
         ),
@@ -144,7 +145,11 @@ pub fn spawn(
     };
     let instance = tether_supervisor::ids::random_id().map_err(|e| fail(format!("generating an instance id: {e}")))?;
     let launch = launch(&server, command, scope, &instance, opts);
-    let Prepared { command, lifeline } = launch.prepare().map_err(|e| fail(format!("preparing the shim: {e}")))?;
+    let Prepared {
+        command,
+        lifeline,
+        stdin_first,
+    } = launch.prepare().map_err(|e| fail(format!("preparing the shim: {e}")))?;
     let mut command = tokio::process::Command::from(command);
     #[allow(clippy::disallowed_methods)] // A command Launch::prepare built: it execs the shim at once.
     let spawned = command.spawn();
@@ -166,7 +171,7 @@ pub fn spawn(
         pid,
     );
     tracing::info!(server = %server.name, instance = %short(&up.id), lifetime = server.lifetime.name(), shim_pid = pid, "instance starting");
-    tokio::spawn(writer::write(Arc::downgrade(&up), stdin, inbox));
+    tokio::spawn(writer::write(Arc::downgrade(&up), stdin, stdin_first, inbox));
     tokio::spawn(reader::read(Arc::downgrade(&up), stdout, opts.max_message));
     tokio::spawn(log_stderr(server.name.clone(), short(&up.id).to_string(), stderr));
     let weak = Arc::downgrade(&up);

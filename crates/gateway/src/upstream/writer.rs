@@ -4,6 +4,9 @@
 //! requests costs one system call, not one each. When every sender is gone (the instance was
 //! dropped) or the server stops reading, the task ends and stdin closes: the spec's graceful
 //! shutdown signal for a stdio server.
+//!
+//! Before any message, an SSH server's environment header (`Prepared::stdin_first`): the
+//! remote wrapper reads it and only then starts the server, whose input begins right after.
 
 use std::sync::Weak;
 
@@ -34,9 +37,18 @@ fn add(up: &Weak<Upstream>, buf: &mut Vec<u8>, message: Bytes) {
 /// Most bytes gathered into one write.
 const BATCH: usize = 256 * 1024;
 
-/// Writes until the queue closes or the pipe breaks; a broken pipe ends the instance (a server
-/// that stopped reading cannot be served).
-pub async fn write(up: Weak<Upstream>, mut stdin: ChildStdin, mut queue: Receiver<Bytes>) {
+/// Writes `first` (empty for most servers), then messages until the queue closes or the pipe
+/// breaks; a broken pipe ends the instance (a server that stopped reading cannot be served).
+pub async fn write(up: Weak<Upstream>, mut stdin: ChildStdin, first: Vec<u8>, mut queue: Receiver<Bytes>) {
+    if !first.is_empty() {
+        let written = stdin.write_all(&first).await;
+        // The header holds secrets: not kept for the instance's life.
+        drop(first);
+        if let Err(e) = written {
+            fail(&up, &e);
+            return;
+        }
+    }
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     while let Some(first) = queue.recv().await {
         buf.clear();
@@ -51,13 +63,18 @@ pub async fn write(up: Weak<Upstream>, mut stdin: ChildStdin, mut queue: Receive
             continue;
         }
         if let Err(e) = stdin.write_all(&buf).await {
-            if let Some(up) = up.upgrade() {
-                up.end(
-                    crate::cause::Cause::ServerFailed,
-                    &format!("writing to the server's input failed: {e}"),
-                );
-            }
+            fail(&up, &e);
             break;
         }
+    }
+}
+
+/// Ends the instance whose input could not be written.
+fn fail(up: &Weak<Upstream>, e: &std::io::Error) {
+    if let Some(up) = up.upgrade() {
+        up.end(
+            crate::cause::Cause::ServerFailed,
+            &format!("writing to the server's input failed: {e}"),
+        );
     }
 }

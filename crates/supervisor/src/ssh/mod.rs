@@ -10,8 +10,10 @@
 //! [`scripts::kill_command`], its answer read by [`replies::KillReport`]) and is refused when
 //! that identity no longer matches. [`failure::SshFailure`] turns what ssh and the remote shell
 //! said into a sentence naming the host; [`scripts::preflight_command`] tells a POSIX login
-//! shell from one that would mangle the quoting ([`replies::Preflight`]).
+//! shell from one that would mangle the quoting ([`replies::Preflight`]). The server's
+//! environment goes down the channel, never in a command line ([`env_header`]).
 
+pub mod env_header;
 pub mod failure;
 pub mod identity_line;
 pub mod quote;

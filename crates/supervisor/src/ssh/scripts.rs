@@ -4,19 +4,26 @@
 //! The string returned is what goes after the destination on the `ssh -T` command line (as a
 //! single argument; ssh would join several with spaces anyway). The scripts live in `scripts/`
 //! as `.sh` files so they can be read, linted and run by hand; `common.sh` is prepended to the
-//! wrapper and the kill script.
+//! wrapper and the kill script, `env_header.sh` to the wrapper.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
+use super::env_header::{self, EnvError};
 use super::identity_line::RemoteIdentity;
 use super::quote::{self, NulError};
 
 /// Functions shared by the wrapper and the kill script.
 pub const COMMON_SCRIPT: &str = include_str!("scripts/common.sh");
+/// Reads the environment header; see [`super::env_header`].
+pub const ENV_HEADER_SCRIPT: &str = include_str!("scripts/env_header.sh");
 /// Runs a server tied to its ssh connection; see the header of `scripts/wrapper.sh`.
-pub const WRAPPER_SCRIPT: &str = concat!(include_str!("scripts/common.sh"), include_str!("scripts/wrapper.sh"));
+pub const WRAPPER_SCRIPT: &str = concat!(
+    include_str!("scripts/common.sh"),
+    include_str!("scripts/env_header.sh"),
+    include_str!("scripts/wrapper.sh")
+);
 /// Kills a server by its identity, or refuses; see the header of `scripts/kill.sh`.
 pub const KILL_SCRIPT: &str = concat!(include_str!("scripts/common.sh"), include_str!("scripts/kill.sh"));
 /// Checks the remote login shell and host; see the header of `scripts/preflight.sh`.
@@ -72,19 +79,26 @@ pub enum RemoteError {
     /// a prefix of an environment entry, so all cookies must have one length.
     #[error("remote command: cookie {0:?} is not a Tether id")]
     BadCookie(String),
+    /// An environment variable name that cannot go into the header.
+    #[error("remote command: {0}")]
+    Env(#[from] EnvError),
 }
 
-/// `exec SH -c WRAPPER SH COOKIE GRACE_MS CMD [ARG…]`: runs `server` under the wrapper.
+/// `exec SH -c WRAPPER SH COOKIE GRACE_MS ENV_NAMES CMD [ARG…]`: runs `server` under the
+/// wrapper, which first reads the values of `env_names` from its stdin (see
+/// [`super::env_header`]; none: no header).
 pub fn wrapper_command(
     shell: &Shell,
     cookie: &str,
     grace: Duration,
+    env_names: &[String],
     server: &[OsString],
 ) -> Result<OsString, RemoteError> {
     let program = server.first().ok_or(RemoteError::NoCommand)?;
     check_program(&program.to_string_lossy())?;
     check_cookie(cookie)?;
-    let mut params: Vec<OsString> = vec![cookie.into(), grace_ms(grace).into()];
+    let names = env_header::names_argument(env_names.iter().map(String::as_str))?;
+    let mut params: Vec<OsString> = vec![cookie.into(), grace_ms(grace).into(), names.into()];
     params.extend(server.iter().cloned());
     script_command(shell, WRAPPER_SCRIPT, &params)
 }
@@ -154,12 +168,20 @@ mod tests {
     #[test]
     fn wrapper_command_is_one_exec_line() {
         let server = ["node".into(), "it's here.js".into()];
-        let cmd = wrapper_command(&Shell::default(), COOKIE, Duration::from_millis(1500), &server).unwrap();
+        let cmd = wrapper_command(&Shell::default(), COOKIE, Duration::from_millis(1500), &[], &server).unwrap();
         let cmd = cmd.to_str().unwrap();
         let script = String::from_utf8(quote::quote(WRAPPER_SCRIPT.as_bytes()).unwrap()).unwrap();
         assert_eq!(
             cmd,
-            format!("exec 'sh' '-c' {script} 'sh' '{COOKIE}' '1500' 'node' 'it'\\''s here.js'")
+            format!("exec 'sh' '-c' {script} 'sh' '{COOKIE}' '1500' '' 'node' 'it'\\''s here.js'")
+        );
+        let names = ["API_KEY".to_string(), "B".into()];
+        let cmd = wrapper_command(&Shell::default(), COOKIE, Duration::ZERO, &names, &server).unwrap();
+        assert!(
+            cmd.to_str()
+                .unwrap()
+                .ends_with("'0' 'API_KEY B' 'node' 'it'\\''s here.js'"),
+            "{cmd:?}"
         );
     }
 
@@ -194,18 +216,22 @@ mod tests {
     fn bad_inputs_are_refused() {
         let g = Duration::ZERO;
         let sh = Shell::default();
-        assert_eq!(wrapper_command(&sh, COOKIE, g, &[]), Err(RemoteError::NoCommand));
+        assert_eq!(wrapper_command(&sh, COOKIE, g, &[], &[]), Err(RemoteError::NoCommand));
         assert!(matches!(
-            wrapper_command(&sh, COOKIE, g, &["-x".into()]),
+            wrapper_command(&sh, COOKIE, g, &[], &["-x".into()]),
             Err(RemoteError::BadProgram(_))
         ));
         assert!(matches!(
-            wrapper_command(&sh, "NOT HEX", g, &["a".into()]),
+            wrapper_command(&sh, "NOT HEX", g, &[], &["a".into()]),
             Err(RemoteError::BadCookie(_))
         ));
         assert!(matches!(
-            wrapper_command(&sh, COOKIE, g, &["a".into(), "b\0".into()]),
+            wrapper_command(&sh, COOKIE, g, &[], &["a".into(), "b\0".into()]),
             Err(RemoteError::Nul(_))
+        ));
+        assert!(matches!(
+            wrapper_command(&sh, COOKIE, g, &["TETHER_ENV_X".into()], &["a".into()]),
+            Err(RemoteError::Env(EnvError::Reserved(_)))
         ));
         let empty = Shell {
             program: String::new(),

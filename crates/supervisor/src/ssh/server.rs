@@ -1,5 +1,12 @@
 //! An MCP server on an SSH host: the library type `tether wrap --ssh` builds and the gateway
 //! will reuse, and the local command line that runs it under the remote wrapper.
+//!
+//! Its environment takes one of two ways. The values a supervisor holds (the gateway's
+//! configured `env`) go down the channel in the environment header ([`super::env_header`]):
+//! only their names are in any command line. The values a standalone `tether wrap` is given with
+//! `--remote-env NAME=VALUE` were in its own argv already, so they stay in the remote command
+//! (`env NAME=VALUE CMD`): the shim cannot write ahead of its client on the stdin it never
+//! touches.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -10,15 +17,36 @@ use super::scripts::{self, RemoteError};
 use super::target::SshTarget;
 
 /// A server reached over ssh.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SshServer {
     /// Where it runs and how to log in.
     pub target: SshTarget,
     /// The remote program and its arguments (never re-parsed by a shell).
     pub command: Vec<OsString>,
-    /// Environment variables set for the server on the remote host (through `env`, since sshd
-    /// only accepts the variables its `AcceptEnv` lists).
+    /// Environment variables set for the server on the remote host, with their values. In a
+    /// [`crate::launch::Launch`], they go in the environment header the supervisor writes
+    /// first on stdin; in the shim, they come from `--remote-env` and go in the remote command
+    /// (through `env`, since sshd only accepts the variables its `AcceptEnv` lists).
     pub env: Vec<(String, String)>,
+    /// Environment variables whose values the supervisor writes on stdin, in the environment
+    /// header, before anything else: the wrapper is given their names and reads the values
+    /// before it starts the server. (In a Launch: names whose header the caller writes itself,
+    /// instead of `env`.)
+    #[serde(default)]
+    pub env_from_stdin: Vec<String>,
+}
+
+impl std::fmt::Debug for SshServer {
+    /// Without the environment's values: they are often secrets, and a Debug ends up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("SshServer")
+            .field("target", &self.target)
+            .field("command", &self.command)
+            .field("env (names only)", &names)
+            .field("env_from_stdin", &self.env_from_stdin)
+            .finish()
+    }
 }
 
 /// An environment assignment that cannot be passed on.
@@ -30,9 +58,7 @@ pub struct EnvError(pub String);
 pub fn parse_env(assignment: &str) -> Result<(String, String), EnvError> {
     let bad = || EnvError(assignment.to_string());
     let (name, value) = assignment.split_once('=').ok_or_else(bad)?;
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic());
-    if !first_ok || !chars.all(|c| c == '_' || c.is_ascii_alphanumeric()) || value.contains('\0') {
+    if !super::env_header::is_shell_name(name) || value.contains('\0') {
         return Err(bad());
     }
     Ok((name.to_string(), value.to_string()))
@@ -50,7 +76,7 @@ impl SshServer {
         argv
     }
 
-    /// The local command line: `ssh … HOST 'exec sh -c <wrapper> sh COOKIE GRACE_MS CMD…'`.
+    /// The local command line: `ssh … HOST 'exec sh -c <wrapper> sh COOKIE GRACE_MS NAMES CMD…'`.
     pub fn local_argv(&self, cookie: &str, grace: Duration) -> Result<Vec<OsString>, RemoteError> {
         // The command's own name is checked: `env` would take `-x` for an option of its own.
         if let Some(program) = self.command.first() {
@@ -58,7 +84,13 @@ impl SshServer {
                 return Err(RemoteError::BadProgram(program.to_string_lossy().into_owned()));
             }
         }
-        let line = scripts::wrapper_command(&self.target.shell, cookie, grace, &self.remote_argv())?;
+        let line = scripts::wrapper_command(
+            &self.target.shell,
+            cookie,
+            grace,
+            &self.env_from_stdin,
+            &self.remote_argv(),
+        )?;
         Ok(self.target.command(&line))
     }
 
@@ -85,6 +117,7 @@ mod tests {
             target: SshTarget::parse("u@h").unwrap(),
             command: vec!["node".into(), "s.mjs".into()],
             env,
+            env_from_stdin: Vec::new(),
         }
     }
 
@@ -100,6 +133,8 @@ mod tests {
             vec![OsString::from("env"), "A_1=x y".into(), "node".into(), "s.mjs".into()]
         );
         assert_eq!(with.describe(), "node on u@h");
+        let shown = format!("{with:?}");
+        assert!(shown.contains("A_1") && !shown.contains("x y"), "{shown}");
     }
 
     #[test]
@@ -119,9 +154,16 @@ mod tests {
         let last = argv.last().unwrap().to_string_lossy().into_owned();
         assert!(last.starts_with("exec 'sh' '-c' '"), "{last}");
         assert!(
-            last.ends_with("'sh' '0123456789abcdef0123456789abcdef' '1000' 'node' 's.mjs'"),
+            last.ends_with("'sh' '0123456789abcdef0123456789abcdef' '1000' '' 'node' 's.mjs'"),
             "{last}"
         );
+        let mut header = server(vec![]);
+        header.env_from_stdin = vec!["API_KEY".into()];
+        let argv = header
+            .local_argv("0123456789abcdef0123456789abcdef", Duration::from_secs(1))
+            .unwrap();
+        let last = argv.last().unwrap().to_string_lossy().into_owned();
+        assert!(last.ends_with("'1000' 'API_KEY' 'node' 's.mjs'"), "{last}");
         let mut bad = server(vec![("A".into(), "1".into())]);
         bad.command[0] = "-i".into();
         assert!(bad

@@ -1,18 +1,23 @@
 # Tether remote wrapper: runs one MCP server on an SSH host so that it cannot outlive its
-# connection. Sent after common.sh as the remote command of `ssh -T` (see scripts.rs):
+# connection. Sent after common.sh and env_header.sh as the remote command of `ssh -T` (see
+# scripts.rs):
 #
-#   exec SH -c '<script>' SH COOKIE GRACE_MS CMD [ARG...]
+#   exec SH -c '<script>' SH COOKIE GRACE_MS ENV_NAMES CMD [ARG...]
 #
 # SH is the POSIX shell running this script (also used for the trampoline below); COOKIE a
-# Tether id (lowercase hex); GRACE_MS the milliseconds between SIGTERM and SIGKILL. Arguments
+# Tether id (lowercase hex); GRACE_MS the milliseconds between SIGTERM and SIGKILL; ENV_NAMES
+# the names (space-separated; empty for none) of environment variables whose values come first
+# on stdin, in the environment header (env_header.sh): values never travel in an argv. Arguments
 # arrive as positional parameters and are only ever expanded as "$@": never re-parsed by a
 # shell. The `exec` makes this shell the direct child of sshd, so that sshd going away shows as
 # a new parent.
 #
 # What it does:
-# - starts CMD in a session (and process group) of its own, with TETHER_REMOTE_COOKIE=COOKIE in
-#   its environment and the channel's stdin, stdout and stderr as its own. The wrapper never
-#   reads or writes the server's data.
+# - with ENV_NAMES, reads the environment header from the channel's stdin (not a byte past its
+#   end) and refuses to start CMD (exit 125) when the channel ends before it does.
+# - starts CMD in a session (and process group) of its own, with TETHER_REMOTE_COOKIE=COOKIE
+#   and the header's variables in its environment and the channel's stdin, stdout and stderr
+#   as its own. The wrapper never reads or writes the server's data (the header is Tether's).
 # - before CMD runs, one line goes to stderr (the first, unless the login shell's rc files
 #   printed something before this script even started):
 #     TETHER-REMOTE-ID v1 pid=PID pgid=PGID start=TICKS boot=BOOT_ID
@@ -33,9 +38,9 @@
 # Not covered: a descendant that scrubbed its environment, left the group AND closed its stdio
 # is invisible from here (a cgroup would see it; shells cannot make one portably).
 
-[ "$#" -ge 3 ] || die "usage: COOKIE GRACE_MS CMD [ARG...]"
-cookie=$1 grace_ms=$2
-shift 2
+[ "$#" -ge 4 ] || die "usage: COOKIE GRACE_MS ENV_NAMES CMD [ARG...]"
+cookie=$1 grace_ms=$2 env_names=$3
+shift 3
 is_cookie || die "bad cookie: $cookie"
 is_number "$grace_ms" || die "bad grace (milliseconds): $grace_ms"
 proc_stat $$ || die "/proc is not mounted: cannot watch processes"
@@ -58,11 +63,23 @@ parent_has_channel() {
 }
 parent_has_channel || die "the connection dropped before the server started (pid $ppid0, this wrapper's parent now, does not hold its channel): not starting it"
 
+# Before the server starts: it must find its whole environment, and its input must begin
+# right after the header.
+[ -z "$env_names" ] || read_env_header "$env_names"
+
 # Runs as the server's pid, in its new session, before exec'ing CMD: so the identity line is
-# written before the server can write anything, and describes the server's own process.
+# written before the server can write anything, and describes the server's own process. Then
+# the header's variables get their own names (TETHER_ENV_FOO becomes FOO), at the last moment
+# so that they apply to CMD alone, as env(1) would apply them: not to setsid or this shell.
 tramp='read -r b </proc/sys/kernel/random/boot_id && read -r s </proc/$$/stat || exit 125
 ident() { printf "TETHER-REMOTE-ID v1 pid=%s pgid=%s start=%s boot=%s\n" "$$" "$3" "${20}" "$b" >&2; }
-ident ${s##*") "} && exec "$@"'
+ident ${s##*") "} && {
+	for TETHER_ENV_NAME in $TETHER_ENV_NAMES; do
+		eval "export \"\$TETHER_ENV_NAME=\$TETHER_ENV_$TETHER_ENV_NAME\"; unset TETHER_ENV_$TETHER_ENV_NAME"
+	done
+	unset TETHER_ENV_NAME TETHER_ENV_NAMES
+	exec "$@"
+}'
 
 # An asynchronous list gets /dev/null as stdin unless redirected explicitly, so the channel's
 # stdin is parked on fd 3 and handed back as the server's fd 0. The braces (not parentheses)
@@ -72,8 +89,9 @@ if command -v setsid >/dev/null 2>&1; then
 	# setsid(1) execs in place here: a background job of a shell without job control is never
 	# a group leader, so setsid() succeeds without the fork that would change the pid.
 	{
-		TETHER_REMOTE_COOKIE=$cookie
-		export TETHER_REMOTE_COOKIE
+		TETHER_REMOTE_COOKIE=$cookie TETHER_ENV_NAMES=$env_names
+		export TETHER_REMOTE_COOKIE TETHER_ENV_NAMES
+		for env_name in $env_names; do export "TETHER_ENV_$env_name"; done
 		exec setsid "$0" -c "$tramp" "$0" "$@" 3<&-
 	} <&3 &
 	pid=$!
@@ -86,8 +104,9 @@ else
 	# closed its stdio survives). The identity line's pgid is then this shell's: a remote kill
 	# of that group takes the wrapper with it, which is fine.
 	{
-		TETHER_REMOTE_COOKIE=$cookie
-		export TETHER_REMOTE_COOKIE
+		TETHER_REMOTE_COOKIE=$cookie TETHER_ENV_NAMES=$env_names
+		export TETHER_REMOTE_COOKIE TETHER_ENV_NAMES
+		for env_name in $env_names; do export "TETHER_ENV_$env_name"; done
 		exec "$0" -c "$tramp" "$0" "$@" 3<&-
 	} <&3 &
 	pid=$!
