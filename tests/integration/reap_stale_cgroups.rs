@@ -42,13 +42,17 @@ fn make(made: &mut Made, dir: PathBuf) -> PathBuf {
     dir
 }
 
-/// The test's own cgroup, under this process's; `None` (the test skips) without a writable one.
-fn home(cookie: &Cookie, made: &mut Made) -> Option<PathBuf> {
+/// A test's cookie and its own cgroup (the home of everything it runs), under this process's;
+/// `None` (the test skips) without a writable cgroup.
+fn set_up() -> Option<(Cookie, Made, PathBuf)> {
+    let cookie = Cookie::new();
     if !require(Feature::Cgroup, "skipping: no instance cgroup can be left here") {
         return None;
     }
     let own = locate_v2().expect("cgroup v2").own_dir;
-    Some(make(made, own.join(format!("tt-{}", cookie.0))))
+    let mut made = Made(Vec::new());
+    let home = make(&mut made, own.join(format!("tt-{}", cookie.0)));
+    Some((cookie, made, home))
 }
 
 /// Sets a directory's modification time two minutes back.
@@ -95,7 +99,12 @@ fn orphan_in(cookie: &Cookie, home: &Path, made: &mut Made) -> (String, PathBuf)
     let id = random_id().expect("id");
     let mut w = WrapBuilder::new(cookie, Mode::Cgroup)
         .tether(&["--instance-id", &id])
-        .spawn_via(&["sh", "-c", r#"echo $$ > "$0/cgroup.procs" && exec "$@""#, home_str(home)]);
+        .spawn_via(&[
+            "sh",
+            "-c",
+            r#"echo $$ > "$0/cgroup.procs" && exec "$@""#,
+            home_str(home),
+        ]);
     w.wait_ready();
     let cgroup = home.join(format!("tether-{id}"));
     assert!(cgroup.is_dir(), "no instance cgroup at {}", cgroup.display());
@@ -112,11 +121,27 @@ fn orphan_in(cookie: &Cookie, home: &Path, made: &mut Made) -> (String, PathBuf)
     (id, cgroup)
 }
 
+/// Reaps on the test's own ledger in `home`: it must succeed and remove `left`, and only it.
+fn own_sweep_removes(cookie: &Cookie, home: &Path, left: &Path) -> serde_json::Value {
+    let (code, report) = reap_in(cookie, home, &cookie.state_dir());
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(removed(&report), vec![left.to_str().expect("UTF-8")], "{report:#}");
+    assert!(!left.exists(), "its own sweep left {}", left.display());
+    report
+}
+
+/// Proves that nothing the test started survives, and that its cgroups are gone.
+fn all_gone(cookie: &Cookie, made: Made, home: &Path) {
+    cookie.assert_none_survive(Duration::from_secs(1));
+    drop(made);
+    assert!(!home.exists(), "the test's cgroups were not removed");
+}
+
 #[test]
 fn a_second_state_directory_s_sweep_leaves_the_first_s_cgroups_alone() {
-    let cookie = Cookie::new();
-    let mut made = Made(Vec::new());
-    let Some(home) = home(&cookie, &mut made) else { return };
+    let Some((cookie, mut made, home)) = set_up() else {
+        return;
+    };
     let (id, left) = orphan_in(&cookie, &home, &mut made);
     // Empty and old: only its ledger's row says whose it is.
     age(&left);
@@ -129,37 +154,32 @@ fn a_second_state_directory_s_sweep_leaves_the_first_s_cgroups_alone() {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|a| a["instance"] == id.as_str() || a["cgroup"].as_str().is_some_and(|c| c.starts_with(home_str(&home))))
+        .filter(|a| {
+            a["instance"] == id.as_str() || a["cgroup"].as_str().is_some_and(|c| c.starts_with(home_str(&home)))
+        })
         .collect();
     assert!(touched.is_empty(), "another state directory's sweep acted: {report:#}");
-    assert!(left.is_dir(), "another state directory's sweep removed {}", left.display());
+    assert!(
+        left.is_dir(),
+        "another state directory's sweep removed {}",
+        left.display()
+    );
 
     // Its own sweep finds it, removes it and says so.
-    let (code, report) = reap_in(&cookie, &home, &cookie.state_dir());
-    assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(removed(&report), vec![left.to_str().expect("UTF-8")], "{report:#}");
+    let report = own_sweep_removes(&cookie, &home, &left);
     assert_eq!(actions(&report, "reaped").len(), 1, "{report:#}");
-    assert!(!left.exists(), "its own sweep left {}", left.display());
-    cookie.assert_none_survive(Duration::from_secs(1));
-    drop(made);
-    assert!(!home.exists(), "the test's cgroups were not removed");
+    all_gone(&cookie, made, &home);
 }
 
 #[test]
 fn an_empty_cgroup_a_closed_row_still_names_is_removed_once_stale() {
-    let cookie = Cookie::new();
-    let mut made = Made(Vec::new());
-    let Some(home) = home(&cookie, &mut made) else { return };
+    let Some((cookie, mut made, home)) = set_up() else {
+        return;
+    };
     let (id, left) = orphan_in(&cookie, &home, &mut made);
     // Recorded in an earlier boot: the sweep closes the row as lost and does not go by its
     // cgroup, which (the boot id faked) is still here.
-    let db = rusqlite::Connection::open(cookie.state_dir().join(FILE_NAME)).expect("open the ledger");
-    db.execute(
-        "UPDATE instances SET boot_id = '00000000-0000-4000-8000-000000000000' WHERE id = ?1",
-        [&id],
-    )
-    .expect("rewrite the boot id");
-    drop(db);
+    crate::ledger::pretend_an_earlier_boot(&cookie, &id);
     let (code, report) = reap_in(&cookie, &home, &cookie.state_dir());
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(actions(&report, "lost").len(), 1, "{report:#}");
@@ -168,20 +188,15 @@ fn an_empty_cgroup_a_closed_row_still_names_is_removed_once_stale() {
 
     // Stale now, and still named by the closed row.
     age(&left);
-    let (code, report) = reap_in(&cookie, &home, &cookie.state_dir());
-    assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(removed(&report), vec![left.to_str().expect("UTF-8")], "{report:#}");
-    assert!(!left.exists(), "the stale cgroup is still there");
-    cookie.assert_none_survive(Duration::from_secs(1));
-    drop(made);
-    assert!(!home.exists(), "the test's cgroups were not removed");
+    own_sweep_removes(&cookie, &home, &left);
+    all_gone(&cookie, made, &home);
 }
 
 #[test]
 fn reap_without_a_ledger_touches_no_cgroup() {
-    let cookie = Cookie::new();
-    let mut made = Made(Vec::new());
-    let Some(home) = home(&cookie, &mut made) else { return };
+    let Some((cookie, mut made, home)) = set_up() else {
+        return;
+    };
     let stale = make(&mut made, home.join(format!("tether-{}", random_id().expect("id"))));
     let fresh = make(&mut made, home.join(format!("tether-{}", random_id().expect("id"))));
     let busy = make(&mut made, home.join(format!("tether-{}", random_id().expect("id"))));
@@ -210,7 +225,5 @@ fn reap_without_a_ledger_touches_no_cgroup() {
 
     member.kill().expect("kill the member by pid");
     member.wait().expect("reap it");
-    cookie.assert_none_survive(Duration::from_secs(1));
-    drop(made);
-    assert!(!home.exists(), "the test's cgroups were not removed");
+    all_gone(&cookie, made, &home);
 }

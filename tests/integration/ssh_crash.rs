@@ -16,7 +16,6 @@ use std::time::Instant;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tether_supervisor::cgroup::remove_tree_when_empty;
-use tether_supervisor::ledger::FILE_NAME;
 use tether_supervisor::process::procfs;
 
 use crate::harness::{
@@ -103,13 +102,7 @@ fn rows_of_an_earlier_local_boot_still_get_their_remote_kill() {
     wait_identity(&cookie);
     let ssh = lose_power(&mut w);
     // The ledger now says: recorded in another boot of this host.
-    let db = rusqlite::Connection::open(cookie.state_dir().join(FILE_NAME)).expect("open the ledger");
-    db.execute(
-        "UPDATE instances SET boot_id = '00000000-0000-4000-8000-000000000000' WHERE id = ?1",
-        [instance_id(&cookie)],
-    )
-    .expect("rewrite the boot id");
-    drop(db);
+    crate::ledger::pretend_an_earlier_boot(&cookie, &instance_id(&cookie));
     let t0 = Instant::now();
     let report = reap(&cookie, &[]);
     assert_eq!(actions(&report, "lost").len(), 1, "{report:#}");
@@ -118,7 +111,11 @@ fn rows_of_an_earlier_local_boot_still_get_their_remote_kill() {
     // instance's cookie, which proves it ours: the cookie pass ends it.
     let by_cookie: Vec<i32> = actions(&report, "killed")
         .into_iter()
-        .filter(|a| a["reason"].as_str().is_some_and(|r| r.starts_with("carries the cookie")))
+        .filter(|a| {
+            a["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("carries the cookie"))
+        })
         .filter_map(|a| a["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
         .collect();
     assert_eq!(by_cookie, vec![ssh], "{report:#}");

@@ -385,9 +385,7 @@ fn kill_cgroup(inst: &InstanceRow, dir: &Path, dry_run: bool, report: &mut Repor
 /// True when `row` (this ledger's row of the cgroup's instance, if any) names `dir` as its
 /// cgroup: the one proof that the directory is this ledger's to remove.
 fn names_cgroup(row: Option<&InstanceRow>, dir: &Path) -> bool {
-    row.is_some_and(|r| {
-        r.intent.cgroup.as_deref() == Some(dir) || r.intent.cgroup_v1.as_deref() == Some(dir)
-    })
+    row.is_some_and(|r| r.intent.cgroup.as_deref() == Some(dir) || r.intent.cgroup_v1.as_deref() == Some(dir))
 }
 
 /// A carrier's instance, when the ledger has it closed and its holder is dead (a shim that gave

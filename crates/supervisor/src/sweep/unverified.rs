@@ -7,8 +7,8 @@
 //! empty one: only a ledger's row proves a `tether-*` cgroup this Tether's, and the sweep of the
 //! state directory that owns it is the one to remove it and say so.
 
-use super::report::{Action, ActionKind, Report};
 use super::cookies;
+use super::report::{Action, ActionKind, Report};
 use crate::process::procfs;
 
 /// Reports every cookie carrier; kills nothing, removes nothing.
