@@ -1,8 +1,9 @@
 //! `tether reap`: one sweep of the ledger, reported.
 //!
 //! When the ledger cannot be used, the sweep that needs no ledger runs instead
-//! ([`sweep::sweep_without_ledger`]): the cookie carriers are reported and left alone, empty
-//! stale cgroups are removed, and what is wrong with the ledger is said once, with its fix.
+//! ([`sweep::sweep_without_ledger`]): the cookie carriers are reported and left alone, as is
+//! every cgroup (only a ledger's row proves one ours), and what is wrong with the ledger is said
+//! once, with its fix.
 //!
 //! Exit status: 0 when the sweep ran (whatever it found); 1 when it could not run, or ran
 //! without the ledger.

@@ -14,6 +14,18 @@ use tether_supervisor::process::procfs;
 
 use crate::harness::{eventually, random_below, reap, report_pids, require, Cookie, Feature, FIXTURE, TETHER};
 
+/// Rewrites the boot id of `instance`'s row in the test's ledger: recorded, the sweep now
+/// believes, in an earlier boot of this host.
+pub fn pretend_an_earlier_boot(cookie: &Cookie, instance: &str) {
+    let db = rusqlite::Connection::open(cookie.state_dir().join(tether_supervisor::ledger::FILE_NAME))
+        .expect("open the ledger");
+    db.execute(
+        "UPDATE instances SET boot_id = '00000000-0000-4000-8000-000000000000' WHERE id = ?1",
+        [instance],
+    )
+    .expect("rewrite the boot id");
+}
+
 /// A fixture that just waits on its stdin (kept open by the returned `Child`).
 pub fn bystander(cookie: &Cookie) -> Child {
     Command::new(FIXTURE)

@@ -3,28 +3,50 @@
 //! local host, and refuses when the recorded remote process is no longer the server.
 //!
 //! A power loss is simulated by freezing the local ssh client (SIGSTOP keeps its TCP connection
-//! open, so the remote sshd sees nothing), then SIGKILLing tether and its watchdog.
+//! open, so the remote sshd sees nothing) once tether and its watchdog are SIGKILLed. Two things
+//! of the kernel's would end the client with tether, and with it the connection (a FIN, which a
+//! power loss never sends, and the remote wrapper would end the server by itself, racing the
+//! reap): the parent-death signal, which these tests switch off, and the SIGHUP + SIGCONT that a
+//! stopped process gets when its process group is orphaned (ssh leads its own group, and tether
+//! was the group's one tie to the session), which is why the client is stopped only after
+//! tether is dead.
 
 use std::time::Instant;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tether_supervisor::ledger::FILE_NAME;
+use tether_supervisor::cgroup::remove_tree_when_empty;
+use tether_supervisor::process::procfs;
 
-use crate::harness::{actions, assert_one_action, reap, require, tether_json, Cookie, Feature, Wrapped, ZOO};
+use crate::harness::{
+    actions, assert_one_action, eventually, reap, require, tether_json, Cookie, Feature, Wrapped, ZOO,
+};
 use crate::ssh_tether::{
-    instance_id, local_ssh, remote_record, wait_identity, watchdog, wrap, PATIENCE, REMOTE_DEADLINE,
+    instance_id, local_ssh, remote_record, row, wait_identity, watchdog, wrap_with, PATIENCE, REMOTE_DEADLINE,
 };
 use crate::sshd::Sshd;
 
-/// Freezes the local ssh client and SIGKILLs tether and its watchdog; returns the ssh pid.
+/// A local ssh client that outlives its shim: no parent-death signal.
+const CLIENT_OUTLIVES_TETHER: &[&str] = &["--disable", "pdeathsig"];
+
+/// `tether wrap --ssh` whose ssh client can be frozen by [`lose_power`].
+fn wrap(sshd: &Sshd, cookie: &Cookie, flags: &[&str]) -> Wrapped {
+    wrap_with(sshd, cookie, CLIENT_OUTLIVES_TETHER, flags, crate::ssh_tether::GRACE)
+}
+
+/// SIGKILLs tether and its watchdog, then freezes the local ssh client; returns the ssh pid.
 fn lose_power(w: &mut Wrapped) -> i32 {
     let ssh = local_ssh(w);
     let wd = watchdog(w);
-    kill(Pid::from_raw(ssh), Signal::SIGSTOP).expect("stop ssh");
     kill(Pid::from_raw(wd), Signal::SIGKILL).expect("kill the watchdog");
     kill(Pid::from_raw(w.pid()), Signal::SIGKILL).expect("kill tether");
     w.wait_exit(PATIENCE);
+    kill(Pid::from_raw(ssh), Signal::SIGSTOP).expect("stop ssh");
+    assert!(
+        eventually(PATIENCE, || procfs::state_of(ssh) == Some('T')),
+        "the ssh client did not outlive tether, stopped: {}",
+        crate::harness::describe(ssh)
+    );
     ssh
 }
 
@@ -80,22 +102,30 @@ fn rows_of_an_earlier_local_boot_still_get_their_remote_kill() {
     wait_identity(&cookie);
     let ssh = lose_power(&mut w);
     // The ledger now says: recorded in another boot of this host.
-    let db = rusqlite::Connection::open(cookie.state_dir().join(FILE_NAME)).expect("open the ledger");
-    db.execute(
-        "UPDATE instances SET boot_id = '00000000-0000-4000-8000-000000000000' WHERE id = ?1",
-        [instance_id(&cookie)],
-    )
-    .expect("rewrite the boot id");
-    drop(db);
+    crate::ledger::pretend_an_earlier_boot(&cookie, &instance_id(&cookie));
     let t0 = Instant::now();
     let report = reap(&cookie, &[]);
     assert_eq!(actions(&report, "lost").len(), 1, "{report:#}");
     assert_eq!(actions(&report, "remote-killed").len(), 1, "{report:#}");
-    // Local pids of an earlier boot mean nothing: the frozen client is the test's to clean up.
-    cookie.assert_only_left(&[ssh], REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
+    // Local pids of an earlier boot mean nothing, but the frozen client still carries the
+    // instance's cookie, which proves it ours: the cookie pass ends it.
+    let by_cookie: Vec<i32> = actions(&report, "killed")
+        .into_iter()
+        .filter(|a| {
+            a["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("carries the cookie"))
+        })
+        .filter_map(|a| a["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
+        .collect();
+    assert_eq!(by_cookie, vec![ssh], "{report:#}");
     assert!(!cookie.carriers().contains(&ready.pid));
-    kill(Pid::from_raw(ssh), Signal::SIGKILL).expect("kill the frozen ssh");
-    cookie.assert_none_survive(PATIENCE);
+    cookie.assert_none_survive(REMOTE_DEADLINE.saturating_sub(t0.elapsed()));
+    // No cgroup of an earlier boot can be here; this one is (the boot id is faked), and the
+    // sweep leaves it until it is stale: the test removes it, by the path its row names.
+    if let Some(dir) = row(&cookie).intent.cgroup {
+        remove_tree_when_empty(&dir, PATIENCE).unwrap_or_else(|e| panic!("removing {}: {e}", dir.display()));
+    }
 }
 
 #[test]

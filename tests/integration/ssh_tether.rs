@@ -30,8 +30,14 @@ pub fn wrap(sshd: &Sshd, cookie: &Cookie, flags: &[&str]) -> Wrapped {
 
 /// [`wrap`] with another grace.
 pub fn wrap_graced(sshd: &Sshd, cookie: &Cookie, flags: &[&str], grace: Duration) -> Wrapped {
+    wrap_with(sshd, cookie, &[], flags, grace)
+}
+
+/// [`wrap_graced`] with more flags for `tether` itself.
+pub fn wrap_with(sshd: &Sshd, cookie: &Cookie, tether_flags: &[&str], flags: &[&str], grace: Duration) -> Wrapped {
     let mut tether = sshd.tether_flags();
     tether.extend(["--instance-id".to_string(), instance_id(cookie)]);
+    tether.extend(tether_flags.iter().map(|f| f.to_string()));
     let tether: Vec<&str> = tether.iter().map(String::as_str).collect();
     WrapBuilder::new(cookie, Mode::Cgroup)
         .grace(grace)

@@ -2,8 +2,10 @@
 //!
 //! Membership in `tether-<instance>` is proof of ownership (only processes forked into it are
 //! members), so a recorded cgroup of a dead holder is killed whole, with the instance cgroups
-//! nested in it. A `tether-*` directory that no ledger row explains is removed only when empty:
-//! it may belong to another user's or another state directory's Tether, still running.
+//! nested in it. A sweep acts only on the cgroups its own ledger's rows name: a `tether-*`
+//! directory no row of that ledger names belongs to another user's or another state directory's
+//! Tether, maybe still running, and is left alone even when empty (its own sweep is the one to
+//! find it, and to report it).
 
 use std::collections::HashSet;
 use std::fs;
@@ -53,7 +55,7 @@ pub fn members_in_tree(dir: &Path) -> usize {
         .sum()
 }
 
-/// Removes a `tether-*` directory no ledger row explains, with the instance cgroups nested in
+/// Removes an instance cgroup of a row that no longer runs, with the instance cgroups nested in
 /// it, when nothing at all is in it. True when it was removed.
 pub fn remove_if_unpopulated(dir: &Path) -> bool {
     // Populated counts the members of every cgroup below: a live shim inside makes it so.
@@ -80,18 +82,14 @@ pub fn instance_dirs(parents: impl IntoIterator<Item = PathBuf>) -> Vec<(String,
     found
 }
 
-/// Removes the `tether-*` directories under `parents` (and this process's own cgroup) that
-/// `explained` does not claim, are empty, and have been for a while: a shim creates its cgroup
-/// empty and moves the server in a moment later, so only one that stayed empty is stale. An
-/// occupied one is never touched, whoever owns it. With `dry_run`, removes nothing.
-pub fn remove_stale(
-    parents: impl IntoIterator<Item = PathBuf>,
-    explained: impl Fn(&str) -> bool,
-    dry_run: bool,
-) -> Vec<Action> {
+/// Removes the instance cgroups in `named` (each named by a row of the sweep's ledger that no
+/// longer runs) that are empty, and have been for a while: a shim creates its cgroup empty and
+/// moves the server in a moment later, so only one that stayed empty is stale. An occupied one
+/// is never touched. With `dry_run`, removes nothing.
+pub fn remove_stale(named: impl IntoIterator<Item = (String, PathBuf)>, dry_run: bool) -> Vec<Action> {
     let mut removed = Vec::new();
-    for (id, dir) in instance_dirs(parents) {
-        if dry_run || explained(&id) {
+    for (id, dir) in named {
+        if dry_run {
             continue;
         }
         let old = fs::metadata(&dir)

@@ -11,8 +11,10 @@
 //! as lost (their local processes died with that boot). SSH servers whose owner died before
 //! their remote side was known to be over get a remote kill ([`remote_kills`]), whatever the boot.
 //! Closed rows older than a week are compacted away, except those still awaiting a remote kill.
-//! When the ledger cannot be read, [`sweep_without_ledger`] reports the cookie carriers, kills
-//! nothing, and removes only empty stale cgroups.
+//! Instance cgroups are touched only when a row of this ledger names them: an empty one of a
+//! closed row is removed once stale, and one no row names is another state directory's (or
+//! user's) and left alone. When the ledger cannot be read, [`sweep_without_ledger`] reports the
+//! cookie carriers and touches nothing.
 
 mod cgroups;
 mod cookies;
@@ -220,14 +222,24 @@ pub fn sweep(ledger: &mut Ledger, dry_run: bool) -> Result<Report, SweepError> {
             wait_dead(&killer.victims);
         }
 
-        // Stale cgroups no ledger row explains: remove the empty ones.
+        // Cgroups this ledger's closed rows still name: remove the empty ones. A `tether-*`
+        // cgroup no row of this ledger names is another state directory's (or user's), maybe
+        // still running: never touched, even empty.
         let parents: Vec<_> = orphans
             .iter()
             .flat_map(|i| i.intent.cgroup.iter())
             .filter_map(|d| d.parent().map(Path::to_path_buf))
             .collect();
-        let explained = |id: &str| live.contains(id) || orphan_ids.contains_key(id);
-        for removed in cgroups::remove_stale(parents, explained, dry_run) {
+        let mut named = Vec::new();
+        for (id, dir) in cgroups::instance_dirs(parents) {
+            if live.contains(&id) || orphan_ids.contains_key(id.as_str()) {
+                continue;
+            }
+            if names_cgroup(ledger.instance(&id)?.as_ref(), &dir) {
+                named.push((id, dir));
+            }
+        }
+        for removed in cgroups::remove_stale(named, dry_run) {
             report.push(removed);
         }
 
@@ -368,6 +380,12 @@ fn kill_cgroup(inst: &InstanceRow, dir: &Path, dry_run: bool, report: &mut Repor
             Some(e)
         }
     }
+}
+
+/// True when `row` (this ledger's row of the cgroup's instance, if any) names `dir` as its
+/// cgroup: the one proof that the directory is this ledger's to remove.
+fn names_cgroup(row: Option<&InstanceRow>, dir: &Path) -> bool {
+    row.is_some_and(|r| r.intent.cgroup.as_deref() == Some(dir) || r.intent.cgroup_v1.as_deref() == Some(dir))
 }
 
 /// A carrier's instance, when the ledger has it closed and its holder is dead (a shim that gave

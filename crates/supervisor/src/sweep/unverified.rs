@@ -3,15 +3,15 @@
 //! Only the ledger proves that a process was started by this Tether: a cookie in an
 //! environment does not (another state directory's Tether, still running, may own it, and any
 //! process can set the variable). So without the ledger nothing is killed. The `/proc` cookie
-//! pass becomes a report of who carries a cookie, and the one clean-up that needs no proof of
-//! ownership is done: removing empty, stale `tether-*` cgroups, which nothing can be using.
+//! pass becomes a report of who carries a cookie. No cgroup is touched either, not even an
+//! empty one: only a ledger's row proves a `tether-*` cgroup this Tether's, and the sweep of the
+//! state directory that owns it is the one to remove it and say so.
 
+use super::cookies;
 use super::report::{Action, ActionKind, Report};
-use super::{cgroups, cookies};
 use crate::process::procfs;
 
-/// Reports every cookie carrier, kills nothing, and (unless `dry_run`) removes empty stale
-/// instance cgroups.
+/// Reports every cookie carrier; kills nothing, removes nothing.
 pub fn sweep_without_ledger(dry_run: bool) -> Report {
     let mut report = Report {
         // Only for the record: without the ledger's rows, nothing here depends on the boot.
@@ -35,9 +35,6 @@ pub fn sweep_without_ledger(dry_run: bool) -> Report {
                         .into(),
             });
         }
-    }
-    for removed in cgroups::remove_stale(Vec::new(), |_| false, dry_run) {
-        report.push(removed);
     }
     report
 }

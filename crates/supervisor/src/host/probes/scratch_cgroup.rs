@@ -1,8 +1,9 @@
 //! A throw-away cgroup, `tether-doctor-<random id>`, made only to prove that cgroups can be
 //! made here, and removed again.
 //!
-//! The name carries Tether's cgroup prefix, so if the doctor is killed between `mkdir` and
-//! `rmdir` the next start-up sweep removes what it left, like any stale instance cgroup.
+//! The name carries Tether's cgroup prefix, so that one left by a doctor killed between `mkdir`
+//! and `rmdir` says whose it is. No sweep removes it (a sweep touches only the cgroups its
+//! ledger's rows name, and this is no instance's): it is empty, and `rmdir` removes it.
 
 use std::io;
 use std::path::{Path, PathBuf};
