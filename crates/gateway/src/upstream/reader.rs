@@ -54,16 +54,25 @@ pub async fn read(up: Weak<Upstream>, stdout: ChildStdout, max: usize) {
         }
     }
     if let Some(up) = up.upgrade() {
-        let status = start::exit_status(&up).await;
-        let why = match status {
-            Some(s) => format!("the server exited ({s})"),
-            None => "the server closed its output".to_string(),
-        };
+        let (cause, why) = end_of_output(&up).await;
         if !up.is_gone() {
             tracing::warn!(server = %up.name(), instance = %short(&up.id), "{why}");
         }
-        // A server that closed its output but runs on is ended too: it cannot be served.
-        up.end(crate::cause::Cause::ServerExited, &why);
+        up.end(cause, &why);
+    }
+}
+
+/// Why a server's stdout reached its end: its exit, when the shim reports one within a short
+/// patience (a server's exit ends its shim at once); otherwise the server closed its stdout and
+/// lives on. Such a server cannot be served, so it is ended now, as a failure, rather than left
+/// until a timeout: its calls in flight get this reason, and its lifeline goes.
+async fn end_of_output(up: &Upstream) -> (crate::cause::Cause, String) {
+    match start::exit_status(up).await {
+        Some(s) => (crate::cause::Cause::ServerExited, format!("the server exited ({s})")),
+        None => (
+            crate::cause::Cause::ServerFailed,
+            "the server closed its stdout but did not exit".to_string(),
+        ),
     }
 }
 

@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 
-use super::super::support::{error_message, fixture_server, Gateway};
+use super::super::metrics::wait_sample;
+use super::super::support::{error_message, fixture_server, Gateway, SLACK};
 use super::memory::{assert_grew_less_than, peak_rss_kib};
 use crate::harness::{eventually, Cookie, Mode};
 
@@ -49,9 +50,6 @@ fn a_server_writing_to_stderr_without_end_or_utf8_is_served_and_costs_no_memory(
     gw.shut_down(&cookie);
 }
 
-/// Its stdout is shared with its shim (the server inherits the shim's), so the gateway sees no
-/// end of file when the server alone closes it: the server is one that never answers, ended at
-/// its `startup_timeout` (a call in flight would end at its `request_timeout`).
 /// The number of a stderr flood line logged whole (with its byte that is not UTF-8 replaced).
 fn flood_line(line: &str) -> Option<u64> {
     let rest = line.split("stderr: tether-fixture: stderr flood line ").nth(1)?;
@@ -59,33 +57,67 @@ fn flood_line(line: &str) -> Option<u64> {
     rest.starts_with('\u{FFFD}').then(|| n.parse().ok()).flatten()
 }
 
+/// The server inherits its stdout from its shim, which lets go of its own copy once the server
+/// has it: the gateway reads the end of file the moment the server closes it, and ends the
+/// instance then, not at a timeout. The `startup_timeout` is one no test waits for, so an
+/// answer within the deadline proves it was not the timeout that ended it.
 #[test]
-fn a_server_that_closes_stdout_and_stays_is_ended_at_its_startup_timeout() {
+fn a_server_that_closes_stdout_and_stays_is_ended_at_once() {
     let cookie = Cookie::new();
     let config = format!(
-        "{}
-{}",
+        "{}\n{}",
         fixture_server(
             "mute",
             &cookie,
             &["--close-stdout-and-stay"],
-            "startup_timeout = \"2s\""
+            "startup_timeout = \"1h\""
         ),
         fixture_server("fx", &cookie, &[], "")
     );
     let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let (tx, rx) = std::sync::mpsc::channel();
     let mut c = gw.client(Some("mute"));
-    let (_, answer) = c.try_initialize();
+    std::thread::spawn(move || {
+        let _ = tx.send(c.try_initialize());
+    });
+    let (_, answer) = rx
+        .recv_timeout(SLACK)
+        .unwrap_or_else(|_| panic!("initialize got no answer within {SLACK:?}; log:\n{}", gw.log()));
     assert_eq!(
         error_message(&answer),
-        "server \"mute\": did not answer initialize within 2s",
+        "server \"mute\": the server closed its stdout but did not exit",
         "{answer}"
     );
-    // The process that stayed is ended with its instance: only the other server's is left.
+    // The process that stayed is ended with its tree (and its shim), counted as a failure.
+    let mut left = Vec::new();
+    assert!(
+        eventually(SLACK, || {
+            left = carriers_running(&cookie, "--close-stdout-and-stay");
+            left.is_empty()
+        }),
+        "the mute server's tree outlived its end: {left:?}"
+    );
+    wait_sample(
+        &cookie,
+        "tether_instances_ended_total{server=\"mute\",reason=\"server_failed\"}",
+        1.0,
+    );
     let mut other = gw.client(Some("fx"));
     other.initialize();
     other.echo("served beside it");
     gw.shut_down(&cookie);
+}
+
+/// The test's live processes whose command line holds `flag` (a shim's holds its server's).
+fn carriers_running(cookie: &Cookie, flag: &str) -> Vec<i32> {
+    cookie
+        .carriers()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == flag.as_bytes()))
+        })
+        .collect()
 }
 
 #[test]
