@@ -27,7 +27,8 @@ use tokio::process::ChildStdout;
 
 use tokio::sync::mpsc;
 
-use super::{deliver, short, start, Out, Route, Upstream};
+use super::{deliver, short, start, Delivery, Out, Route, Upstream};
+use crate::dropped::Where;
 use crate::jsonrpc::{self, code, Kind, View};
 use crate::lines::{read_line, Line, PREFIX};
 
@@ -161,8 +162,11 @@ impl Upstream {
         }
         match self.sole_client() {
             Some((session, Some(reply))) => {
-                if !deliver(&reply, Out::Interim(message.clone())) {
-                    session.push(message);
+                let delivery = deliver(&reply, Out::Interim(message.clone()));
+                // A call stream the client does not read as fast: its session's stream, if it
+                // has one, takes the message; else it is dropped.
+                if delivery != Delivery::Sent && !session.push(message) && delivery == Delivery::Full {
+                    session.dropped(self.name(), Where::Call);
                 }
             }
             Some((session, None)) => {
@@ -264,10 +268,10 @@ impl Upstream {
             return; // The request is over: its late progress has no one to go to.
         };
         if let Some(original) = &c.progress {
-            deliver(
-                &c.reply,
-                Out::Interim(Bytes::from(jsonrpc::replace_id(view.text, p.token, original))),
-            );
+            let progress = Out::Interim(Bytes::from(jsonrpc::replace_id(view.text, p.token, original)));
+            if deliver(&c.reply, progress) == Delivery::Full {
+                c.session.dropped(self.name(), Where::Call);
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::super::metrics::wait_sample;
+use super::super::metrics::{sample, scrape, wait_sample};
 use super::super::support::{error_message, fixture_server, Gateway, SLACK};
 use super::memory::{assert_grew_less_than, peak_rss_kib};
 use crate::harness::{eventually, Cookie, Mode};
@@ -120,10 +120,15 @@ fn carriers_running(cookie: &Cookie, flag: &str) -> Vec<i32> {
         .collect()
 }
 
+/// A call's stream holds at most 256 messages: what its client does not read as fast as the
+/// server writes is dropped (the answer never is), counted by server in
+/// `tether_dropped_messages_total`, and told at warn level at most once per 10 s. The client
+/// here reads nothing until the counter moves, so drops are certain; every notification is then
+/// either read or counted.
 #[test]
 fn a_notification_flood_reaches_its_caller_and_the_answer_follows() {
     let cookie = Cookie::new();
-    let n = 20_000;
+    let n = 100_000;
     let config = format!(
         "{}\n{}",
         fixture_server(
@@ -138,24 +143,40 @@ fn a_notification_flood_reaches_its_caller_and_the_answer_follows() {
     let mut c = gw.client(Some("chatty"));
     c.initialize();
     let before = peak_rss_kib(gw.pid());
-    let r = c.post(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "after the flood"}}}));
-    let messages = r.messages();
-    let notes = messages
-        .iter()
-        .filter(|m| m["method"] == "notifications/message")
-        .count();
-    let answer = messages.iter().find(|m| m["id"] == 9).cloned().unwrap_or(Value::Null);
+    let started = std::time::Instant::now();
+    let mut s = c.stream(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "after the flood"}}}));
+    let dropped = "tether_dropped_messages_total{server=\"chatty\",where=\"call\"}";
+    wait_sample(&cookie, dropped, 1.0);
+    gw.wait_log("dropped 1 message for a client that does not read as fast as the server writes: a call's stream full (256 messages)");
+    let (mut notes, mut answer) = (0, Value::Null);
+    while let Some(m) = s.next(SLACK) {
+        if m["id"] == 9 {
+            answer = m;
+            break;
+        }
+        notes += usize::from(m["method"] == "notifications/message");
+    }
     assert_eq!(
         answer.pointer("/result/content/0/text"),
         Some(&json!("after the flood")),
         "{answer}"
     );
-    // A call's stream holds at most 256 messages: what a reader cannot take as fast as the
-    // server writes is dropped (the answer never is), and said at debug level.
-    assert!(notes > 0 && notes <= n, "{notes} notifications");
-    if notes < n {
-        gw.wait_log("a call's stream is full (256 messages): dropped an interim message");
-    }
+    // The reader routes in order: every drop was counted before the answer was.
+    let counted = sample(&scrape(&cookie), dropped).unwrap_or_default();
+    assert!(notes > 0 && notes < n, "{notes} notifications");
+    assert_eq!(counted as usize, n - notes, "{notes} read, {counted} counted dropped");
+    let warnings = gw
+        .log
+        .lines()
+        .iter()
+        .filter(|l| l.contains("does not read as fast"))
+        .count();
+    let intervals = started.elapsed().as_secs() / 10;
+    assert!(
+        warnings as u64 <= intervals + 1,
+        "{warnings} warnings in {} intervals of 10 s",
+        intervals + 1
+    );
     assert_grew_less_than(gw.pid(), before, 50, "a notification flood");
     let mut other = gw.client(Some("fx"));
     other.initialize();
