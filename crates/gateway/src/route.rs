@@ -79,7 +79,17 @@ impl Call {
         let answer = match next {
             Ok(Some(Out::Interim(m))) => return Some(Out::Interim(m)),
             Ok(Some(Out::Answer(m))) => match &self.filter {
-                Some(f) => filter_tools(m, f),
+                Some(f) => filter_tools(m, f).unwrap_or_else(|why| {
+                    crate::metrics::upstream_error(self.lease.upstream.name(), "malformed");
+                    jsonrpc::error_response(
+                        &self.client_id,
+                        code::SERVER_UNAVAILABLE,
+                        &format!(
+                            "server {:?}: its tools/list answer cannot be filtered (its tools filter), so none of it is passed on: {why}",
+                            self.lease.upstream.name()
+                        ),
+                    )
+                }),
                 None => m,
             },
             Ok(None) => jsonrpc::error_response(
@@ -414,15 +424,15 @@ fn progress_token(params: Option<&RawValue>) -> Result<Option<&RawValue>, ()> {
     Ok(parsed.meta.and_then(|m| m.token))
 }
 
-/// A `tools/list` answer with the tools the filter refuses taken out.
-fn filter_tools(answer: Bytes, filter: &ToolFilter) -> Bytes {
-    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&answer) else {
-        return answer;
-    };
+/// A `tools/list` answer with the tools the filter refuses taken out; why not, when it cannot be
+/// read (nested past [`jsonrpc::MAX_DEPTH`], a string serde cannot hold): then nothing of it may
+/// pass, or a tool the filter refuses would.
+fn filter_tools(answer: Bytes, filter: &ToolFilter) -> Result<Bytes, String> {
+    let mut v = serde_json::from_slice::<serde_json::Value>(&answer).map_err(|e| jsonrpc::why_not_json(&e, &answer))?;
     if let Some(tools) = v.pointer_mut("/result/tools").and_then(|t| t.as_array_mut()) {
         tools.retain(|t| t.get("name").and_then(|n| n.as_str()).is_some_and(|n| filter.allows(n)));
     }
-    serde_json::to_vec(&v).map(Bytes::from).unwrap_or(answer)
+    serde_json::to_vec(&v).map(Bytes::from).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -462,7 +472,17 @@ mod tests {
             include: None,
             exclude: vec!["b".into()],
         };
-        let out: serde_json::Value = serde_json::from_slice(&filter_tools(answer, &f)).unwrap();
+        let out: serde_json::Value = serde_json::from_slice(&filter_tools(answer, &f).unwrap()).unwrap();
         assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 1);
+        // An answer too deep to read is refused whole, never passed on unfiltered.
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{{"name":"b","x":{}1{}}}]}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            filter_tools(Bytes::from(deep), &f).unwrap_err(),
+            "nested 204 deep, deeper than the 128 levels Tether reads"
+        );
     }
 }

@@ -109,6 +109,12 @@ pub struct Args {
     #[arg(long)]
     pub reply_unsolicited: bool,
 
+    /// Answer each `tools/list` and `tools/call` with a result that also carries a value
+    /// nested N deep (`"deep":{"a":{"a":…1}}`), written as bytes: no recursive parser (nor
+    /// serializer) could build it.
+    #[arg(long, value_name = "N")]
+    pub deep_reply: Option<usize>,
+
     /// Ignored: an argument a test can give any text (shell metacharacters) and read back
     /// from `/proc/PID/cmdline`.
     #[arg(long, value_name = "TEXT")]

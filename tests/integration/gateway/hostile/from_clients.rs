@@ -76,6 +76,13 @@ fn over_http_a_huge_deep_or_ill_typed_message_is_refused_and_hurts_no_one() {
         &[],
     );
     assert_eq!(r.status, 400, "{}", r.text());
+    // It is refused at its first level, as a batch (the gateway never reads deeper there).
+    assert_eq!(
+        error_message(&r.messages().pop().unwrap_or(Value::Null)),
+        "JSON-RPC batches are not part of protocol revision 2025-06-18 (only 2025-03-26)",
+        "{}",
+        r.text()
+    );
     for id in WRONG_IDS {
         let r = c.post_raw(
             format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#).as_bytes(),
@@ -129,6 +136,14 @@ fn over_stdio_a_huge_deep_or_ill_typed_line_is_refused_and_the_next_one_served()
     assert_eq!(answer["id"], 41, "{answer}");
     assert!(
         error_message(&answer).starts_with("parse error: recursion limit exceeded"),
+        "{answer}"
+    );
+    // Nesting where the gateway looks: refused at its first level (not an object).
+    gw.send_bytes(format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000)).as_bytes());
+    let answer = gw.next_message();
+    assert_eq!(
+        error_message(&answer),
+        "not a JSON-RPC message: invalid type: sequence, expected a string",
         "{answer}"
     );
     for id in WRONG_IDS {

@@ -1,6 +1,7 @@
 //! Hostile servers: a stderr that never ends (nor is UTF-8), a stdout closed by a process that
-//! stays alive, a flood of notifications, answers to requests never sent. Garbage, invalid UTF-8, truncated
-//! and oversized answers are `bad_input`'s; a server that stops reading is `teardown`'s.
+//! stays alive, a flood of notifications, answers to requests never sent, answers nested
+//! 100,000 deep. Garbage, invalid UTF-8, truncated and oversized answers are `bad_input`'s; a
+//! server that stops reading is `teardown`'s.
 
 use serde_json::{json, Value};
 
@@ -202,5 +203,74 @@ fn answers_to_requests_never_sent_are_dropped_and_the_real_answer_arrives() {
     }
     gw.wait_log("an answer to no request in flight: 987654321");
     gw.wait_log("an answer to no request in flight: \"never-sent\"");
+    gw.shut_down(&cookie);
+}
+
+/// A server's answers nested 100,000 deep. The gateway routes answers as bytes (it splices the
+/// id, it does not read the result), so a call's answer passes through whole, and nothing can
+/// overflow the gateway's stack. Where the gateway must read an answer (a listing it filters
+/// or aggregates), it reads at most 128 levels: the filtered listing is refused whole, never
+/// passed on unfiltered, and the aggregated listing leaves that server out, each naming the
+/// depth.
+#[test]
+fn a_server_answer_nested_100000_deep_passes_through_or_is_refused_naming_its_depth() {
+    let cookie = Cookie::new();
+    let config = format!(
+        "{}\n{}",
+        fixture_server(
+            "deep",
+            &cookie,
+            &["--deep-reply", "100000"],
+            "tools = { exclude = [\"no_such_tool\"] }"
+        ),
+        fixture_server("fx", &cookie, &[], "")
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut c = gw.client(Some("deep"));
+    c.initialize();
+    let nested = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+    let r = c.post(&json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "through"}}}));
+    let text = r.text();
+    assert!(
+        text.contains(&format!(r#"{{"jsonrpc":"2.0","id":41,"result":{{"deep":{nested},"#)),
+        "the answer did not pass through whole under the client's id: {}…",
+        text.chars().take(300).collect::<String>()
+    );
+    assert!(
+        text.contains(r#""text":"through""#),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+
+    let listing = c.post(&json!({"jsonrpc": "2.0", "id": 42, "method": "tools/list"}));
+    let answer = listing.messages().pop().unwrap_or(Value::Null);
+    assert_eq!(answer["id"], 42, "{answer}");
+    assert_eq!(
+        error_message(&answer),
+        "server \"deep\": its tools/list answer cannot be filtered (its tools filter), so none of it is passed on: nested 100002 deep, deeper than the 128 levels Tether reads",
+        "{answer}"
+    );
+
+    let mut all = gw.client(None);
+    all.initialize();
+    let tools = all.request("tools/list", json!({}));
+    let names: Vec<&str> = tools
+        .pointer("/result/tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(!names.is_empty(), "the other server's tools are listed: {tools}");
+    assert!(!names.iter().any(|n| n.starts_with("deep__")), "{tools}");
+    gw.wait_log("left out of tools/list: its answer cannot be read: nested 100002 deep, deeper than the 128 levels Tether reads");
+    let again = c.post(&json!({"jsonrpc": "2.0", "id": 43, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "serves on"}}}));
+    assert!(
+        again.text().contains(r#""text":"serves on""#),
+        "the deep server stopped serving"
+    );
+    let mut other = gw.client(Some("fx"));
+    other.initialize();
+    other.echo("and so does another");
     gw.shut_down(&cookie);
 }
