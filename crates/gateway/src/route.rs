@@ -19,7 +19,7 @@ use crate::gateway::Gateway;
 use crate::jsonrpc::{self, code, Kind, View};
 use crate::pool::{AcquireError, Lease};
 use crate::session::{Endpoint, Mode, Session};
-use crate::upstream::{ClientRoute, Out, Route};
+use crate::upstream::{ClientRoute, Out, Route, Upstream};
 
 /// What the front door answers a client's message with.
 pub enum Reply {
@@ -244,41 +244,10 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
     let up = lease.upstream.clone();
     let tools = &up.server.tools;
     let filter = (view.method() == "tools/list" && !tools.is_all()).then(|| tools.clone());
-    let upstream_id = up.reserve_id();
-    let own_id = upstream_id.to_string();
-    // The upstream id is the request's id and, when it asks for progress, its token too.
-    let (message, progress) = match (token, view.id) {
-        (None, _) => (Some(view.with_id(&own_id)), None),
-        (Some(token), Some(old)) => (
-            jsonrpc::replace_many(view.text, &[(old, own_id.as_str()), (token, own_id.as_str())]),
-            Some(token.get().into()),
-        ),
-        (Some(_), None) => (None, None),
+    let (upstream_id, rx) = match send_upstream(&up, session, view, token) {
+        Ok(sent) => sent,
+        Err(answer) => return Reply::Now(answer),
     };
-    let Some(message) = message.map(Bytes::from) else {
-        return Reply::Now(jsonrpc::error_response(
-            id,
-            code::INVALID_PARAMS,
-            "the progressToken could not be replaced in the request",
-        ));
-    };
-    let (tx, rx) = mpsc::channel(crate::upstream::CALL_QUEUE);
-    let route = Route::Client(ClientRoute {
-        session: session.clone(),
-        client_id: id.into(),
-        reply: tx,
-        progress,
-        parked: false,
-    });
-    session.request_sent(id, &up, upstream_id);
-    if let Err(why) = up.send_request(upstream_id, message, route) {
-        session.request_done(id);
-        return Reply::Now(jsonrpc::error_response(
-            id,
-            code::SERVER_UNAVAILABLE,
-            &format!("server {:?}: {why}", up.name()),
-        ));
-    }
     let timeout = up.server.request_timeout;
     Reply::Later(Call {
         rx,
@@ -294,6 +263,55 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
         tool_call: (view.method() == "tools/call").then(std::time::Instant::now),
         _busy: gw.busy(),
     })
+}
+
+/// Sends a client's request to `up` under a fresh upstream id: the id (and the progress
+/// `token`, when it asks for progress) spliced in the request's bytes, its route kept so the
+/// answer goes back to this client under its own id (see `upstream::reader`). The upstream id
+/// and the call's stream; or the error answer for the client.
+pub(crate) fn send_upstream(
+    up: &Arc<Upstream>,
+    session: &Arc<Session>,
+    view: &View<'_>,
+    token: Option<&RawValue>,
+) -> Result<(u64, mpsc::Receiver<Out>), Bytes> {
+    let id = view.id.map_or("null", |i| i.get());
+    let upstream_id = up.reserve_id();
+    let own_id = upstream_id.to_string();
+    // The upstream id is the request's id and, when it asks for progress, its token too.
+    let (message, progress) = match (token, view.id) {
+        (None, _) => (Some(view.with_id(&own_id)), None),
+        (Some(token), Some(old)) => (
+            jsonrpc::replace_many(view.text, &[(old, own_id.as_str()), (token, own_id.as_str())]),
+            Some(token.get().into()),
+        ),
+        (Some(_), None) => (None, None),
+    };
+    let Some(message) = message.map(Bytes::from) else {
+        return Err(jsonrpc::error_response(
+            id,
+            code::INVALID_PARAMS,
+            "the progressToken could not be replaced in the request",
+        ));
+    };
+    let (tx, rx) = mpsc::channel(crate::upstream::CALL_QUEUE);
+    let route = Route::Client(ClientRoute {
+        session: session.clone(),
+        client_id: id.into(),
+        reply: tx,
+        progress,
+        parked: false,
+    });
+    session.request_sent(id, up, upstream_id);
+    if let Err(why) = up.send_request(upstream_id, message, route) {
+        session.request_done(id);
+        return Err(jsonrpc::error_response(
+            id,
+            code::SERVER_UNAVAILABLE,
+            &format!("server {:?}: {why}", up.name()),
+        ));
+    }
+    Ok((upstream_id, rx))
 }
 
 fn notification(gw: &Gateway, session: &Arc<Session>, view: &View<'_>) {

@@ -13,6 +13,8 @@
 pub mod http;
 pub mod modern;
 mod reader;
+#[cfg(test)]
+mod remap_props;
 mod start;
 mod writer;
 
