@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::super::metrics::{sample, scrape, wait_sample};
-use super::super::support::{error_message, fixture_server, Gateway, SLACK};
+use super::super::support::{error_message, fixture_server, names, Gateway, SLACK};
 use super::memory::{assert_grew_less_than, peak_rss_kib};
 use crate::harness::{eventually, Cookie, Mode};
 
@@ -254,13 +254,7 @@ fn a_server_answer_nested_100000_deep_passes_through_or_is_refused_naming_its_de
     let mut all = gw.client(None);
     all.initialize();
     let tools = all.request("tools/list", json!({}));
-    let names: Vec<&str> = tools
-        .pointer("/result/tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = names(&tools, "tools");
     assert!(!names.is_empty(), "the other server's tools are listed: {tools}");
     assert!(!names.iter().any(|n| n.starts_with("deep__")), "{tools}");
     gw.wait_log("left out of tools/list: its answer cannot be read: nested 100002 deep, deeper than the 128 levels Tether reads");
