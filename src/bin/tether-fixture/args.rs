@@ -100,6 +100,11 @@ pub struct Args {
     #[arg(long)]
     pub close_stdout_and_stay: bool,
 
+    /// At the first `tools/call`, instead of answering it, close stdout and stay alive until
+    /// killed (the call is then in flight when the reader sees its end of file).
+    #[arg(long)]
+    pub close_stdout_at_call: bool,
+
     /// Before each `tools/call` answer, send N `notifications/message` log messages.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub notification_flood: u64,

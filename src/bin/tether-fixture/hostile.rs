@@ -21,16 +21,20 @@ pub fn before_serving(args: &Args) -> Result<()> {
         std::thread::spawn(flood_stderr);
     }
     if args.close_stdout_and_stay {
-        // /dev/null in stdout's place closes the pipe: whoever reads its other end sees its end
-        // of file; the process stays (until killed).
-        let null = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/null")
-            .context("opening /dev/null")?;
-        nix::unistd::dup2_stdout(&null).context("closing stdout")?;
-        crate::signals::block_forever();
+        close_stdout_and_stay()?;
     }
     Ok(())
+}
+
+/// Closes stdout and stays alive (until killed): /dev/null in stdout's place closes the pipe,
+/// so whoever reads its other end sees its end of file.
+pub fn close_stdout_and_stay() -> Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    nix::unistd::dup2_stdout(&null).context("closing stdout")?;
+    crate::signals::block_forever();
 }
 
 /// Writes numbered lines to stderr for as long as the process lives (blocking whenever the

@@ -4,7 +4,8 @@
 //! cheap, and every line written is flushed at once so clients never wait on
 //! buffering. Plans from `rpc` are carried out here, and so are the
 //! misbehaviours that spoil answers (`--slow`, `--garbage`, `--exit-after`,
-//! `--bad-utf8-reply`, `--bad-json-reply`, and `hostile`'s floods and unsolicited answers).
+//! `--bad-utf8-reply`, `--bad-json-reply`, `--close-stdout-at-call`, and `hostile`'s floods,
+//! unsolicited and deep answers).
 
 use crate::args::Args;
 use crate::plan::{Answer, Finish, Step};
@@ -170,6 +171,10 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
     fn answer(&mut self, id: &Value, answer: &Answer, tool_call: bool, deep: Option<usize>) -> Result<(), Stop> {
         if let Some(ms) = self.args.slow {
             std::thread::sleep(Duration::from_millis(ms));
+        }
+        if tool_call && self.args.close_stdout_at_call {
+            self.out.flush().context("flushing stdout")?;
+            crate::hostile::close_stdout_and_stay()?;
         }
         let bytes = match (
             tool_call,

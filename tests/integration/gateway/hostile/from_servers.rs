@@ -60,53 +60,76 @@ fn flood_line(line: &str) -> Option<u64> {
 
 /// The server inherits its stdout from its shim, which lets go of its own copy once the server
 /// has it: the gateway reads the end of file the moment the server closes it, and ends the
-/// instance then, not at a timeout. The `startup_timeout` is one no test waits for, so an
-/// answer within the deadline proves it was not the timeout that ended it.
+/// instance then, not at a timeout. Two such servers: one closes it at start (its `initialize`
+/// is in flight), one at its first `tools/call` (that call is). Their timeouts are ones no test
+/// waits for, so an answer within the deadline proves it was not a timeout that ended them.
 #[test]
 fn a_server_that_closes_stdout_and_stays_is_ended_at_once() {
     let cookie = Cookie::new();
     let config = format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         fixture_server(
             "mute",
             &cookie,
             &["--close-stdout-and-stay"],
             "startup_timeout = \"1h\""
         ),
+        fixture_server(
+            "later",
+            &cookie,
+            &["--close-stdout-at-call"],
+            "request_timeout = \"1h\""
+        ),
         fixture_server("fx", &cookie, &[], "")
     );
     let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut c = gw.client(Some("mute"));
-    std::thread::spawn(move || {
-        let _ = tx.send(c.try_initialize());
+    let mut mute = gw.client(Some("mute"));
+    let answer = within_slack(&gw, "initialize", move || mute.try_initialize().1);
+    ended_at_once(&gw, &cookie, "mute", "--close-stdout-and-stay", &answer);
+    let mut later = gw.client(Some("later"));
+    later.initialize();
+    let answer = within_slack(&gw, "tools/call", move || {
+        later.call_tool("echo", json!({"text": "never"}))
     });
-    let (_, answer) = rx
-        .recv_timeout(SLACK)
-        .unwrap_or_else(|_| panic!("initialize got no answer within {SLACK:?}; log:\n{}", gw.log()));
+    ended_at_once(&gw, &cookie, "later", "--close-stdout-at-call", &answer);
+    let mut other = gw.client(Some("fx"));
+    other.initialize();
+    other.echo("served beside them");
+    gw.shut_down(&cookie);
+}
+
+/// What `ask` gets, on a thread of its own, failing the test when it takes longer than SLACK.
+fn within_slack(gw: &Gateway, what: &str, ask: impl FnOnce() -> Value + Send + 'static) -> Value {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(ask());
+    });
+    rx.recv_timeout(SLACK)
+        .unwrap_or_else(|_| panic!("{what} got no answer within {SLACK:?}; log:\n{}", gw.log()))
+}
+
+/// The call in flight on `server` got the reason, and the server (the fixture run with `flag`)
+/// is ended with its tree and its shim, counted as a failure.
+fn ended_at_once(gw: &Gateway, cookie: &Cookie, server: &str, flag: &str, answer: &Value) {
     assert_eq!(
-        error_message(&answer),
-        "server \"mute\": the server closed its stdout but did not exit",
+        error_message(answer),
+        format!("server {server:?}: the server closed its stdout but did not exit"),
         "{answer}"
     );
-    // The process that stayed is ended with its tree (and its shim), counted as a failure.
     let mut left = Vec::new();
     assert!(
         eventually(SLACK, || {
-            left = carriers_running(&cookie, "--close-stdout-and-stay");
+            left = carriers_running(cookie, flag);
             left.is_empty()
         }),
-        "the mute server's tree outlived its end: {left:?}"
+        "server {server:?}'s tree outlived its end: {left:?}; log:\n{}",
+        gw.log()
     );
     wait_sample(
-        &cookie,
-        "tether_instances_ended_total{server=\"mute\",reason=\"server_failed\"}",
+        cookie,
+        &format!("tether_instances_ended_total{{server={server:?},reason=\"server_failed\"}}"),
         1.0,
     );
-    let mut other = gw.client(Some("fx"));
-    other.initialize();
-    other.echo("served beside it");
-    gw.shut_down(&cookie);
 }
 
 /// The test's live processes whose command line holds `flag` (a shim's holds its server's).
