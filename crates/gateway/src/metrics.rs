@@ -272,6 +272,16 @@ pub fn dropped(name: &str, at: crate::dropped::Where) {
     get().dropped.get_or_create(&labels).inc();
 }
 
+/// How many messages of server `name`'s were dropped at `at` so far (for unit tests).
+#[cfg(test)]
+pub fn dropped_so_far(name: &str, at: crate::dropped::Where) -> u64 {
+    let labels = DropLabels {
+        server: name.to_string(),
+        r#where: at.label(),
+    };
+    get().dropped.get_or_create(&labels).get()
+}
+
 /// The cap `cap` refused a start or a session.
 pub fn cap_hit(cap: &'static str) {
     get().caps_hit.get_or_create(&CapLabel { cap }).inc();

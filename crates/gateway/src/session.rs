@@ -521,9 +521,14 @@ mod tests {
         for _ in 0..STREAM_QUEUE {
             assert!(s.push(Bytes::from_static(b"{}")));
         }
+        let counted = crate::metrics::dropped_so_far("", Where::Session);
         assert!(
             !s.push(Bytes::from_static(b"{}")),
             "the message past the queue is refused"
+        );
+        assert!(
+            crate::metrics::dropped_so_far("", Where::Session) > counted,
+            "and counted dropped"
         );
         assert!(!s.push(Bytes::from_static(b"{}")), "and the stream stays closed");
         assert!(rx.is_closed(), "the gateway let go of the stream");
