@@ -173,3 +173,35 @@ fn over_stdio_a_huge_deep_or_ill_typed_line_is_refused_and_the_next_one_served()
     gw.close();
     cookie.assert_none_survive(SLACK);
 }
+
+/// A 2026-07-28 request (no `initialize`: the envelope in `params._meta`) whose arguments nest
+/// 100,000 deep: the stdio front door reads the envelope without building values, so the
+/// request is known for what it is and passed on; the server's own parser refuses it, and its
+/// error reaches the client under the client's id.
+#[test]
+fn over_stdio_a_2026_request_nested_100000_deep_reaches_the_server() {
+    let cookie = Cookie::new();
+    let mut gw = StdioGateway::start(&cookie, &config(&cookie));
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    gw.send_bytes(
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":51,\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":{}}},{meta}}}}}\n",
+            nested(100_000)
+        )
+        .as_bytes(),
+    );
+    let answer = gw.next_message();
+    assert_eq!(answer["id"], 51, "{answer}");
+    assert!(
+        error_message(&answer).starts_with("parse error: recursion limit exceeded"),
+        "{answer}"
+    );
+    let params: Value = serde_json::from_str(&format!(
+        r#"{{"name":"echo","arguments":{{"text":"served on"}},{meta}}}"#
+    ))
+    .expect("params");
+    let a = gw.ask(52, "tools/call", params);
+    assert_eq!(a.pointer("/result/content/0/text"), Some(&json!("served on")), "{a}");
+    gw.close();
+    cookie.assert_none_survive(SLACK);
+}
