@@ -18,10 +18,10 @@ pub enum Cause {
     Shutdown,
     /// An operator ended it through the admin API (`tether kill`, the dashboard).
     Admin,
-    /// The server went away by itself: it closed its output, its stream ended.
+    /// The server went away by itself: it exited, its stream (over HTTP) ended.
     ServerExited,
     /// The server misbehaved: no answer to initialize in time, a refused handshake, input it
-    /// stopped reading.
+    /// stopped reading, a stdout it closed while it lives on.
     ServerFailed,
     /// Whoever asked for it went away before it was ready.
     Abandoned,

@@ -116,7 +116,8 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, Malformed> {
 impl<'a> View<'a> {
     /// Parses one message (an object; arrays are batches, see [`split_batch`]).
     pub fn parse(text: &'a str) -> Result<View<'a>, Malformed> {
-        let f: Fields<'a> = serde_json::from_str(text).map_err(|e| Malformed::NotJson(short(&e)))?;
+        let f: Fields<'a> =
+            serde_json::from_str(text).map_err(|e| Malformed::NotJson(why_not_json(&e, text.as_bytes())))?;
         if f.jsonrpc.as_deref() != Some("2.0") {
             return Err(Malformed::NotJsonRpc("\"jsonrpc\" must be \"2.0\""));
         }
@@ -231,7 +232,8 @@ pub fn is_batch(text: &str) -> bool {
 
 /// The messages of a batch, as raw JSON each.
 pub fn split_batch(text: &str) -> Result<Vec<&RawValue>, Malformed> {
-    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| Malformed::NotJson(short(&e)))?;
+    let items: Vec<&RawValue> =
+        serde_json::from_str(text).map_err(|e| Malformed::NotJson(why_not_json(&e, text.as_bytes())))?;
     if items.is_empty() {
         return Err(Malformed::NotJsonRpc("an empty batch"));
     }
@@ -275,9 +277,68 @@ fn short(e: &serde_json::Error) -> String {
     s.split(" at line ").next().unwrap_or(&s).to_string()
 }
 
+/// How deep serde_json builds a value before it refuses (its recursion limit): the deepest
+/// JSON the gateway reads into a value. Routed messages are not read that deep (ids are
+/// spliced, params and results skipped without recursion), so this bounds only what the
+/// gateway looks inside: a filtered listing, an aggregated one, an `initialize` answer.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why `text` could not be read: serde's reason, or for JSON nested past [`MAX_DEPTH`] how
+/// deep it is (serde's own words, "recursion limit exceeded", name neither).
+pub fn why_not_json(e: &serde_json::Error, text: &[u8]) -> String {
+    if e.is_syntax() && e.to_string().starts_with("recursion limit exceeded") {
+        return format!(
+            "nested {} deep, deeper than the {MAX_DEPTH} levels Tether reads",
+            depth(text)
+        );
+    }
+    short(e)
+}
+
+/// The deepest nesting of arrays and objects in `text`, read without recursion (strings and
+/// their escapes skipped); for bytes that are not JSON, a best guess.
+pub fn depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depth_is_counted_without_recursion_and_strings_do_not_count() {
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(depth(deep.as_bytes()), 100_000);
+        assert_eq!(depth(br#"{"a":"[[[{{\"]]","b":[{"c":[]}]}"#), 4);
+        let e = serde_json::from_str::<serde_json::Value>(&deep).unwrap_err();
+        assert_eq!(
+            why_not_json(&e, deep.as_bytes()),
+            "nested 100000 deep, deeper than the 128 levels Tether reads"
+        );
+        let e = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        assert_eq!(why_not_json(&e, b"{"), "EOF while parsing an object");
+    }
 
     #[test]
     fn kinds() {

@@ -19,6 +19,7 @@ pub mod admin;
 pub mod aggregate;
 pub mod cause;
 pub mod config;
+pub mod dropped;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzz_entry;

@@ -51,6 +51,13 @@ pub struct ErrorLabels {
     pub kind: &'static str,
 }
 
+/// A server and the stream a message of its was dropped from ([`crate::dropped::Where`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub server: String,
+    pub r#where: &'static str,
+}
+
 /// Which cap refused.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CapLabel {
@@ -89,6 +96,7 @@ pub struct Metrics {
     sessions_ended: Family<ReasonLabel, Counter>,
     escalated: Family<ServerLabel, Counter>,
     upstream_errors: Family<ErrorLabels, Counter>,
+    dropped: Family<DropLabels, Counter>,
     caps_hit: Family<CapLabel, Counter>,
     sweeps: Counter,
     swept: Counter,
@@ -111,6 +119,7 @@ impl Metrics {
             sessions_ended: Family::default(),
             escalated: Family::default(),
             upstream_errors: Family::default(),
+            dropped: Family::default(),
             caps_hit: Family::default(),
             sweeps: Counter::default(),
             swept: Counter::default(),
@@ -156,6 +165,11 @@ impl Metrics {
             "upstream_errors",
             "Trouble from servers, by server and kind (start, failed, exited, malformed, too_long, timeout)",
             m.upstream_errors.clone(),
+        );
+        registry.register(
+            "dropped_messages",
+            "Messages for a client dropped because it did not read them as fast as its server sent them, by server and the stream that was full (call, session); the answers to calls are never dropped",
+            m.dropped.clone(),
         );
         registry.register(
             "caps_hit",
@@ -247,6 +261,25 @@ pub fn upstream_error(name: &str, kind: &'static str) {
         kind,
     };
     get().upstream_errors.get_or_create(&labels).inc();
+}
+
+/// A message of server `name`'s for a client was dropped, its stream `at` full.
+pub fn dropped(name: &str, at: crate::dropped::Where) {
+    let labels = DropLabels {
+        server: name.to_string(),
+        r#where: at.label(),
+    };
+    get().dropped.get_or_create(&labels).inc();
+}
+
+/// How many messages of server `name`'s were dropped at `at` so far (for unit tests).
+#[cfg(test)]
+pub fn dropped_so_far(name: &str, at: crate::dropped::Where) -> u64 {
+    let labels = DropLabels {
+        server: name.to_string(),
+        r#where: at.label(),
+    };
+    get().dropped.get_or_create(&labels).get()
 }
 
 /// The cap `cap` refused a start or a session.

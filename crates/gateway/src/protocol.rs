@@ -114,8 +114,10 @@ impl ClientInit {
     }
 
     /// Whether the client declared the capability `name` (`sampling`, `elicitation`, `roots`).
+    /// Only the keys are read (the values stay raw), so no nesting inside a capability can
+    /// hide the others past serde's recursion limit.
     pub fn has_capability(&self, name: &str) -> bool {
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(self.capabilities.get())
+        serde_json::from_str::<std::collections::HashMap<String, &RawValue>>(self.capabilities.get())
             .is_ok_and(|m| m.contains_key(name))
     }
 }
@@ -166,6 +168,12 @@ mod tests {
         let raw = RawValue::from_string(r#"{"protocolVersion":"2025-06-18","capabilities":{"sampling":{}},"clientInfo":{"name":"c","version":"1"}}"#.into()).unwrap();
         let c = ClientInit::parse(Some(&raw)).unwrap();
         assert!(c.has_capability("sampling") && !c.has_capability("roots"));
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let raw = RawValue::from_string(format!(
+            r#"{{"protocolVersion":"2025-06-18","capabilities":{{"experimental":{deep},"sampling":{{}}}}}}"#
+        ))
+        .unwrap();
+        assert!(ClientInit::parse(Some(&raw)).unwrap().has_capability("sampling"));
         let p: serde_json::Value = serde_json::from_str(&initialize_params(Some(&c))).unwrap();
         assert_eq!(p["clientInfo"]["name"], "c");
         let p: serde_json::Value = serde_json::from_str(&initialize_params(None)).unwrap();

@@ -19,7 +19,7 @@ use crate::gateway::Gateway;
 use crate::jsonrpc::{self, code, Kind, View};
 use crate::pool::{AcquireError, Lease};
 use crate::session::{Endpoint, Mode, Session};
-use crate::upstream::{ClientRoute, Out, Route};
+use crate::upstream::{ClientRoute, Out, Route, Upstream};
 
 /// What the front door answers a client's message with.
 pub enum Reply {
@@ -79,7 +79,17 @@ impl Call {
         let answer = match next {
             Ok(Some(Out::Interim(m))) => return Some(Out::Interim(m)),
             Ok(Some(Out::Answer(m))) => match &self.filter {
-                Some(f) => filter_tools(m, f),
+                Some(f) => filter_tools(m, f).unwrap_or_else(|why| {
+                    crate::metrics::upstream_error(self.lease.upstream.name(), "malformed");
+                    jsonrpc::error_response(
+                        &self.client_id,
+                        code::SERVER_UNAVAILABLE,
+                        &format!(
+                            "server {:?}: its tools/list answer cannot be filtered (its tools filter), so none of it is passed on: {why}",
+                            self.lease.upstream.name()
+                        ),
+                    )
+                }),
                 None => m,
             },
             Ok(None) => jsonrpc::error_response(
@@ -234,41 +244,10 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
     let up = lease.upstream.clone();
     let tools = &up.server.tools;
     let filter = (view.method() == "tools/list" && !tools.is_all()).then(|| tools.clone());
-    let upstream_id = up.reserve_id();
-    let own_id = upstream_id.to_string();
-    // The upstream id is the request's id and, when it asks for progress, its token too.
-    let (message, progress) = match (token, view.id) {
-        (None, _) => (Some(view.with_id(&own_id)), None),
-        (Some(token), Some(old)) => (
-            jsonrpc::replace_many(view.text, &[(old, own_id.as_str()), (token, own_id.as_str())]),
-            Some(token.get().into()),
-        ),
-        (Some(_), None) => (None, None),
+    let (upstream_id, rx) = match send_upstream(&up, session, view, token) {
+        Ok(sent) => sent,
+        Err(answer) => return Reply::Now(answer),
     };
-    let Some(message) = message.map(Bytes::from) else {
-        return Reply::Now(jsonrpc::error_response(
-            id,
-            code::INVALID_PARAMS,
-            "the progressToken could not be replaced in the request",
-        ));
-    };
-    let (tx, rx) = mpsc::channel(crate::upstream::CALL_QUEUE);
-    let route = Route::Client(ClientRoute {
-        session: session.clone(),
-        client_id: id.into(),
-        reply: tx,
-        progress,
-        parked: false,
-    });
-    session.request_sent(id, &up, upstream_id);
-    if let Err(why) = up.send_request(upstream_id, message, route) {
-        session.request_done(id);
-        return Reply::Now(jsonrpc::error_response(
-            id,
-            code::SERVER_UNAVAILABLE,
-            &format!("server {:?}: {why}", up.name()),
-        ));
-    }
     let timeout = up.server.request_timeout;
     Reply::Later(Call {
         rx,
@@ -284,6 +263,55 @@ pub async fn forward(gw: &Gateway, session: &Arc<Session>, server: &str, view: &
         tool_call: (view.method() == "tools/call").then(std::time::Instant::now),
         _busy: gw.busy(),
     })
+}
+
+/// Sends a client's request to `up` under a fresh upstream id: the id (and the progress
+/// `token`, when it asks for progress) spliced in the request's bytes, its route kept so the
+/// answer goes back to this client under its own id (see `upstream::reader`). The upstream id
+/// and the call's stream; or the error answer for the client.
+pub(crate) fn send_upstream(
+    up: &Arc<Upstream>,
+    session: &Arc<Session>,
+    view: &View<'_>,
+    token: Option<&RawValue>,
+) -> Result<(u64, mpsc::Receiver<Out>), Bytes> {
+    let id = view.id.map_or("null", |i| i.get());
+    let upstream_id = up.reserve_id();
+    let own_id = upstream_id.to_string();
+    // The upstream id is the request's id and, when it asks for progress, its token too.
+    let (message, progress) = match (token, view.id) {
+        (None, _) => (Some(view.with_id(&own_id)), None),
+        (Some(token), Some(old)) => (
+            jsonrpc::replace_many(view.text, &[(old, own_id.as_str()), (token, own_id.as_str())]),
+            Some(token.get().into()),
+        ),
+        (Some(_), None) => (None, None),
+    };
+    let Some(message) = message.map(Bytes::from) else {
+        return Err(jsonrpc::error_response(
+            id,
+            code::INVALID_PARAMS,
+            "the progressToken could not be replaced in the request",
+        ));
+    };
+    let (tx, rx) = mpsc::channel(crate::upstream::CALL_QUEUE);
+    let route = Route::Client(ClientRoute {
+        session: session.clone(),
+        client_id: id.into(),
+        reply: tx,
+        progress,
+        parked: false,
+    });
+    session.request_sent(id, up, upstream_id);
+    if let Err(why) = up.send_request(upstream_id, message, route) {
+        session.request_done(id);
+        return Err(jsonrpc::error_response(
+            id,
+            code::SERVER_UNAVAILABLE,
+            &format!("server {:?}: {why}", up.name()),
+        ));
+    }
+    Ok((upstream_id, rx))
 }
 
 fn notification(gw: &Gateway, session: &Arc<Session>, view: &View<'_>) {
@@ -414,15 +442,15 @@ fn progress_token(params: Option<&RawValue>) -> Result<Option<&RawValue>, ()> {
     Ok(parsed.meta.and_then(|m| m.token))
 }
 
-/// A `tools/list` answer with the tools the filter refuses taken out.
-fn filter_tools(answer: Bytes, filter: &ToolFilter) -> Bytes {
-    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&answer) else {
-        return answer;
-    };
+/// A `tools/list` answer with the tools the filter refuses taken out; why not, when it cannot be
+/// read (nested past [`jsonrpc::MAX_DEPTH`], a string serde cannot hold): then nothing of it may
+/// pass, or a tool the filter refuses would.
+fn filter_tools(answer: Bytes, filter: &ToolFilter) -> Result<Bytes, String> {
+    let mut v = serde_json::from_slice::<serde_json::Value>(&answer).map_err(|e| jsonrpc::why_not_json(&e, &answer))?;
     if let Some(tools) = v.pointer_mut("/result/tools").and_then(|t| t.as_array_mut()) {
         tools.retain(|t| t.get("name").and_then(|n| n.as_str()).is_some_and(|n| filter.allows(n)));
     }
-    serde_json::to_vec(&v).map(Bytes::from).unwrap_or(answer)
+    serde_json::to_vec(&v).map(Bytes::from).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -462,7 +490,17 @@ mod tests {
             include: None,
             exclude: vec!["b".into()],
         };
-        let out: serde_json::Value = serde_json::from_slice(&filter_tools(answer, &f)).unwrap();
+        let out: serde_json::Value = serde_json::from_slice(&filter_tools(answer, &f).unwrap()).unwrap();
         assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 1);
+        // An answer too deep to read is refused whole, never passed on unfiltered.
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{{"name":"b","x":{}1{}}}]}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            filter_tools(Bytes::from(deep), &f).unwrap_err(),
+            "nested 204 deep, deeper than the 128 levels Tether reads"
+        );
     }
 }

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc::{self, Sender};
 
+use crate::dropped::{Tally, Where};
 use crate::jsonrpc::{self, View};
 use crate::protocol::ClientInit;
-use crate::upstream::{Out, Upstream};
+use crate::upstream::{Delivery, Out, Upstream};
 
 /// Most messages waiting on a session's stream; past it the stream is closed.
 pub const STREAM_QUEUE: usize = 1024;
@@ -101,6 +102,8 @@ pub struct Session {
     one_request: std::sync::OnceLock<String>,
     /// For an aggregated session: where a server's list change is queued, to be looked at.
     watcher: std::sync::OnceLock<Sender<crate::aggregate::views::Change>>,
+    /// Messages dropped for this client, counted and told at most every 10 s.
+    drops: Tally,
 }
 
 /// Where an aggregated session's resources come from.
@@ -145,6 +148,7 @@ impl Session {
             views: Mutex::new(HashMap::new()),
             watcher: std::sync::OnceLock::new(),
             one_request: std::sync::OnceLock::new(),
+            drops: Tally::default(),
         }
     }
 
@@ -196,6 +200,8 @@ impl Session {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(session = %self.key, "its stream is not being read ({STREAM_QUEUE} messages waiting): closed it");
+                // A session's stream carries every server's messages: no server to name.
+                crate::metrics::dropped("", Where::Session);
                 *stream = None;
                 false
             }
@@ -204,6 +210,12 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// A message of `server`'s for this client was dropped, the stream `at` full: counted, and
+    /// told at most every [`crate::dropped::WARN_EVERY`].
+    pub fn dropped(&self, server: &str, at: Where) {
+        self.drops.dropped(&self.key, server, at);
     }
 
     /// Notes a `resources/subscribe` (or, with `on` false, `unsubscribe`) of the client's.
@@ -315,8 +327,8 @@ impl Session {
             );
         }
         let message = Bytes::from(view.with_id(&id));
-        let sent =
-            reply.is_some_and(|r| crate::upstream::deliver(&r, Out::Interim(message.clone()))) || self.push(message);
+        let sent = reply.is_some_and(|r| crate::upstream::deliver(&r, Out::Interim(message.clone())) == Delivery::Sent)
+            || self.push(message);
         if !sent {
             if let Ok(mut owed) = self.owed.lock() {
                 owed.remove(id.as_str());
@@ -509,9 +521,14 @@ mod tests {
         for _ in 0..STREAM_QUEUE {
             assert!(s.push(Bytes::from_static(b"{}")));
         }
+        let counted = crate::metrics::dropped_so_far("", Where::Session);
         assert!(
             !s.push(Bytes::from_static(b"{}")),
             "the message past the queue is refused"
+        );
+        assert!(
+            crate::metrics::dropped_so_far("", Where::Session) > counted,
+            "and counted dropped"
         );
         assert!(!s.push(Bytes::from_static(b"{}")), "and the stream stays closed");
         assert!(rx.is_closed(), "the gateway let go of the stream");

@@ -100,6 +100,11 @@ pub struct Args {
     #[arg(long)]
     pub close_stdout_and_stay: bool,
 
+    /// At the first `tools/call`, instead of answering it, close stdout and stay alive until
+    /// killed (the call is then in flight when the reader sees its end of file).
+    #[arg(long)]
+    pub close_stdout_at_call: bool,
+
     /// Before each `tools/call` answer, send N `notifications/message` log messages.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub notification_flood: u64,
@@ -108,6 +113,12 @@ pub struct Args {
     /// and "never-sent").
     #[arg(long)]
     pub reply_unsolicited: bool,
+
+    /// Answer each `tools/list` and `tools/call` with a result that also carries a value
+    /// nested N deep (`"deep":{"a":{"a":…1}}`), written as bytes: no recursive parser (nor
+    /// serializer) could build it.
+    #[arg(long, value_name = "N")]
+    pub deep_reply: Option<usize>,
 
     /// Ignored: an argument a test can give any text (shell metacharacters) and read back
     /// from `/proc/PID/cmdline`.

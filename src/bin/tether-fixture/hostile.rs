@@ -1,6 +1,7 @@
 //! Misbehaviours aimed at the gateway's limits rather than at one answer: a stderr that never
 //! ends, a stdout closed while the process lives on, a flood of notifications before each tool
-//! call's answer, and answers to requests the client never sent.
+//! call's answer, answers to requests the client never sent, and answers nested deeper than any
+//! recursive parser reads.
 //!
 //! Each is one flag (see `args`), so a test names exactly the hostile server it runs.
 
@@ -20,16 +21,20 @@ pub fn before_serving(args: &Args) -> Result<()> {
         std::thread::spawn(flood_stderr);
     }
     if args.close_stdout_and_stay {
-        // /dev/null in stdout's place closes the pipe: whoever reads its other end sees its end
-        // of file; the process stays (until killed).
-        let null = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/null")
-            .context("opening /dev/null")?;
-        nix::unistd::dup2_stdout(&null).context("closing stdout")?;
-        crate::signals::block_forever();
+        close_stdout_and_stay()?;
     }
     Ok(())
+}
+
+/// Closes stdout and stays alive (until killed): /dev/null in stdout's place closes the pipe,
+/// so whoever reads its other end sees its end of file.
+pub fn close_stdout_and_stay() -> Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    nix::unistd::dup2_stdout(&null).context("closing stdout")?;
+    crate::signals::block_forever();
 }
 
 /// Writes numbered lines to stderr for as long as the process lives (blocking whenever the
@@ -82,10 +87,37 @@ pub fn before_answer(args: &Args, tool_call: bool) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A result answer whose result also carries `"deep"`: a value nested `depth` deep, written as
+/// bytes (serde_json would refuse to build it, and recurse to serialize it).
+pub fn deep_answer(id: &Value, result: &Value, depth: usize) -> Result<Vec<u8>> {
+    let result = serde_json::to_string(result).context("serializing a result")?;
+    let rest = result.strip_prefix('{').context("a result that is not an object")?;
+    let comma = if rest == "}" { "" } else { "," };
+    let nested = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+    Ok(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"deep\":{nested}{comma}{rest}}}\n").into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn a_deep_answer_is_its_result_with_a_deep_value_beside() {
+        let bytes = deep_answer(&json!(7), &json!({"tools": []}), 3).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            v,
+            json!({"jsonrpc": "2.0", "id": 7, "result": {"deep": {"a": {"a": {"a": 1}}}, "tools": []}})
+        );
+        let empty: Value = serde_json::from_slice(&deep_answer(&json!("x"), &json!({}), 1).unwrap()).unwrap();
+        assert_eq!(empty["result"], json!({"deep": {"a": 1}}));
+        let far = deep_answer(&json!(1), &json!({}), 100_000).unwrap();
+        assert!(
+            serde_json::from_slice::<Value>(&far).is_err(),
+            "past serde's recursion limit"
+        );
+    }
 
     #[test]
     fn a_flood_and_unsolicited_answers_precede_tool_answers_only() {

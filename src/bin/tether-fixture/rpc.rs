@@ -38,6 +38,8 @@ pub struct Reply {
     pub id: Value,
     pub plan: Plan,
     pub tool_call: bool,
+    /// A `tools/list` or `tools/call`: its answer is the one `--deep-reply` nests.
+    pub tools: bool,
 }
 
 impl Session {
@@ -100,6 +102,7 @@ impl Session {
             id,
             plan,
             tool_call: method == "tools/call",
+            tools: matches!(method, "tools/call" | "tools/list"),
         })
     }
 
@@ -112,6 +115,7 @@ impl Session {
             id,
             plan: Plan::fail(RpcError::new(code, message)),
             tool_call: false,
+            tools: false,
         })
     }
 

@@ -4,7 +4,8 @@
 //! cheap, and every line written is flushed at once so clients never wait on
 //! buffering. Plans from `rpc` are carried out here, and so are the
 //! misbehaviours that spoil answers (`--slow`, `--garbage`, `--exit-after`,
-//! `--bad-utf8-reply`, `--bad-json-reply`, and `hostile`'s floods and unsolicited answers).
+//! `--bad-utf8-reply`, `--bad-json-reply`, `--close-stdout-at-call`, and `hostile`'s floods,
+//! unsolicited and deep answers).
 
 use crate::args::Args;
 use crate::plan::{Answer, Finish, Step};
@@ -153,7 +154,8 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
             Err(Stop::Cancelled) => return Ok(()),
             Err(e) => return Err(e),
         };
-        self.answer(&reply.id, &answer, reply.tool_call)
+        let deep = self.args.deep_reply.filter(|_| reply.tools);
+        self.answer(&reply.id, &answer, reply.tool_call, deep)
     }
 
     /// Writes one message line that is not an answer (no misbehaviour applies).
@@ -166,13 +168,24 @@ impl<'a, R: BufRead, W: Write> Conn<'a, R, W> {
     }
 
     /// Writes a request's answer, spoiled as the flags say.
-    fn answer(&mut self, id: &Value, answer: &Answer, tool_call: bool) -> Result<(), Stop> {
+    fn answer(&mut self, id: &Value, answer: &Answer, tool_call: bool, deep: Option<usize>) -> Result<(), Stop> {
         if let Some(ms) = self.args.slow {
             std::thread::sleep(Duration::from_millis(ms));
         }
-        let bytes = match (tool_call, self.args.bad_utf8_reply, self.args.bad_json_reply) {
-            (true, true, _) => spoiled(id, b",\xff\n"),
-            (true, _, true) => spoiled(id, b",\"result\":\n"),
+        if tool_call && self.args.close_stdout_at_call {
+            self.out.flush().context("flushing stdout")?;
+            crate::hostile::close_stdout_and_stay()?;
+        }
+        let bytes = match (
+            tool_call,
+            self.args.bad_utf8_reply,
+            self.args.bad_json_reply,
+            deep,
+            answer,
+        ) {
+            (true, true, _, _, _) => spoiled(id, b",\xff\n"),
+            (true, _, true, _, _) => spoiled(id, b",\"result\":\n"),
+            (_, _, _, Some(depth), Ok(result)) => crate::hostile::deep_answer(id, result, depth)?,
             _ => {
                 let mut bytes = serde_json::to_vec(&rpc::response(id, answer)).context("serializing a response")?;
                 bytes.push(b'\n');

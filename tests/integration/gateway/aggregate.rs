@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::support::{error_message, fixture_server, Gateway, StdioGateway, SLACK};
+use super::support::{error_message, fixture_server, names, Gateway, StdioGateway, SLACK};
 use crate::harness::{Cookie, Mode};
 
 fn config(cookie: &Cookie) -> String {
@@ -19,16 +19,6 @@ fn config(cookie: &Cookie) -> String {
             "lifetime = \"session\"\ntools = { exclude = [\"test_*\"] }"
         ),
     )
-}
-
-fn names(answer: &Value, field: &str) -> Vec<String> {
-    answer
-        .pointer(&format!("/result/{field}"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["name"].as_str().map(str::to_string))
-        .collect()
 }
 
 #[test]

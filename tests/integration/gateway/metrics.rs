@@ -48,7 +48,7 @@ pub fn sample(metrics: &str, name: &str) -> Option<f64> {
 }
 
 /// Scrapes until sample `name` is at least `want`; fails naming it and the last scrape.
-fn wait_sample(cookie: &Cookie, name: &str, want: f64) {
+pub fn wait_sample(cookie: &Cookie, name: &str, want: f64) {
     wait_until(cookie, name, &format!("reached {want}"), |v| v >= want);
 }
 

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use super::support::{toml_str, Gateway, SLACK};
+use super::support::{names, toml_str, Gateway, SLACK};
 use crate::harness::{Cookie, Mode};
 use crate::real_client::{readme_block, repo, run_client_with_env, test_deps};
 
@@ -58,14 +58,7 @@ fn the_inspector_cli_lists_and_calls_tools() {
     let url = format!("http://{}/mcp/everything", gw.addr);
     let run = |args: &[&str]| crate::real_client::inspector(&cookie, &url, args);
     let tools = run(&["--method", "tools/list"]);
-    let names: Vec<&str> = tools
-        .pointer("/result/tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    assert!(names.contains(&"echo"), "{tools}");
+    assert!(names(&tools, "tools").iter().any(|n| n == "echo"), "{tools}");
     let called = run(&[
         "--method",
         "tools/call",

@@ -46,6 +46,17 @@ pub fn fixture_server(name: &str, cookie: &Cookie, flags: &[&str], extra: &str) 
     )
 }
 
+/// The `name` of each item of a listing answer's `result.{field}` (`tools`, `prompts`).
+pub fn names(answer: &Value, field: &str) -> Vec<String> {
+    answer
+        .pointer(&format!("/result/{field}"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// A TOML string literal.
 pub fn toml_str(s: &str) -> String {
     serde_json::to_string(s).expect("string")

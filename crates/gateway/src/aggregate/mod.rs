@@ -264,7 +264,12 @@ async fn list_one(
         let answer = up
             .call(what.method, params.as_deref(), up.server.request_timeout)
             .await?;
-        let answer: Value = serde_json::from_slice(&answer).map_err(|e| format!("its answer is not JSON: {e}"))?;
+        let answer: Value = serde_json::from_slice(&answer).map_err(|e| {
+            format!(
+                "its answer cannot be read: {}",
+                crate::jsonrpc::why_not_json(&e, &answer)
+            )
+        })?;
         if let Some(err) = answer.get("error") {
             return Err(format!("it answered {err}"));
         }

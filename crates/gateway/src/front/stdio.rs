@@ -146,13 +146,7 @@ async fn message(gw: &Arc<Gateway>, session: &mut Option<Arc<Session>>, out: &mp
 
 /// Whether a request carries the 2026-07-28 envelope.
 fn is_2026(view: &View<'_>) -> bool {
-    view.params.is_some_and(|p| {
-        serde_json::from_str::<serde_json::Value>(p.get()).is_ok_and(|p| {
-            p.pointer("/_meta/io.modelcontextprotocol~1protocolVersion")
-                .and_then(serde_json::Value::as_str)
-                .is_some()
-        })
-    })
+    crate::modern::envelope::said(view.params).version.is_some()
 }
 
 /// A 2026-07-28 request, served as at the HTTP door: stdio has no headers, so what they would
@@ -160,18 +154,13 @@ fn is_2026(view: &View<'_>) -> bool {
 async fn modern(gw: Arc<Gateway>, out: mpsc::Sender<Bytes>, text: String) {
     use crate::modern::front::{post, Answer};
     let _busy = gw.busy();
-    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let method = body["method"].as_str().unwrap_or_default().to_string();
-    let name = body
-        .pointer("/params/name")
-        .or_else(|| body.pointer("/params/uri"))
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_string);
-    let version = body
-        .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    // What the headers would say, read from the body without building values (its arguments
+    // may nest deeper than serde builds).
+    let view = View::parse(&text).ok();
+    let method = view.as_ref().map(|v| v.method().to_string()).unwrap_or_default();
+    let said = crate::modern::envelope::said(view.as_ref().and_then(|v| v.params));
+    let name = said.name.or(said.uri);
+    let version = said.version.unwrap_or_default();
     let session_header = gw.config().gateway.session_header.clone();
     let header = |h: &str| -> Result<Option<&str>, ()> {
         Ok(match h {

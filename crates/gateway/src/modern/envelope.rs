@@ -78,6 +78,32 @@ struct Meta<'a> {
     log_level: Option<&'a RawValue>,
 }
 
+/// What a request's params say of it where the 2026-07-28 front doors look: its `name`, its
+/// `uri`, and the protocol version in its `_meta`. Read without building values, so arguments
+/// nested however deep (past serde's 128 levels) hide none of it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Said {
+    /// `params.name`, when a string.
+    pub name: Option<String>,
+    /// `params.uri`, when a string.
+    pub uri: Option<String>,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, when a string.
+    pub version: Option<String>,
+}
+
+/// Reads [`Said`] from `params` (nothing from params that are not an object).
+pub fn said(params: Option<&RawValue>) -> Said {
+    let Some(p) = params.and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok()) else {
+        return Said::default();
+    };
+    let string = |raw: Option<&RawValue>| raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok());
+    Said {
+        name: string(p.name),
+        uri: string(p.uri),
+        version: string(p.meta.and_then(|m| m.version)),
+    }
+}
+
 /// A header's value, if present once (a header sent twice is a mismatch).
 type Header<'h> = Result<Option<&'h str>, ()>;
 
@@ -220,6 +246,24 @@ mod tests {
                 _ => Err(()),
             }
         }
+    }
+
+    #[test]
+    fn what_params_say_is_read_past_arguments_of_any_depth() {
+        let deep = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+        let text = format!(r#"{{"name":"echo","arguments":{{"text":{deep}}},{META}}}"#);
+        let params = RawValue::from_string(text).unwrap();
+        assert_eq!(
+            said(Some(&params)),
+            Said {
+                name: Some("echo".into()),
+                uri: None,
+                version: Some("2026-07-28".into())
+            }
+        );
+        let not_an_object = RawValue::from_string("[1]".into()).unwrap();
+        assert_eq!(said(Some(&not_an_object)), Said::default());
+        assert_eq!(said(None), Said::default());
     }
 
     const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"warning"}"#;

@@ -374,15 +374,13 @@ async fn call(
 /// The name (tools, prompts) or URI (resources) a request names, if any: what a retry must
 /// name again.
 fn name_of(view: &View<'_>) -> Option<String> {
-    let p = view.params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok())?;
-    p["name"].as_str().or_else(|| p["uri"].as_str()).map(str::to_string)
+    let said = envelope::said(view.params);
+    said.name.or(said.uri)
 }
 
 /// The `uri` a request names, if any.
 fn uri_of(view: &View<'_>) -> Option<String> {
-    view.params
-        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-        .and_then(|p| p["uri"].as_str().map(str::to_string))
+    envelope::said(view.params).uri
 }
 
 /// The serverInfo of a session's one server, or of the gateway.

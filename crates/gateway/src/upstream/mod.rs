@@ -13,6 +13,8 @@
 pub mod http;
 pub mod modern;
 mod reader;
+#[cfg(test)]
+mod remap_props;
 mod start;
 mod writer;
 
@@ -36,24 +38,33 @@ pub use start::{spawn, StartError, StartOptions, OUTBOX};
 pub const CALL_QUEUE: usize = 256;
 
 /// Hands a message to a call's stream without ever blocking the reader task (which serves every
-/// client of the instance): an interim message that finds the stream full is dropped, the client
-/// not keeping up; an answer waits in a task of its own. False when it was not delivered.
-pub fn deliver(reply: &mpsc::Sender<Out>, out: Out) -> bool {
+/// client of the instance): an interim message that finds the stream full is not delivered, the
+/// client not keeping up (the caller may send it another way, or count it dropped, see
+/// [`crate::dropped`]); an answer waits in a task of its own.
+pub fn deliver(reply: &mpsc::Sender<Out>, out: Out) -> Delivery {
     match reply.try_send(out) {
-        Ok(()) => true,
+        Ok(()) => Delivery::Sent,
         Err(mpsc::error::TrySendError::Full(Out::Answer(answer))) => {
             let reply = reply.clone();
             tokio::spawn(async move {
                 let _ = reply.send(Out::Answer(answer)).await;
             });
-            true
+            Delivery::Sent
         }
-        Err(mpsc::error::TrySendError::Full(Out::Interim(_))) => {
-            tracing::debug!("a call's stream is full ({CALL_QUEUE} messages): dropped an interim message");
-            false
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(mpsc::error::TrySendError::Full(Out::Interim(_))) => Delivery::Full,
+        Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
     }
+}
+
+/// What became of a message handed to a call's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// On the stream (an answer: on its way).
+    Sent,
+    /// Not sent: the stream was full ([`CALL_QUEUE`] messages waiting).
+    Full,
+    /// Not sent: the call is over.
+    Closed,
 }
 
 /// Where an upstream's answer goes.

@@ -27,7 +27,8 @@ use tokio::process::ChildStdout;
 
 use tokio::sync::mpsc;
 
-use super::{deliver, short, start, Out, Route, Upstream};
+use super::{deliver, short, start, Delivery, Out, Route, Upstream};
+use crate::dropped::Where;
 use crate::jsonrpc::{self, code, Kind, View};
 use crate::lines::{read_line, Line, PREFIX};
 
@@ -54,16 +55,25 @@ pub async fn read(up: Weak<Upstream>, stdout: ChildStdout, max: usize) {
         }
     }
     if let Some(up) = up.upgrade() {
-        let status = start::exit_status(&up).await;
-        let why = match status {
-            Some(s) => format!("the server exited ({s})"),
-            None => "the server closed its output".to_string(),
-        };
+        let (cause, why) = end_of_output(&up).await;
         if !up.is_gone() {
             tracing::warn!(server = %up.name(), instance = %short(&up.id), "{why}");
         }
-        // A server that closed its output but runs on is ended too: it cannot be served.
-        up.end(crate::cause::Cause::ServerExited, &why);
+        up.end(cause, &why);
+    }
+}
+
+/// Why a server's stdout reached its end: its exit, when the shim reports one within a short
+/// patience (a server's exit ends its shim at once); otherwise the server closed its stdout and
+/// lives on. Such a server cannot be served, so it is ended now, as a failure, rather than left
+/// until a timeout: its calls in flight get this reason, and its lifeline goes.
+async fn end_of_output(up: &Upstream) -> (crate::cause::Cause, String) {
+    match start::exit_status(up).await {
+        Some(s) => (crate::cause::Cause::ServerExited, format!("the server exited ({s})")),
+        None => (
+            crate::cause::Cause::ServerFailed,
+            "the server closed its stdout but did not exit".to_string(),
+        ),
     }
 }
 
@@ -152,8 +162,11 @@ impl Upstream {
         }
         match self.sole_client() {
             Some((session, Some(reply))) => {
-                if !deliver(&reply, Out::Interim(message.clone())) {
-                    session.push(message);
+                let delivery = deliver(&reply, Out::Interim(message.clone()));
+                // A call stream the client does not read as fast: its session's stream, if it
+                // has one, takes the message; else it is dropped.
+                if delivery != Delivery::Sent && !session.push(message) && delivery == Delivery::Full {
+                    session.dropped(self.name(), Where::Call);
                 }
             }
             Some((session, None)) => {
@@ -255,10 +268,10 @@ impl Upstream {
             return; // The request is over: its late progress has no one to go to.
         };
         if let Some(original) = &c.progress {
-            deliver(
-                &c.reply,
-                Out::Interim(Bytes::from(jsonrpc::replace_id(view.text, p.token, original))),
-            );
+            let progress = Out::Interim(Bytes::from(jsonrpc::replace_id(view.text, p.token, original)));
+            if deliver(&c.reply, progress) == Delivery::Full {
+                c.session.dropped(self.name(), Where::Call);
+            }
         }
     }
 

@@ -257,6 +257,14 @@ pub(super) fn start(mut cfg: ShimConfig) -> Result<Started, ShimError> {
         }
     };
     tracing::debug!("instance {}: server pid {leader}", cfg.instance);
+    if cfg.lifeline.is_some() {
+        if let Err(e) = watch::let_go_of_server_stdio() {
+            tracing::warn!(
+                "instance {}: still holding the server's stdin and stdout: {e}",
+                cfg.instance
+            );
+        }
+    }
 
     let (ledger, cgroup, watchdog, ssh) = partial.done();
     let tree = Tree::new(

@@ -5,7 +5,8 @@
 //! writer is gone, and POLLERR on stdout's write end once every reader is gone, with data still
 //! buffered or not. The parent is watched through a pidfd (not `PR_SET_PDEATHSIG`, which fires
 //! when the spawning *thread* exits); a gateway instead hands over a lifeline fd whose EOF means
-//! "end it now".
+//! "end it now", and the shim then holds no copy of the server's stdin and stdout at all
+//! ([`let_go_of_server_stdio`]).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -203,6 +204,19 @@ impl Watch {
         }
         Ok(events)
     }
+}
+
+/// Lets go of fds 0 and 1 once the server holds them, for a shim with a lifeline (the
+/// gateway's: it watches neither, see [`Watch::new`]). They are the gateway's pipes to the
+/// server; a copy held here would keep them open past the server's own close, so a server
+/// that closes its stdout and lives on would never show the gateway an end of file (nor one
+/// that stops reading stdin a closed pipe). /dev/null takes their place, so fds 0 and 1 are
+/// never reused for something else.
+pub fn let_go_of_server_stdio() -> io::Result<()> {
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    Ok(())
 }
 
 /// Captures the parent, as the very first thing the shim does (a client that dies while the shim

@@ -76,6 +76,13 @@ fn over_http_a_huge_deep_or_ill_typed_message_is_refused_and_hurts_no_one() {
         &[],
     );
     assert_eq!(r.status, 400, "{}", r.text());
+    // It is refused at its first level, as a batch (the gateway never reads deeper there).
+    assert_eq!(
+        error_message(&r.messages().pop().unwrap_or(Value::Null)),
+        "JSON-RPC batches are not part of protocol revision 2025-06-18 (only 2025-03-26)",
+        "{}",
+        r.text()
+    );
     for id in WRONG_IDS {
         let r = c.post_raw(
             format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#).as_bytes(),
@@ -131,6 +138,14 @@ fn over_stdio_a_huge_deep_or_ill_typed_line_is_refused_and_the_next_one_served()
         error_message(&answer).starts_with("parse error: recursion limit exceeded"),
         "{answer}"
     );
+    // Nesting where the gateway looks: refused at its first level (not an object).
+    gw.send_bytes(format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000)).as_bytes());
+    let answer = gw.next_message();
+    assert_eq!(
+        error_message(&answer),
+        "not a JSON-RPC message: invalid type: sequence, expected a string",
+        "{answer}"
+    );
     for id in WRONG_IDS {
         gw.send_bytes(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"}}\n").as_bytes());
         let answer = gw.next_message();
@@ -154,6 +169,38 @@ fn over_stdio_a_huge_deep_or_ill_typed_line_is_refused_and_the_next_one_served()
         "tools/call",
         json!({"name": "echo", "arguments": {"text": "served on"}}),
     );
+    assert_eq!(a.pointer("/result/content/0/text"), Some(&json!("served on")), "{a}");
+    gw.close();
+    cookie.assert_none_survive(SLACK);
+}
+
+/// A 2026-07-28 request (no `initialize`: the envelope in `params._meta`) whose arguments nest
+/// 100,000 deep: the stdio front door reads the envelope without building values, so the
+/// request is known for what it is and passed on; the server's own parser refuses it, and its
+/// error reaches the client under the client's id.
+#[test]
+fn over_stdio_a_2026_request_nested_100000_deep_reaches_the_server() {
+    let cookie = Cookie::new();
+    let mut gw = StdioGateway::start(&cookie, &config(&cookie));
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    gw.send_bytes(
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":51,\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":{}}},{meta}}}}}\n",
+            nested(100_000)
+        )
+        .as_bytes(),
+    );
+    let answer = gw.next_message();
+    assert_eq!(answer["id"], 51, "{answer}");
+    assert!(
+        error_message(&answer).starts_with("parse error: recursion limit exceeded"),
+        "{answer}"
+    );
+    let params: Value = serde_json::from_str(&format!(
+        r#"{{"name":"echo","arguments":{{"text":"served on"}},{meta}}}"#
+    ))
+    .expect("params");
+    let a = gw.ask(52, "tools/call", params);
     assert_eq!(a.pointer("/result/content/0/text"), Some(&json!("served on")), "{a}");
     gw.close();
     cookie.assert_none_survive(SLACK);
