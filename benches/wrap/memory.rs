@@ -1,5 +1,6 @@
-//! Phase 3: memory of a wrapped server's three processes (shim, watchdog, fixture) once the
-//! fixture is ready, and of a directly started fixture for comparison.
+//! Phase 3: memory of a wrapped server's three processes (shim, watchdog, fixture; and the
+//! keeper above the shim where no cgroup is in force) once the fixture is ready, and of a
+//! directly started fixture for comparison.
 //!
 //! The shim stays resident for the server's whole life, so its footprint is the standing cost
 //! of `tether wrap`; it is checked against a target. The shim's info lines also tell the
@@ -27,6 +28,8 @@ pub struct Memory {
     pub shim: Vec<Mem>,
     pub watchdog: Vec<Mem>,
     pub fixture: Vec<Mem>,
+    /// The keeper above each shim, when one runs (no cgroup).
+    pub keeper: Vec<Mem>,
     /// A directly started fixture, for comparison.
     pub direct: Mem,
     /// The shim's "containment …" info line, if it printed one.
@@ -41,6 +44,7 @@ pub fn measure(ctx: &Ctx) -> Result<Memory> {
         shim: Vec::new(),
         watchdog: Vec::new(),
         fixture: Vec::new(),
+        keeper: Vec::new(),
         direct: Mem::default(),
         layers: None,
         shim_by_file: Vec::new(),
@@ -49,8 +53,14 @@ pub fn measure(ctx: &Ctx) -> Result<Memory> {
         let mut server = Server::start(ctx, Mode::Wrapped, true, true)?;
         let (ready, before) = server.ready_line()?;
         let fixture_pid = ready_pid(&ready)?;
-        let shim_pid = server.pid();
-        let watchdog_pid = find_watchdog(shim_pid)?;
+        let top = server.pid();
+        let shim_pid = if procfs::comm(top).as_deref() == Some("tether-keeper") {
+            m.keeper.push(read_mem(top)?);
+            find_child(top, "tether")?
+        } else {
+            top
+        };
+        let watchdog_pid = find_child(shim_pid, "tether-watchdog")?;
         ensure!(
             procfs::children(shim_pid, shim_pid)?.contains(&fixture_pid),
             "the fixture (pid {fixture_pid}) is not a child of the shim (pid {shim_pid})"
@@ -117,20 +127,18 @@ fn ready_pid(ready: &str) -> Result<i32> {
         .with_context(|| format!("no pid in the ready line {ready:?}"))
 }
 
-/// The shim's child named `tether-watchdog` (it renames itself right after the fork).
-fn find_watchdog(shim: i32) -> Result<i32> {
+/// The child of `parent` named `name`: the shim's `tether-watchdog` (it renames itself right
+/// after the fork), or the keeper's `tether` (the shim).
+fn find_child(parent: i32, name: &str) -> Result<i32> {
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
-        let kids = procfs::children(shim, shim)?;
-        if let Some(&pid) = kids
-            .iter()
-            .find(|&&p| procfs::comm(p).as_deref() == Some("tether-watchdog"))
-        {
+        let kids = procfs::children(parent, parent)?;
+        if let Some(&pid) = kids.iter().find(|&&p| procfs::comm(p).as_deref() == Some(name)) {
             return Ok(pid);
         }
         ensure!(
             Instant::now() < deadline,
-            "no child of the shim (pid {shim}) is named tether-watchdog; children: {kids:?}"
+            "no child of pid {parent} is named {name}; children: {kids:?}"
         );
         std::thread::sleep(Duration::from_millis(5));
     }

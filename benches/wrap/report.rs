@@ -165,12 +165,14 @@ fn memory(out: &mut String, mem: &Memory) -> Result<()> {
     writeln!(out, "| process | VmRSS | RssAnon | RssFile | RssShmem | VmHWM | Pss |")?;
     writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
     let direct = [mem.direct];
-    for (name, v) in [
+    let keeper = [("`tether-keeper` (no cgroup)", &mem.keeper[..])];
+    let keeper = keeper.into_iter().filter(|(_, v)| !v.is_empty());
+    for (name, v) in keeper.chain([
         ("`tether wrap` shim", &mem.shim[..]),
         ("`tether-watchdog`", &mem.watchdog[..]),
         ("fixture (wrapped)", &mem.fixture[..]),
         ("fixture (direct)", &direct[..]),
-    ] {
+    ]) {
         writeln!(
             out,
             "| {name} | {} | {} | {} | {} | {} | {} |",
