@@ -346,12 +346,15 @@ impl Pool {
     }
 
     /// Counts the processes of every instance whose shim runs, for the `max_processes` cap.
+    /// An instance counts at least [`PROCESSES_PER_START`]: one just spawned may not have forked
+    /// its watchdog and server yet, and a count that saw only its shim would let a burst of
+    /// starts straddling the count pass the cap.
     pub fn count_processes(&self) -> usize {
         let n = self
             .tracked()
             .iter()
             .filter_map(|u| u.pid)
-            .map(|pid| tether_supervisor::inventory::tree_size(pid as i32))
+            .map(|pid| tether_supervisor::inventory::tree_size(pid as i32).max(PROCESSES_PER_START))
             .sum();
         self.processes.store(n, Ordering::Release);
         n
