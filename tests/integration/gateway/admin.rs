@@ -134,30 +134,44 @@ fn sessions_kill_and_reload_through_the_admin_socket() {
     );
 }
 
-#[test]
-fn without_a_cgroup_the_tree_shows_the_keeper_above_the_shim() {
-    let cookie = Cookie::new();
+/// A gateway in `mode` with one session instance of the fixture and its two children, and the
+/// listing `tether sessions` gives, once the instance's tree (shown) is exactly the processes
+/// carrying the cookie but the gateway: `processes` of them.
+fn one_instance_tree(cookie: &Cookie, mode: Mode, processes: usize) -> (Gateway, super::support::Client, Value) {
     let gw = Gateway::start(
-        &cookie,
-        Mode::NoCgroup,
-        &fixture_server("fx", &cookie, &["--children", "2"], "lifetime = \"session\""),
+        cookie,
+        mode,
+        &fixture_server("fx", cookie, &["--children", "2"], "lifetime = \"session\""),
     );
     let mut c = gw.client(Some("fx"));
     c.initialize();
-    c.echo("a tree under a keeper");
-    // The gateway, and the instance: keeper, shim, watchdog, the server and its two children.
-    cookie.wait_for_carriers(7);
-    let listing = tether_json_ok(&cookie, "sessions", &[]);
+    c.echo("a tree");
+    cookie.wait_for_carriers(processes + 1);
+    let listing = tether_json_ok(cookie, "sessions", &[]);
     let instance = &listing["instances"][0];
-    let tree = instance["tree"].as_array().expect("a tree");
-    let mut shown: Vec<i32> = tree
+    let mut shown: Vec<i32> = instance["tree"]
+        .as_array()
+        .expect("a tree")
         .iter()
         .filter_map(|p| p["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
         .collect();
     shown.sort_unstable();
     let mut carriers = cookie.carriers_except(&[gw.pid()]);
     carriers.sort_unstable();
-    assert_eq!(shown, carriers, "{instance:#}");
+    assert_eq!(
+        shown, carriers,
+        "the tree is exactly the instance's processes: {instance:#}"
+    );
+    (gw, c, listing)
+}
+
+#[test]
+fn without_a_cgroup_the_tree_shows_the_keeper_above_the_shim() {
+    let cookie = Cookie::new();
+    // Keeper, shim, watchdog, the server and its two children.
+    let (gw, mut c, listing) = one_instance_tree(&cookie, Mode::NoCgroup, 6);
+    let instance = &listing["instances"][0];
+    let tree = instance["tree"].as_array().expect("a tree");
     assert_eq!(tree[0]["found_by"], "keeper", "the gateway's child: {instance:#}");
     let found_by = |what: &str| tree.iter().filter(|p| p["found_by"] == what).count();
     assert_eq!(
@@ -177,32 +191,14 @@ fn without_a_cgroup_the_tree_shows_the_keeper_above_the_shim() {
 #[test]
 fn instances_show_their_process_trees_and_ps_shows_the_live_gateway() {
     let cookie = Cookie::new();
-    let gw = Gateway::start(
-        &cookie,
-        Mode::Cgroup,
-        &fixture_server("fx", &cookie, &["--children", "2"], "lifetime = \"session\""),
-    );
-    let mut c = gw.client(Some("fx"));
-    c.initialize();
-    c.echo("a tree");
-    // The gateway, and the instance: the shim, its watchdog, the server and its two children.
-    cookie.wait_for_carriers(6);
-
-    let listing = tether_json_ok(&cookie, "sessions", &[]);
+    // The shim, its watchdog, the server and its two children.
+    let (gw, mut c, listing) = one_instance_tree(&cookie, Mode::Cgroup, 5);
     let instance = &listing["instances"][0];
     let tree = instance["tree"].as_array().expect("a tree");
     let pids: Vec<i32> = tree
         .iter()
         .filter_map(|p| p["pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
         .collect();
-    let mut carriers = cookie.carriers_except(&[gw.pid()]);
-    carriers.sort_unstable();
-    let mut shown = pids.clone();
-    shown.sort_unstable();
-    assert_eq!(
-        shown, carriers,
-        "the tree is exactly the instance's processes: {instance:#}"
-    );
     assert_eq!(tree[0]["found_by"], "shim", "{instance:#}");
     assert_eq!(tree[0]["pid"], instance["shim_pid"], "{instance:#}");
     let found_by = |what: &str| tree.iter().filter(|p| p["found_by"] == what).count();
