@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use tether_supervisor::ledger::Ledger;
+use tether_supervisor::process::cookie::INSTANCE_VAR;
+use tether_supervisor::process::procfs;
 
 use crate::harness::{describe, eventually, reap, Cookie};
 
@@ -13,21 +15,58 @@ use crate::harness::{describe, eventually, reap, Cookie};
 /// connection, a loaded machine.
 pub const SETTLE: Duration = Duration::from_secs(25);
 
-/// Waits until nothing but `except` carries the cookie; returns what survived (described) and
-/// kills it, so the next iteration starts clean.
-pub fn orphans(cookie: &Cookie, except: &[i32]) -> Vec<String> {
+/// What survived its scope.
+pub struct Orphans {
+    /// Every survivor, described.
+    pub all: Vec<String>,
+    /// Those that are the zoo's `env -i` escapee, with no cookie and no identity in the ledger:
+    /// born after its shim's last tree walk (see [`Orphans::unrecorded_env_i`]).
+    pub unrecorded_env_i: Vec<String>,
+}
+
+/// Waits until nothing but `except` carries the cookie; returns what survived and kills it by
+/// pid, so the next iteration starts clean.
+pub fn orphans(cookie: &Cookie, except: &[i32]) -> Orphans {
     let mut left = Vec::new();
+    let mut found = Orphans {
+        all: Vec::new(),
+        unrecorded_env_i: Vec::new(),
+    };
     if eventually(SETTLE, || {
         left = cookie.carriers_except(except);
         left.is_empty()
     }) {
-        return Vec::new();
+        return found;
     }
-    let described = left.iter().map(|&p| describe(p)).collect();
+    let recorded = recorded_pids(cookie);
+    for &p in &left {
+        let described = describe(p);
+        let env_i = procfs::cmdline_of(p).is_some_and(|c| c.contains("--sleeper env-i"))
+            && !procfs::environ_has(p, INSTANCE_VAR.as_bytes())
+            && !recorded.contains(&p);
+        if env_i {
+            found.unrecorded_env_i.push(described.clone());
+        }
+        found.all.push(described);
+    }
     for &p in &left {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
     }
-    described
+    found
+}
+
+/// Every pid the run's ledger recorded for any instance, ended ones included.
+fn recorded_pids(cookie: &Cookie) -> Vec<i32> {
+    let Ok(ledger) = Ledger::open(&cookie.state_dir()) else {
+        return Vec::new();
+    };
+    ledger
+        .all_instances()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|i| ledger.processes_of(&i.intent.id).unwrap_or_default())
+        .map(|p| p.identity.pid)
+        .collect()
 }
 
 /// The ledger checks with no Tether process running: what failed, if anything.

@@ -25,7 +25,7 @@ use crate::gateway::support::SLACK;
 use crate::harness::{eventually, Cookie, Mode};
 use crate::sshd::Sshd;
 use bystanders::Bystanders;
-use plan::Plan;
+use plan::{Kind, Plan};
 use report::Tally;
 use scene::{Traffic, WrapClient};
 
@@ -149,8 +149,26 @@ fn iteration(run: &mut Run, i: u32) {
         );
     }
     let orphans = checks::orphans(&run.cookie, &[]);
-    run.tally.orphans += orphans.len();
-    run.tally.note(i, "survived its scope", &orphans);
+    if run.mode == Mode::NoCgroup && step.kind == Kind::Sweep {
+        // Without a cgroup, a power loss (the shim and its keeper killed at once) leaves an
+        // `env -i` escapee born after its shim's last tree walk: beyond reach by design
+        // (README, "What this closes, and the window left"). Counted, not a finding; any
+        // other survivor is.
+        run.tally.window += orphans.unrecorded_env_i.len();
+        for o in &orphans.unrecorded_env_i {
+            eprintln!("chaos: iteration {i}: in the window without a cgroup: {o}");
+        }
+        let others: Vec<String> = orphans
+            .all
+            .into_iter()
+            .filter(|o| !orphans.unrecorded_env_i.contains(o))
+            .collect();
+        run.tally.orphans += others.len();
+        run.tally.note(i, "survived its scope", &others);
+    } else {
+        run.tally.orphans += orphans.all.len();
+        run.tally.note(i, "survived its scope", &orphans.all);
+    }
     check_strangers(run, i, "at the iteration's end");
     let failed = checks::ledger(&run.cookie);
     run.tally.ledger_checks += 1;
@@ -180,7 +198,7 @@ fn check_strangers(run: &mut Run, i: u32, when: &str) {
 fn finish(mut run: Run) {
     let report = crate::harness::reap(&run.cookie, &[]);
     let i = run.tally.iterations;
-    let orphans = checks::orphans(&run.cookie, &[]);
+    let orphans = checks::orphans(&run.cookie, &[]).all;
     run.tally.orphans += orphans.len();
     run.tally.note(i, "survived the final reap", &orphans);
     check_strangers(&mut run, i, "after the final reap");

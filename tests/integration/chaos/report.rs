@@ -18,6 +18,9 @@ pub struct Tally {
     pub no_target: u32,
     /// Processes that carried the run's cookie after every scope ended.
     pub orphans: usize,
+    /// Without a cgroup: `env -i` escapees a power loss left, born after their shim's last
+    /// tree walk (the documented window; not orphans of the guarantee's single kills).
+    pub window: usize,
     /// Bystanders found dead.
     pub strangers_signalled: usize,
     /// Ledger checks (integrity, agreement with `/proc`) passed, and run.
@@ -107,6 +110,12 @@ impl Tally {
             "| orphans (processes left carrying the cookie) | {} |",
             self.orphans
         ));
+        if self.keepers {
+            rows.push(format!(
+                "| power losses without a cgroup: `env -i` escapees born after the last tree walk (the window left) | {} |",
+                self.window
+            ));
+        }
         rows.push(format!(
             "| strangers signalled (of {} bystanders, {} at recycled pids) | {} |",
             self.bystanders.0, self.bystanders.1, self.strangers_signalled
