@@ -100,6 +100,12 @@ pub struct Args {
     #[arg(long)]
     pub close_stdout_and_stay: bool,
 
+    /// At start, close stdout and stderr (as a server that daemonizes in place) and stay alive,
+    /// serving nothing, until killed. Over SSH only this shows as the channel's end of file:
+    /// OpenSSH sends it once both streams are closed.
+    #[arg(long)]
+    pub close_stdio_and_stay: bool,
+
     /// At the first `tools/call`, instead of answering it, close stdout and stay alive until
     /// killed (the call is then in flight when the reader sees its end of file).
     #[arg(long)]

@@ -20,6 +20,9 @@ pub fn before_serving(args: &Args) -> Result<()> {
     if args.stderr_flood {
         std::thread::spawn(flood_stderr);
     }
+    if args.close_stdio_and_stay {
+        close_and_stay(true)?;
+    }
     if args.close_stdout_and_stay {
         close_stdout_and_stay()?;
     }
@@ -29,11 +32,19 @@ pub fn before_serving(args: &Args) -> Result<()> {
 /// Closes stdout and stays alive (until killed): /dev/null in stdout's place closes the pipe,
 /// so whoever reads its other end sees its end of file.
 pub fn close_stdout_and_stay() -> Result<()> {
+    close_and_stay(false)
+}
+
+/// Closes stdout (and stderr too with `stderr`) and stays alive until killed.
+fn close_and_stay(stderr: bool) -> Result<()> {
     let null = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/null")
         .context("opening /dev/null")?;
     nix::unistd::dup2_stdout(&null).context("closing stdout")?;
+    if stderr {
+        nix::unistd::dup2_stderr(&null).context("closing stderr")?;
+    }
     crate::signals::block_forever();
 }
 

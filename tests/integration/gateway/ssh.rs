@@ -12,6 +12,13 @@ use crate::sshd::Sshd;
 
 /// A `[servers.remote]` table running the fixture with its zoo on the test's sshd.
 pub(crate) fn remote_server(sshd: &Sshd, cookie: &Cookie, lifetime: &str) -> String {
+    remote_server_with(sshd, cookie, ZOO, &format!("lifetime = \"{lifetime}\""))
+}
+
+/// A `[servers.remote]` table running the fixture with `flags` on the test's sshd, and `extra`
+/// lines in the table.
+pub(crate) fn remote_server_with(sshd: &Sshd, cookie: &Cookie, flags: &[&str], extra: &str) -> String {
+    let fixture_flags = flags;
     let flags = sshd.tether_flags();
     let value = |name: &str| {
         flags
@@ -26,9 +33,9 @@ pub(crate) fn remote_server(sshd: &Sshd, cookie: &Cookie, lifetime: &str) -> Str
         .map(|w| w[1].clone())
         .collect();
     let mut args = vec!["--tag".to_string(), cookie.0.clone()];
-    args.extend(ZOO.iter().map(|s| s.to_string()));
+    args.extend(fixture_flags.iter().map(|s| s.to_string()));
     format!(
-        "[servers.remote]\nssh = {}\nssh_config = {}\nssh_identity = {}\nssh_options = {}\ncommand = {}\nargs = {}\nlifetime = \"{lifetime}\"\ngrace = \"300ms\"\n",
+        "[servers.remote]\nssh = {}\nssh_config = {}\nssh_identity = {}\nssh_options = {}\ncommand = {}\nargs = {}\n{extra}\ngrace = \"300ms\"\n",
         toml_str(&value("--ssh")),
         toml_str(&value("--ssh-config")),
         toml_str(&value("--ssh-identity")),

@@ -98,6 +98,26 @@ fn a_server_that_closes_stdout_and_stays_is_ended_at_once() {
     gw.shut_down(&cookie);
 }
 
+#[test]
+fn an_ssh_server_that_closes_its_stdio_and_stays_is_ended_at_once() {
+    // The remote wrapper keeps only a read end of the channel's stdout, so the server's close
+    // reaches sshd, ssh and the gateway as an end of file. Of stdout and stderr both: OpenSSH
+    // sends the channel's end of file once both are closed (one alone is seen at the timeouts).
+    let Some(sshd) = crate::sshd::Sshd::start() else { return };
+    let cookie = Cookie::new();
+    let config = crate::gateway::ssh::remote_server_with(
+        &sshd,
+        &cookie,
+        &["--close-stdio-and-stay"],
+        "lifetime = \"session\"\nstartup_timeout = \"1h\"",
+    );
+    let gw = Gateway::start(&cookie, Mode::Cgroup, &config);
+    let mut mute = gw.client(Some("remote"));
+    let answer = within_slack(&gw, "initialize", move || mute.try_initialize().1);
+    ended_at_once(&gw, &cookie, "remote", "--close-stdio-and-stay", &answer);
+    gw.shut_down(&cookie);
+}
+
 /// What `ask` gets, on a thread of its own, failing the test when it takes longer than SLACK.
 fn within_slack(gw: &Gateway, what: &str, ask: impl FnOnce() -> Value + Send + 'static) -> Value {
     let (tx, rx) = std::sync::mpsc::channel();

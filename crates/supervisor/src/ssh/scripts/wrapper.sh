@@ -121,8 +121,21 @@ proc_stat "$pid" && start=$st_start
 # From here on this shell never touches the channel. Its copies move to fds 4-6, kept only to
 # recognise the pipes in sweep_stdio, and its stdio becomes /dev/null: dash and bash report a
 # job killed by a signal on stderr, and written to a channel whose reader is gone, that report
-# would SIGPIPE this shell before it cleaned up.
-exec 4<&3 5>&1 6>&2 0</dev/null 1>/dev/null 2>/dev/null 3<&-
+# would SIGPIPE this shell before it cleaned up. The stdout and stderr copies are *read* ends of
+# the same pipes, opened through /proc, where the channel uses pipes: a write end held here
+# would keep a server that closed both (sshd sends the channel's end of file only then) from
+# ever showing the client an end of file (a socket, which cannot be opened so, keeps a copy).
+if [ -p /proc/$$/fd/1 ] && (exec 5</proc/$$/fd/1) 2>/dev/null; then
+	exec 5</proc/$$/fd/1
+else
+	exec 5>&1
+fi
+if [ -p /proc/$$/fd/2 ] && (exec 6</proc/$$/fd/2) 2>/dev/null; then
+	exec 6</proc/$$/fd/2
+else
+	exec 6>&2
+fi
+exec 4<&3 0</dev/null 1>/dev/null 2>/dev/null 3<&-
 trap '' PIPE
 pick_step
 poll=0.2
