@@ -2,23 +2,27 @@
 //! restart of what should run again (a killed gateway is started again on the same state
 //! directory and configuration: its start-up sweep must end what is left).
 
-use std::time::Duration;
-
 use nix::sys::signal::Signal;
 
 use super::plan::{Kind, Step};
-use super::scene::{self, WrapClient};
+use super::scene::{self, Traffic, WrapClient};
 use super::targets::{self, kill, pick};
 use super::{bystanders, Run};
 use crate::gateway::support::{Gateway, SLACK};
 use crate::harness::eventually;
 
-/// Longest wait between a reload's SIGHUP and the gateway's SIGKILL.
-const RELOAD_WINDOW: Duration = Duration::from_millis(400);
+/// Most calls between a reload's SIGHUP and the gateway's SIGKILL (about 400 ms of calls here).
+const RELOAD_CALLS: u64 = 30;
 
 /// Kills `step.kind`'s victim; returns whether something was killed, and the gateway that runs
-/// now (`gw`, or its successor).
-pub fn strike(run: &mut Run, step: Step, gw: Gateway, wrap: Option<&mut WrapClient>) -> (bool, Gateway) {
+/// now (`gw`, or its successor). `traffic` runs meanwhile: its calls count out the moments.
+pub fn strike(
+    run: &mut Run,
+    step: Step,
+    gw: Gateway,
+    wrap: Option<&mut WrapClient>,
+    traffic: &Traffic,
+) -> (bool, Gateway) {
     let cookie = &run.cookie;
     let one = |pids: Vec<i32>| pick(&pids, step.victim).is_some_and(kill);
     match step.kind {
@@ -33,10 +37,10 @@ pub fn strike(run: &mut Run, step: Step, gw: Gateway, wrap: Option<&mut WrapClie
             run.generation += 1;
             let text = scene::config(&run.cookie, run.sshd.as_ref(), run.generation);
             std::fs::write(&run.config, text).expect("rewriting the configuration");
+            let made = traffic.made();
             gw.signal(Signal::SIGHUP);
-            // Not a wait for anything: the drawn moment inside the reload at which the kill
-            // lands (the chaos is in when, so it is a drawn time, not an event).
-            std::thread::sleep(run.plan.rng.delay(RELOAD_WINDOW));
+            // The drawn moment inside the reload, counted in calls made since the SIGHUP.
+            traffic.reach(made + run.plan.rng.below(RELOAD_CALLS + 1));
             (true, restart(run, gw))
         }
         Kind::Sweep => (true, power_loss_then_sweep(run, step, gw)),

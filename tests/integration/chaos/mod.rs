@@ -112,7 +112,7 @@ fn iteration(run: &mut Run, i: u32) {
     let mut wrap = step.wrap.then(|| WrapClient::start(&run.cookie, run.mode));
     let traffic = Traffic::start(&clients);
     traffic.reach(step.calls);
-    let (killed, gw) = kill::strike(run, step, gw, wrap.as_mut());
+    let (killed, gw) = kill::strike(run, step, gw, wrap.as_mut(), &traffic);
     let calls = traffic.stop();
     if killed {
         *run.tally.killed.entry(step.kind).or_default() += 1;

@@ -5,8 +5,6 @@
 //! The generator is SplitMix64: tiny, good enough to spread choices, and ours, so no crate's
 //! version bump can change what a seed means.
 
-use std::time::Duration;
-
 /// The most calls an iteration's traffic makes before the kill (about 800 ms of calls here).
 const MAX_CALLS: u64 = 60;
 
@@ -45,11 +43,6 @@ impl Rng {
     /// True with probability `percent`/100.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
-    }
-
-    /// A delay below `max`, in whole milliseconds: the random moment of a kill.
-    pub fn delay(&mut self, max: Duration) -> Duration {
-        Duration::from_millis(self.below(max.as_millis() as u64 + 1))
     }
 
     /// One of `items` (which must not be empty).

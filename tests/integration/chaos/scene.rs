@@ -120,8 +120,13 @@ impl Traffic {
         }
     }
 
-    /// Waits until `calls` calls were made (or the traffic stopped by itself): the iteration's
-    /// moment of the kill.
+    /// Calls made so far.
+    pub fn made(&self) -> u64 {
+        self.made.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `calls` calls were made (or the traffic stopped by itself): the moment of a
+    /// kill.
     pub fn reach(&self, calls: u64) {
         eventually(SETTLE, || {
             self.made.load(Ordering::SeqCst) >= calls || self.over.load(Ordering::SeqCst)
