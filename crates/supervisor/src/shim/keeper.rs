@@ -119,7 +119,9 @@ pub(super) fn split(parent: &mut Option<(i32, Option<Pidfd>)>) -> io::Result<Sid
         ForkResult::Parent { child } => {
             drop((hangup, news_out));
             let _ = nix::sys::prctl::set_name(KEEPER_COMM);
-            release_client_stdio();
+            // The client's pipes are the server's: a keeper holding stdout would hide the
+            // server's closing it from whoever reads it.
+            let _ = super::watch::let_go_of_server_stdio();
             Ok(Side::Keeper(Keeper {
                 shim: child,
                 link: Some(link),
@@ -129,15 +131,6 @@ pub(super) fn split(parent: &mut Option<(i32, Option<Pidfd>)>) -> io::Result<Sid
                 watch: Watch::parent_only(parent.take()),
             }))
         }
-    }
-}
-
-/// Points the keeper's stdin and stdout at /dev/null: the client's pipes are the server's, and
-/// a keeper holding stdout would hide the server's closing it from whoever reads it.
-fn release_client_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2_stdin(&null);
-        let _ = nix::unistd::dup2_stdout(&null);
     }
 }
 

@@ -207,7 +207,7 @@ impl Watch {
 }
 
 /// Lets go of fds 0 and 1 once the server holds them, for a shim with a lifeline (the
-/// gateway's: it watches neither, see [`Watch::new`]). They are the gateway's pipes to the
+/// gateway's: it watches neither, see [`Watch::new`]), and for a keeper (which never does). They are the gateway's pipes to the
 /// server; a copy held here would keep them open past the server's own close, so a server
 /// that closes its stdout and lives on would never show the gateway an end of file (nor one
 /// that stops reading stdin a closed pipe). /dev/null takes their place, so fds 0 and 1 are
